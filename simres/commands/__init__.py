@@ -1,0 +1,1 @@
+"""Click commands that live outside cli.py (one module per area); cli.py registers them."""

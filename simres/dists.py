@@ -1,0 +1,323 @@
+"""Probability distributions for service times, latencies, think times and jitter.
+
+Each distribution is a frozen pydantic model selected by ``kind`` in a scenario file. It
+knows its mean (and variance where finite) and builds a fast zero-argument sampler that
+draws from numpy in batches. A bare number in a scenario file means a constant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from simres.rng import batched
+
+Sampler = Callable[[], float]
+
+_Z99 = 2.3263478740408408  # standard normal 0.99 quantile, for lognormal-by-p99
+
+
+class _DistBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @property
+    def mean(self) -> float:  # pragma: no cover - overridden
+        """Expected value."""
+        raise NotImplementedError
+
+    @property
+    def variance(self) -> float:  # pragma: no cover - overridden
+        """Variance (``inf`` where it is not finite)."""
+        raise NotImplementedError
+
+    @property
+    def scv(self) -> float:
+        """Squared coefficient of variation, variance / mean**2 (0 for a zero mean)."""
+        m = self.mean
+        return self.variance / (m * m) if m > 0 else 0.0
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:  # pragma: no cover
+        """A zero-argument callable returning one draw per call, batched through numpy."""
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` draws as an array (convenience for analysis and tests)."""
+        s = self.sampler(rng)
+        return np.fromiter((s() for _ in range(n)), dtype=float, count=n)
+
+
+class Exponential(_DistBase):
+    """Exponential with the given ``mean`` (or ``rate`` = 1/mean; give exactly one)."""
+
+    kind: Literal["exponential"] = "exponential"
+    mean_: float | None = Field(default=None, alias="mean", gt=0)
+    rate: float | None = Field(default=None, gt=0)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Exponential:
+        if (self.mean_ is None) == (self.rate is None):
+            raise ValueError("give exactly one of 'mean' or 'rate'")
+        return self
+
+    @property
+    def mean(self) -> float:
+        return self.mean_ if self.mean_ is not None else 1.0 / float(self.rate)  # type: ignore[arg-type]
+
+    @property
+    def variance(self) -> float:
+        return self.mean**2
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:
+        scale = self.mean
+        return batched(lambda n: rng.exponential(scale, n))
+
+
+class Constant(_DistBase):
+    """Always ``value``."""
+
+    kind: Literal["constant"] = "constant"
+    value: float = Field(ge=0)
+
+    @property
+    def mean(self) -> float:
+        return self.value
+
+    @property
+    def variance(self) -> float:
+        return 0.0
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:
+        v = float(self.value)
+        return lambda: v
+
+
+class Uniform(_DistBase):
+    """Uniform on [low, high)."""
+
+    kind: Literal["uniform"] = "uniform"
+    low: float = Field(ge=0)
+    high: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError(f"high: must be >= low ({self.low}), got {self.high}")
+        return self
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2
+
+    @property
+    def variance(self) -> float:
+        return (self.high - self.low) ** 2 / 12
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:
+        lo, hi = self.low, self.high
+        return batched(lambda n: rng.uniform(lo, hi, n))
+
+
+def _phi(x: float) -> float:
+    return math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+
+def _Phi(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+class Normal(_DistBase):
+    """Normal(mean, sd) truncated at 0 (negative draws are redrawn, not clipped)."""
+
+    kind: Literal["normal"] = "normal"
+    mu: float = Field(alias="mean")
+    sd: float = Field(ge=0)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def _alpha(self) -> float:
+        return -self.mu / self.sd if self.sd > 0 else -math.inf
+
+    @property
+    def mean(self) -> float:
+        if self.sd == 0:
+            return max(self.mu, 0.0)
+        a = self._alpha
+        return self.mu + self.sd * _phi(a) / (1 - _Phi(a))
+
+    @property
+    def variance(self) -> float:
+        if self.sd == 0:
+            return 0.0
+        a = self._alpha
+        lam = _phi(a) / (1 - _Phi(a))
+        return self.sd**2 * (1 + a * lam - lam * lam)
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:
+        mu, sd = self.mu, self.sd
+
+        def draw(n: int) -> np.ndarray:
+            x = rng.normal(mu, sd, n)
+            bad = x < 0
+            while bad.any():
+                x[bad] = rng.normal(mu, sd, int(bad.sum()))
+                bad = x < 0
+            return x
+
+        return batched(draw)
+
+
+class LogNormal(_DistBase):
+    """Log-normal by ``median`` and ``p99`` (the way latencies are quoted) or by ``mu``/``sigma``."""
+
+    kind: Literal["lognormal"] = "lognormal"
+    median: float | None = Field(default=None, gt=0)
+    p99: float | None = Field(default=None, gt=0)
+    mu: float | None = None
+    sigma: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _params(self) -> LogNormal:
+        by_q = self.median is not None and self.p99 is not None
+        by_p = self.mu is not None and self.sigma is not None
+        if by_q == by_p or (by_q and (self.mu is not None or self.sigma is not None)):
+            raise ValueError("give either 'median' and 'p99', or 'mu' and 'sigma'")
+        if by_q and self.p99 < self.median:  # type: ignore[operator]
+            raise ValueError(f"p99: must be >= median ({self.median}), got {self.p99}")
+        return self
+
+    @property
+    def params(self) -> tuple[float, float]:
+        """(mu, sigma) of the underlying normal."""
+        if self.mu is not None and self.sigma is not None:
+            return self.mu, self.sigma
+        mu = math.log(self.median)  # type: ignore[arg-type]
+        return mu, (math.log(self.p99) - mu) / _Z99  # type: ignore[arg-type]
+
+    @property
+    def mean(self) -> float:
+        mu, s = self.params
+        return math.exp(mu + s * s / 2)
+
+    @property
+    def variance(self) -> float:
+        mu, s = self.params
+        return (math.exp(s * s) - 1) * math.exp(2 * mu + s * s)
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:
+        mu, s = self.params
+        return batched(lambda n: rng.lognormal(mu, s, n))
+
+
+class Gamma(_DistBase):
+    """Gamma with ``shape`` k and ``mean``; an integer shape is an Erlang-k distribution."""
+
+    kind: Literal["gamma", "erlang"] = "gamma"
+    shape: float = Field(gt=0)
+    mean_: float = Field(alias="mean", gt=0)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _erlang(self) -> Gamma:
+        if self.kind == "erlang" and float(self.shape) != int(self.shape):
+            raise ValueError(f"shape: an erlang shape must be a whole number, got {self.shape}")
+        return self
+
+    @property
+    def mean(self) -> float:
+        return self.mean_
+
+    @property
+    def variance(self) -> float:
+        return self.mean_**2 / self.shape
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:
+        k, scale = self.shape, self.mean_ / self.shape
+        return batched(lambda n: rng.gamma(k, scale, n))
+
+
+class Empirical(_DistBase):
+    """Draws uniformly from a list of observed ``values`` (with replacement)."""
+
+    kind: Literal["empirical"] = "empirical"
+    values: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def variance(self) -> float:
+        return float(np.var(self.values))
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:
+        arr = np.asarray(self.values, dtype=float)
+        return batched(lambda n: rng.choice(arr, n))
+
+
+class Component(BaseModel):
+    """One weighted component of a mixture."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    weight: float = Field(gt=0)
+    dist: Dist
+
+
+class Mixture(_DistBase):
+    """A weighted mixture, e.g. a bimodal service time (cache hit / miss)."""
+
+    kind: Literal["mixture"] = "mixture"
+    components: list[Component] = Field(min_length=1)
+
+    @property
+    def _weights(self) -> np.ndarray:
+        w = np.array([c.weight for c in self.components], dtype=float)
+        return w / w.sum()
+
+    @property
+    def mean(self) -> float:
+        return float(sum(w * c.dist.mean for w, c in zip(self._weights, self.components)))
+
+    @property
+    def variance(self) -> float:
+        m = self.mean
+        second = sum(w * (c.dist.variance + c.dist.mean**2)
+                     for w, c in zip(self._weights, self.components))
+        return float(second - m * m)
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:
+        w = self._weights
+        subs = [c.dist.sampler(rng) for c in self.components]
+        pick = batched(lambda n: rng.choice(len(w), n, p=w).astype(float))
+        return lambda: subs[int(pick())]()
+
+
+def _number_is_constant(v: Any) -> Any:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int | float):
+        return {"kind": "constant", "value": v}
+    return v
+
+
+Dist = Annotated[
+    Exponential | Constant | Uniform | Normal | LogNormal | Gamma | Empirical | Mixture,
+    Field(discriminator="kind"),
+    BeforeValidator(_number_is_constant),
+]
+"""A distribution in a scenario file: ``{kind: ..., ...}``, or a bare number for a constant."""
+
+Component.model_rebuild()
+Mixture.model_rebuild()
+
+DIST_KINDS: tuple[str, ...] = (
+    "exponential", "constant", "uniform", "normal", "lognormal", "gamma", "erlang",
+    "empirical", "mixture",
+)

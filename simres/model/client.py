@@ -1,0 +1,139 @@
+"""Client populations: open-loop arrival processes and closed-loop users.
+
+Each member of a population has its own arrival stream (seeded by client name and
+member index) and, with ``per_client`` scope, its own policy state. Time-varying rates
+(profiles and load faults) use thinning against an upper bound, which is exact for a
+non-homogeneous Poisson process.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator
+from typing import Any
+
+from simpy import Environment, Event
+from simpy.events import Timeout
+
+from simres.metrics.recorder import Recorder
+from simres.model.driver import INF, CallSite
+from simres.outcomes import UNFINISHED
+from simres.rng import batched, stream, uniform_sampler
+from simres.scenario import (
+    ClientConfig,
+    ClosedArrivals,
+    ConstantArrivals,
+    PoissonArrivals,
+    ProfileArrivals,
+)
+
+
+class ClientPopulation:
+    """``count`` members sending requests to one target service."""
+
+    def __init__(self, *, env: Environment, name: str, cfg: ClientConfig, sites: list[CallSite],
+                 recorder: Recorder, ids: itertools.count[int], seed: int, end: float,
+                 max_load_factor: float, open_requests: dict[int, tuple[Any, ...]]):
+        self.env = env
+        self.name = name
+        self.cfg = cfg
+        self.sites = sites
+        self.recorder = recorder
+        self.ids = ids
+        self.seed = seed
+        self.stop = min(cfg.stop, end) if cfg.stop is not None else end
+        self.load_factor = 1.0  # changed by load faults
+        self.max_load_factor = max_load_factor
+        self.open = open_requests
+
+    def start(self) -> None:
+        """Start every member's arrival process."""
+        arr = self.cfg.arrival
+        for m, site in enumerate(self.sites):
+            if isinstance(arr, ClosedArrivals):
+                for user in range(arr.users):
+                    think = arr.think_time.sampler(stream(self.seed, f"client:{self.name}/{m}/{user}", "think"))
+                    self.env.process(self._user(m, site, think))
+            else:
+                self.env.process(self._open_loop(m, site))
+
+    def _open_loop(self, m: int, site: CallSite) -> Generator[Event, Any, None]:
+        env = self.env
+        arr = self.cfg.arrival
+        comp = f"client:{self.name}/{m}"
+        if self.cfg.start > 0:
+            yield Timeout(env, self.cfg.start)
+        stop = self.stop
+        fast = site.simple
+        if isinstance(arr, ConstantArrivals):
+            while True:
+                yield Timeout(env, 1.0 / (arr.rate * self.load_factor))
+                if env.now >= stop:
+                    return
+                if fast:
+                    self._fast_request(m, site)
+                else:
+                    env.process(self._request(m, site))
+        assert isinstance(arr, PoissonArrivals | ProfileArrivals)
+        rng = stream(self.seed, comp, "arrivals")
+        gaps = batched(lambda n: rng.exponential(1.0, n))
+        u = uniform_sampler(stream(self.seed, comp, "thinning"))
+        profile = arr if isinstance(arr, ProfileArrivals) else None
+        base = arr.max_rate if profile is not None else arr.rate
+        lam_max = base * self.max_load_factor
+        thinning = profile is not None or self.max_load_factor != 1.0
+        while True:
+            yield Timeout(env, gaps() / lam_max)
+            now = env.now
+            if now >= stop:
+                return
+            if thinning:
+                rate = (profile.rate_at(now) if profile is not None else base) * self.load_factor
+                if u() * lam_max >= rate:
+                    continue
+            if fast:
+                self._fast_request(m, site)
+            else:
+                env.process(self._request(m, site))
+
+    def _request(self, m: int, site: CallSite) -> Generator[Event, Any, None]:
+        start = self.env.now
+        rid = next(self.ids)
+        self.open[rid] = (self.name, m, site.target.name, self.cfg.priority, start)
+        outcome, tries = yield from site.call(rid, self.cfg.priority, INF)
+        del self.open[rid]
+        self.recorder.request(rid, self.name, m, site.target.name, self.cfg.priority, start,
+                              self.env.now, outcome, tries)
+
+    def _fast_request(self, m: int, site: CallSite) -> None:
+        """A request with no client policy, driven by callbacks (no SimPy process)."""
+        rid = next(self.ids)
+        start = self.env.now
+        self.open[rid] = (self.name, m, site.target.name, self.cfg.priority, start)
+        job = site.send(rid, self.cfg.priority)
+        job.callbacks.append(self._fast_done)
+        job.member = m
+
+    def _fast_done(self, job: Any) -> None:
+        site = self.sites[job.member]
+        site.record_simple(job)
+        del self.open[job.req_id]
+        self.recorder.request(job.req_id, self.name, job.member, site.target.name, self.cfg.priority,
+                              job.t0, self.env.now, job._value, 1)
+
+    def _user(self, m: int, site: CallSite, think: Any) -> Generator[Event, Any, None]:
+        env = self.env
+        if self.cfg.start > 0:
+            yield Timeout(env, self.cfg.start)
+        while env.now < self.stop:
+            yield from self._request(m, site)
+            t = think()
+            if t > 0:
+                yield Timeout(env, t)
+
+
+def record_unfinished(recorder: Recorder, open_requests: dict[int, tuple[Any, ...]]) -> None:
+    """Requests still in flight when the run ends become rows with outcome ``unfinished``."""
+    for rid, (client, m, target, priority, start) in open_requests.items():
+        recorder.request(rid, client, m, target, priority, start, float("nan"), UNFINISHED, 0)
+    open_requests.clear()

@@ -1,0 +1,299 @@
+"""The call driver: the one place where a remote call happens.
+
+A :class:`CallSite` is one caller's logical calls to one service under one policy stack.
+It asks the (pure) policies and acts on their answers with SimPy events, in this fixed
+order, outermost first:
+
+    deadline -> retry loop -> adaptive throttle -> circuit breaker -> bulkhead
+    -> per-try timeout -> network -> remote queue and work (-> network back)
+
+and the retry budget is consulted between a failed try and the next one. Every try,
+including one rejected locally, becomes a row of the ``attempts`` frame; every decision
+that changes state becomes an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from simpy import Environment, Event
+from simpy.events import Timeout
+
+from simres.metrics.recorder import Recorder
+from simres.model.service import Job, Service
+from simres.outcomes import (
+    BREAKER_OPEN,
+    BULKHEAD_FULL,
+    DEGRADED,
+    ERROR,
+    OK,
+    THROTTLED,
+    TIMEOUT,
+)
+from simres.rng import stream, uniform_sampler
+
+if TYPE_CHECKING:
+    from simres.model.network import Link
+    from simres.policies import Bulkhead, CircuitBreaker, RetryBudget
+    from simres.policies.throttle import AdaptiveThrottle
+    from simres.scenario import CallPolicy
+
+INF = float("inf")
+_BREAKER_CODE = {"closed": 0.0, "open": 1.0, "half_open": 2.0}
+_ACCEPTED = frozenset({OK, DEGRADED, ERROR})
+"""Tries the backend accepted, for adaptive throttling (it counts overload rejections)."""
+
+
+class SharedState:
+    """Policy state shared across call sites when a policy's ``scope`` is ``shared``."""
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[str, str], Any] = {}
+
+    def get(self, key: tuple[str, str], make: Any) -> Any:
+        """The object under ``key``, created by ``make()`` on first use."""
+        obj = self._objects.get(key)
+        if obj is None:
+            obj = self._objects[key] = make()
+        return obj
+
+
+class CallSite:
+    """One caller's logical calls to ``target`` with one policy stack (see module doc)."""
+
+    __slots__ = (
+        "_apps", "back_links", "breaker", "budget", "bulkhead", "caller", "component", "deadline",
+        "depth", "env", "out_links", "recorder", "retry", "rng", "simple", "target", "throttle", "timeout",
+        "u",
+    )
+
+    def __init__(
+        self,
+        *,
+        env: Environment,
+        recorder: Recorder,
+        caller: str,
+        caller_node: str,
+        member: int | None,
+        target: Service,
+        policy: CallPolicy,
+        depth: int,
+        network: Any,
+        seed: int,
+        shared: SharedState,
+        throttle_cfg: Any = None,
+    ):
+        self.env = env
+        self.recorder = recorder
+        self.caller = caller
+        self.target = target
+        self.depth = depth
+        suffix = f"#{member}" if member is not None else ""
+        self.component = f"{caller_node}->{target.name}{suffix}"
+        self.timeout = policy.timeout
+        self.deadline = policy.deadline
+        self.retry = policy.retry
+        self.out_links: list[Link] = [network.link(caller_node, inst.node) for inst in target.instances]
+        self.back_links: list[Link] = [network.link(inst.node, caller_node) for inst in target.instances]
+        self.rng: np.random.Generator = stream(seed, f"call:{self.component}", "retry")
+        self.u = uniform_sampler(stream(seed, f"call:{self.component}", "decisions"))
+        edge = f"{caller}->{target.name}"
+
+        def scoped(cfg: Any, kind: str, make: Any) -> Any:
+            if cfg is None:
+                return None
+            if getattr(cfg, "scope", "per_client") == "shared":
+                return shared.get((kind, edge), make)
+            return make()
+
+        budget_cfg = policy.retry.budget if policy.retry is not None else None
+        self.budget: RetryBudget | None = scoped(budget_cfg, "budget", lambda: budget_cfg.build())
+        component = self.component if getattr(policy.breaker, "scope", "") != "shared" else edge
+        self.breaker: CircuitBreaker | None = scoped(
+            policy.breaker, "breaker",
+            lambda: policy.breaker.build(listener=self._breaker_listener(component)),
+        )
+        self.bulkhead: Bulkhead | None = scoped(policy.bulkhead, "bulkhead", lambda: policy.bulkhead.build())
+        self.throttle: AdaptiveThrottle | None = scoped(throttle_cfg, "throttle", lambda: throttle_cfg.build())
+        self.simple = (
+            self.timeout is None and self.deadline is None and self.retry is None and self.breaker is None
+            and self.bulkhead is None and self.throttle is None
+        )
+        """No policy at all: a request can be driven by callbacks alone (see :meth:`send`)."""
+        a = recorder
+        self._apps = (
+            a.a_req.append, a.a_attempt.append, a.a_caller.append, a.a_service.append,
+            a.a_instance.append, a.a_start.append, a.a_end.append, a.a_outcome.append,
+            a.a_sent.append, a.a_wait.append, a.a_depth.append,
+        )
+
+    def _breaker_listener(self, component: str) -> Any:
+        rec = self.recorder
+
+        def on_transition(now: float, old: str, new: str, reason: str) -> None:
+            rec.event(now, "breaker", component, f"{old}->{new}: {reason}", _BREAKER_CODE.get(new, -1.0))
+
+        return on_transition
+
+    def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
+                outcome: str, sent: bool, wait: float) -> None:
+        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10 = self._apps
+        r0(req_id)
+        r1(attempt)
+        r2(self.caller)
+        r3(self.target.name)
+        r4(inst)
+        r5(start)
+        r6(end)
+        r7(outcome)
+        r8(sent)
+        r9(wait)
+        r10(self.depth)
+
+    def send(self, req_id: int, priority: str) -> Job:
+        """Send a single try with no policy and return its job (an event) without a process.
+
+        Only for ``simple`` call sites with no deadline from a parent: the caller attaches a
+        callback to the returned job, reads the outcome from its value and calls
+        :meth:`record_simple`. This is the same try that :meth:`call` makes when every
+        policy is off, minus the per-request SimPy process.
+        """
+        env = self.env
+        target = self.target
+        idx = target.pick()
+        job = Job(env, req_id, priority, INF, self.back_links[idx])
+        job.t0 = env.now
+        job.idx = idx
+        d = self.out_links[idx].delay()
+        if d is not None:
+            if d > 0:
+                Timeout(env, d, job).callbacks.append(target.instances[idx].deliver)
+            else:
+                target.instances[idx].submit(job)
+        return job
+
+    def record_simple(self, job: Job) -> None:
+        """Record the attempt row of a try made by :meth:`send`."""
+        self._record(job.req_id, 1, job.idx, job.t0, self.env.now, job._value, True, 0.0)
+
+    def call(self, req_id: int, priority: str, parent_deadline: float = INF
+             ) -> Generator[Event, Any, tuple[str, int]]:
+        """Make one logical call; returns (final outcome, tries made)."""
+        env = self.env
+        now = env.now
+        deadline_at = parent_deadline
+        if self.deadline is not None and now + self.deadline < deadline_at:
+            deadline_at = now + self.deadline
+        rc = self.retry.new_call() if self.retry is not None else None
+        budget = self.budget
+        breaker = self.breaker
+        bulkhead = self.bulkhead
+        throttle = self.throttle
+        target = self.target
+        timeout = self.timeout
+        if budget is not None:
+            budget.on_request(now)
+        attempt = 0
+        wait = 0.0
+        outcome = TIMEOUT
+        while True:
+            t0 = env.now
+            if t0 >= deadline_at:
+                outcome = TIMEOUT
+                break
+            attempt += 1
+            if rc is not None:
+                rc.on_try()
+            # -- local gates: throttle, breaker, bulkhead -------------------------------
+            if throttle is not None and throttle.should_reject(t0, self.u()):
+                throttle.record(t0, False)
+                self.recorder.event(t0, "throttled", self.component, "", float(req_id))
+                self._record(req_id, attempt, -1, t0, t0, THROTTLED, False, wait)
+                outcome = THROTTLED
+                break
+            permit = None
+            if breaker is not None:
+                permit = breaker.allow(t0)
+                if permit is None:
+                    self._record(req_id, attempt, -1, t0, t0, BREAKER_OPEN, False, wait)
+                    outcome = BREAKER_OPEN
+                    break
+            if bulkhead is not None:
+                decision = bulkhead.try_enter(t0)
+                if decision != "admit":
+                    admitted = False
+                    if decision == "wait":
+                        admitted = yield from self._bulkhead_wait(bulkhead, deadline_at)
+                    if not admitted:
+                        t1 = env.now
+                        if breaker is not None:
+                            breaker.release(permit)
+                        self.recorder.event(t1, "bulkhead_rejected", self.component, "", float(req_id))
+                        self._record(req_id, attempt, -1, t0, t1, BULKHEAD_FULL, False, wait)
+                        outcome = BULKHEAD_FULL
+                        break
+            # -- the try --------------------------------------------------------------
+            t_send = env.now
+            idx = target.pick()
+            inst = target.instances[idx]
+            limit = deadline_at - t_send
+            if timeout is not None and timeout < limit:
+                limit = timeout
+            job = Job(env, req_id, priority, t_send + limit, self.back_links[idx])
+            if limit < INF:
+                Timeout(env, limit).callbacks.append(job.expire)
+            d = self.out_links[idx].delay()
+            if d is not None:
+                if d > 0:
+                    Timeout(env, d, job).callbacks.append(inst.deliver)
+                else:
+                    inst.submit(job)
+            outcome = yield job
+            t1 = env.now
+            if bulkhead is not None:
+                waiter = bulkhead.leave(t1)
+                if waiter is not None:
+                    waiter.succeed()
+            if breaker is not None:
+                breaker.on_result(t1, permit, outcome, t1 - t0)
+            if throttle is not None:
+                throttle.record(t1, outcome in _ACCEPTED)
+            if budget is not None:
+                budget.on_try_end(t1, outcome, attempt > 1)
+            self._record(req_id, attempt, idx, t0, t1, outcome, True, wait)
+            if outcome is OK or outcome is DEGRADED or rc is None:
+                break
+            # -- retry decision -----------------------------------------------------------
+            delay = rc.next_delay(outcome, self.rng, job.retry_after)
+            if delay is None:
+                break
+            if budget is not None and not budget.try_acquire_retry(t1, outcome):
+                self.recorder.event(t1, "budget_denied", self.component, outcome, float(req_id))
+                break
+            if t1 + delay >= deadline_at:
+                break
+            if delay > 0:
+                yield Timeout(env, delay)
+            wait = delay
+        return outcome, attempt
+
+    def _bulkhead_wait(self, bulkhead: Bulkhead, deadline_at: float) -> Generator[Event, Any, bool]:
+        """Wait FIFO for a bulkhead slot, up to its max wait and the deadline."""
+        env = self.env
+        token = Event(env)
+        bulkhead.enqueue(env.now, token)
+        limit = deadline_at - env.now
+        mw = bulkhead.max_wait
+        if mw is not None and mw < limit:
+            limit = mw
+        if limit < INF:
+            timer = Timeout(env, limit)
+            yield token | timer
+        else:
+            yield token
+        if token.triggered:
+            return True
+        bulkhead.abandon(token)
+        return False

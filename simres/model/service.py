@@ -1,0 +1,344 @@
+"""Services: instances with workers and a queue, behind a load balancer.
+
+The instance is callback-driven on purpose: a request that needs no downstream call is
+served with one SimPy timeout and no process, which keeps the per-request cost at or
+below an idiomatic SimPy model. Requests with downstream calls run a handler process.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from simpy import Environment, Event
+from simpy.events import PENDING, AllOf, Timeout
+
+from simres.outcomes import (
+    CANCELLED,
+    CONNECTION,
+    DEGRADED,
+    ERROR,
+    OK,
+    REJECTED,
+    SHED,
+    SUCCESS_OUTCOMES,
+    TIMEOUT,
+)
+from simres.rng import stream, uniform_sampler
+from simres.scenario import ServiceConfig
+
+if TYPE_CHECKING:
+    from simres.model.driver import CallSite
+    from simres.model.network import Link
+
+INF = float("inf")
+
+
+class Job(Event):
+    """One try in flight from a caller to an instance; the job is itself the SimPy event.
+
+    It fires once with the outcome seen by the caller: the reply, or TIMEOUT when the
+    caller's timer fires first. ``gone`` tells the server the caller gave up. Being the
+    event (rather than holding one) saves an object per try on the hot path.
+    """
+
+    __slots__ = ("back", "deadline", "epoch", "gone", "idx", "member", "priority", "req_id", "retry_after", "t0")
+
+    def __init__(self, env: Environment, req_id: int, priority: str, deadline: float, back: Link):
+        # inlined Event.__init__ (hot path)
+        self.env = env
+        self.callbacks = []
+        self._value = PENDING
+        self.gone = False
+        self.req_id = req_id
+        self.priority = priority
+        self.deadline = deadline
+        self.back = back
+        self.epoch = 0
+        self.retry_after: float | None = None
+
+    def expire(self, _ev: Event) -> None:
+        """The caller's per-try timer fired."""
+        if self._value is PENDING:
+            self.gone = True
+            self.succeed(TIMEOUT)
+
+    def reply(self, outcome: str) -> None:
+        """The server answers; the reply crosses the network back (or is lost)."""
+        d = self.back.delay()
+        if d is None:
+            return
+        if d > 0:
+            Timeout(self.env, d, outcome).callbacks.append(self._arrive)
+        elif self._value is PENDING:
+            self.succeed(outcome)
+
+    def _arrive(self, ev: Event) -> None:
+        if self._value is PENDING:
+            self.succeed(ev._value)
+
+
+class Instance:
+    """One instance of a service: ``workers`` servers, a queue, and fault state."""
+
+    __slots__ = (
+        "arrivals", "base_err", "base_workers", "busy", "busy_time", "cancel", "capacity", "chaos",
+        "cold_factor", "completions", "down", "env", "epoch", "err", "err_overrides", "errors",
+        "handler", "index", "k", "lifo", "name", "node", "parallel", "queue", "rejected",
+        "running", "sample", "service", "shed", "shedder", "slow", "u", "cancelled", "workers",
+        "blackhole",
+    )
+
+    def __init__(self, env: Environment, service: str, index: int, cfg: ServiceConfig, seed: int):
+        self.env = env
+        self.service = service
+        self.index = index
+        self.node = f"{service}/{index}"
+        self.name = self.node
+        self.workers = cfg.workers
+        self.base_workers = cfg.workers
+        self.busy = 0
+        self.busy_time = 0.0
+        self.queue: deque[Job] = deque()
+        self.capacity = cfg.queue.capacity
+        self.lifo = cfg.queue.discipline == "lifo"
+        self.sample = cfg.service_time.sampler(stream(seed, f"service:{self.node}", "service_time"))
+        self.u = uniform_sampler(stream(seed, f"service:{self.node}", "decisions"))
+        self.base_err = cfg.error_rate
+        self.err = cfg.error_rate
+        self.err_overrides: list[float] = []
+        self.k = cfg.slowdown_per_inflight
+        self.cancel = cfg.on_caller_gone == "cancel"
+        self.slow = 1.0
+        self.cold_factor = 1.0
+        self.down = 0
+        self.blackhole = False
+        self.epoch = 0
+        self.running: set[Job] = set()
+        self.shedder = cfg.shedding.build() if cfg.shedding is not None else None
+        self.chaos: tuple[float, float, float] | None = None  # (rate, p_timeout, p_error)
+        self.handler: list[tuple[CallSite, bool, Callable[[], float] | None]] = []
+        self.parallel = cfg.handler.mode == "parallel"
+        # cumulative counters, diffed by the timeline sampler
+        self.arrivals = 0
+        self.completions = 0
+        self.errors = 0
+        self.rejected = 0
+        self.shed = 0
+        self.cancelled = 0
+
+    # -- admission --------------------------------------------------------------------
+
+    def deliver(self, ev: Event) -> None:
+        """Callback form of :meth:`submit`, for a request that crossed a network delay."""
+        self.submit(ev._value)
+
+    def submit(self, job: Job) -> None:
+        """A request arrives at this instance."""
+        self.arrivals += 1
+        if self.down:
+            if not self.blackhole:
+                job.reply(CONNECTION)
+            return
+        if self.chaos is not None:
+            rate, p_to, p_err = self.chaos
+            if self.u() < rate:
+                x = self.u()
+                if x < p_to:
+                    return  # swallowed: the caller times out
+                self.errors += 1
+                job.reply(ERROR if x < p_to + p_err else CONNECTION)
+                return
+        if self.shedder is not None and self.shedder.should_shed(
+            job.priority, self.busy / self.workers, len(self.queue)
+        ):
+            self.shed += 1
+            job.reply(SHED)
+            return
+        if self.busy < self.workers:
+            self._start(job)
+        elif self.capacity is not None and len(self.queue) >= self.capacity:
+            self.rejected += 1
+            job.reply(REJECTED)
+        else:
+            self.queue.append(job)
+
+    # -- work -------------------------------------------------------------------------
+
+    def _start(self, job: Job) -> None:
+        self.busy += 1
+        job.epoch = self.epoch
+        self.running.add(job)
+        st = self.sample() * self.slow * self.cold_factor
+        if self.k:
+            st *= 1.0 + self.k * (self.busy + len(self.queue))
+        if self.handler:
+            self.env.process(self._handle(job, st))
+        else:
+            Timeout(self.env, st, job).callbacks.append(self._finish)
+        self.busy_time -= self.env.now  # closed by adding the finish time
+
+    def _finish(self, ev: Event) -> None:
+        job: Job = ev._value
+        if job.epoch != self.epoch:
+            return  # the instance crashed while this was in service
+        self._complete(job, ERROR if self.err and self.u() < self.err else OK)
+
+    def _complete(self, job: Job, outcome: str) -> None:
+        self.busy -= 1
+        self.busy_time += self.env.now
+        self.running.discard(job)
+        self.completions += 1
+        if outcome not in SUCCESS_OUTCOMES:
+            self.errors += 1
+        job.reply(outcome)
+        self._next()
+
+    def _next(self) -> None:
+        q = self.queue
+        while q and self.busy < self.workers:
+            job = q.pop() if self.lifo else q.popleft()
+            if self.cancel and job.gone:
+                self.cancelled += 1
+                continue
+            self._start(job)
+
+    def _handle(self, job: Job, st: float) -> Generator[Event, Any, None]:
+        """Own work, then the downstream calls; the worker is held throughout."""
+        env = self.env
+        yield Timeout(env, st)
+        if job.epoch != self.epoch:
+            return
+        if self.err and self.u() < self.err:
+            self._complete(job, ERROR)
+            return
+        parent_deadline = job.deadline if self.cancel else INF
+        outcome = OK
+        if self.parallel:
+            procs = [env.process(site.call(job.req_id, job.priority, parent_deadline))
+                     for site, _, _ in self.handler]
+            yield AllOf(env, procs)
+            results = [p.value[0] for p in procs]
+        else:
+            results = []
+            for site, critical, _ in self.handler:
+                if self.cancel and job.gone:
+                    break
+                res, _ = yield from site.call(job.req_id, job.priority, parent_deadline)
+                results.append(res)
+                if critical and res not in SUCCESS_OUTCOMES:
+                    break
+        if self.cancel and job.gone and len(results) < len(self.handler):
+            outcome = CANCELLED
+        for (_, critical, fallback), res in zip(self.handler, results):
+            if res in SUCCESS_OUTCOMES:
+                if res == DEGRADED and outcome == OK:
+                    outcome = DEGRADED
+                continue
+            if critical:
+                outcome = ERROR
+                break
+            outcome = DEGRADED
+            if fallback is not None:
+                fb = fallback()
+                if fb > 0:
+                    yield Timeout(env, fb)
+        if job.epoch != self.epoch:
+            return
+        if outcome == CANCELLED:
+            self.busy -= 1
+            self.busy_time += env.now
+            self.running.discard(job)
+            self.cancelled += 1
+            self._next()
+            return
+        self._complete(job, outcome)
+
+    # -- faults -----------------------------------------------------------------------
+
+    def set_workers(self, n: int) -> None:
+        """Change the worker count (capacity fault); queued work starts if workers were added."""
+        self.workers = max(1, n)
+        self._next()
+
+    def crash(self, blackhole: bool) -> None:
+        """Go down: queued and in-service requests are lost (refuse mode answers CONNECTION)."""
+        self.down += 1
+        if self.down > 1:
+            return
+        self.blackhole = blackhole
+        self.epoch += 1
+        now = self.env.now
+        lost = list(self.running) + list(self.queue)
+        self.busy_time += now * self.busy
+        self.busy = 0
+        self.running.clear()
+        self.queue.clear()
+        if not blackhole:
+            for job in lost:
+                job.reply(CONNECTION)
+
+    def restart(self) -> None:
+        """Come back up (empty)."""
+        self.down = max(0, self.down - 1)
+
+    def set_error_override(self, p: float | None, *, remove: bool = False) -> None:
+        """Add or remove an error-burst probability; the highest active one applies."""
+        if remove:
+            self.err_overrides.remove(p)  # type: ignore[arg-type]
+        else:
+            self.err_overrides.append(p)  # type: ignore[arg-type]
+        self.err = max([self.base_err, *self.err_overrides])
+
+    @property
+    def inflight(self) -> int:
+        """Requests queued or in service."""
+        return self.busy + len(self.queue)
+
+    def utilization_time(self, now: float) -> float:
+        """Worker-seconds of busy time up to ``now``."""
+        return self.busy_time + self.busy * now
+
+
+class Service:
+    """A named service: its instances and the load balancer that picks one per try."""
+
+    def __init__(self, env: Environment, name: str, cfg: ServiceConfig, seed: int):
+        self.name = name
+        self.cfg = cfg
+        self.instances = [Instance(env, name, i, cfg, seed) for i in range(cfg.instances)]
+        self._rr = 0
+        n = len(self.instances)
+        self.pick: Callable[[], int]
+        if n == 1:
+            self.pick = lambda: 0
+        elif cfg.load_balancer == "round_robin":
+            self.pick = self._round_robin
+        else:
+            u = uniform_sampler(stream(seed, f"service:{name}", "load_balancer"))
+            self._u = u
+            self.pick = {
+                "random": lambda: int(u() * n),
+                "least_outstanding": self._least_outstanding,
+                "power_of_two": self._power_of_two,
+            }[cfg.load_balancer]
+
+    def _round_robin(self) -> int:
+        i = self._rr
+        self._rr = (i + 1) % len(self.instances)
+        return i
+
+    def _least_outstanding(self) -> int:
+        # ties broken at random so equal instances share load evenly
+        best = min(inst.inflight for inst in self.instances)
+        ties = [i for i, inst in enumerate(self.instances) if inst.inflight == best]
+        return ties[0] if len(ties) == 1 else ties[int(self._u() * len(ties))]
+
+    def _power_of_two(self) -> int:
+        n = len(self.instances)
+        a = int(self._u() * n)
+        b = int(self._u() * (n - 1))
+        if b >= a:
+            b += 1
+        return a if self.instances[a].inflight <= self.instances[b].inflight else b

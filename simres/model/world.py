@@ -1,0 +1,154 @@
+"""Build a SimPy world from a scenario and run it.
+
+``build(scenario, seed)`` wires every component and random stream; ``World.run()`` runs
+to ``duration + drain`` (optionally reporting progress) and returns the recorder.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from simpy import Environment, Event
+from simpy.events import Timeout
+
+from simres.metrics.recorder import Recorder
+from simres.model.client import ClientPopulation, record_unfinished
+from simres.model.driver import CallSite, SharedState
+from simres.model.faults import FaultInjector, max_load_factor
+from simres.model.network import Network
+from simres.model.service import Service
+from simres.outcomes import TIMEOUT
+from simres.rng import stream
+from simres.scenario import Scenario
+
+Progress = Callable[[float, float], None]
+
+
+class World:
+    """Everything one run needs: the environment, the components and the recorder."""
+
+    def __init__(self, scenario: Scenario, seed: int):
+        self.scenario = scenario
+        self.seed = seed
+        self.env = Environment()
+        self.recorder = Recorder()
+        self.network = Network(scenario.network, seed)
+        self.shared = SharedState()
+        self.ids = itertools.count()
+        self.open_requests: dict[int, tuple[Any, ...]] = {}
+        env = self.env
+        self.services = {name: Service(env, name, cfg, seed) for name, cfg in scenario.services.items()}
+        # downstream call sites, one per (instance, call)
+        for name, cfg in scenario.services.items():
+            for inst in self.services[name].instances:
+                for call in cfg.handler.calls:
+                    site = self._site(caller=name, caller_node=inst.node, member=inst.index if cfg.instances > 1 else None,
+                                      target=call.to, policy=call, depth=1)
+                    fb = None
+                    if not call.critical:
+                        fb = call.fallback.latency.sampler(stream(seed, f"service:{inst.node}", f"fallback:{call.to}"))
+                    inst.handler.append((site, call.critical, fb))
+        self.clients: dict[str, ClientPopulation] = {}
+        for name, c in scenario.clients.items():
+            sites = [
+                self._site(caller=name, caller_node=name, member=m if c.count > 1 else None,
+                           target=c.target, policy=c, depth=0, throttle=c.throttle)
+                for m in range(c.count)
+            ]
+            self.clients[name] = ClientPopulation(
+                env=env, name=name, cfg=c, sites=sites, recorder=self.recorder, ids=self.ids,
+                seed=seed, end=scenario.duration, max_load_factor=max_load_factor(scenario.faults, name),
+                open_requests=self.open_requests,
+            )
+        self.faults = FaultInjector(env, self.recorder, self.network, self.services, self.clients)
+
+    def _site(self, *, caller: str, caller_node: str, member: int | None, target: str, policy: Any,
+              depth: int, throttle: Any = None) -> CallSite:
+        return CallSite(
+            env=self.env, recorder=self.recorder, caller=caller, caller_node=caller_node, member=member,
+            target=self.services[target], policy=policy, depth=depth, network=self.network,
+            seed=self.seed, shared=self.shared, throttle_cfg=throttle,
+        )
+
+    def _sampler(self) -> Generator[Event, Any, None]:
+        """Sample every service's state at the end of each timeline bucket.
+
+        Counters are cumulative on each instance and differenced here, so the per-request
+        path only increments integers.
+        """
+        step = self.scenario.timeline_step
+        append = self.recorder.timeline_rows.append
+        groups = [(name, svc.instances) for name, svc in self.services.items()]
+        last = {name: (0, 0, 0, 0, 0, 0) for name, _ in groups}
+        k = 0
+        while True:
+            yield Timeout(self.env, step)
+            t = k * step
+            k += 1
+            for name, insts in groups:
+                if len(insts) == 1:
+                    i = insts[0]
+                    a, c, e, r, s, x = i.arrivals, i.completions, i.errors, i.rejected, i.shed, i.cancelled
+                    q, b, w = len(i.queue), i.busy, i.workers
+                else:
+                    a = c = e = r = s = x = q = b = w = 0
+                    for i in insts:
+                        a += i.arrivals
+                        c += i.completions
+                        e += i.errors
+                        r += i.rejected
+                        s += i.shed
+                        x += i.cancelled
+                        q += len(i.queue)
+                        b += i.busy
+                        w += i.workers
+                la, lc, le, lr, ls, lx = last[name]
+                last[name] = (a, c, e, r, s, x)
+                dc, de = c - lc, e - le
+                append((t, name, a - la, dc, dc - min(dc, de), de, 0, r - lr, s - ls, x - lx, q, b, q + b, w))
+
+    def run(self, progress: Progress | None = None, chunks: int = 50) -> Recorder:
+        """Run to the end of the drain period; ``progress(now, end)`` is called between chunks."""
+        sc = self.scenario
+        for pop in self.clients.values():
+            pop.start()
+        self.faults.schedule(list(sc.faults))
+        self.env.process(self._sampler())
+        end = sc.end_time
+        if progress is None:
+            self.env.run(until=end)
+        else:
+            for i in range(1, chunks + 1):
+                self.env.run(until=end * i / chunks)
+                progress(self.env.now, end)
+        record_unfinished(self.recorder, self.open_requests)
+        return self.recorder
+
+    def busy_seconds(self) -> dict[str, float]:
+        """Worker-seconds of busy time per service over the whole run."""
+        now = self.env.now
+        return {n: sum(i.utilization_time(now) for i in s.instances) for n, s in self.services.items()}
+
+
+def build(scenario: Scenario, seed: int | None = None) -> World:
+    """Create the world for one run of ``scenario`` (``seed`` defaults to the scenario's)."""
+    return World(scenario, scenario.seed if seed is None else int(seed))
+
+
+def timeline_frame(recorder: Recorder, attempts: pd.DataFrame, step: float) -> pd.DataFrame:
+    """The timeline frame, with caller-side timeouts per service added from the attempts."""
+    tl = pd.DataFrame.from_records(recorder.timeline_rows, columns=list(Recorder.TIMELINE_COLUMNS))
+    if tl.empty:
+        return tl
+    tl["service"] = pd.Categorical(tl["service"])
+    to = attempts[attempts["outcome"] == TIMEOUT]
+    if len(to):
+        bucket = np.floor(to["end"].to_numpy() / step) * step
+        counts = pd.DataFrame({"time": bucket, "service": to["service"].astype(str).to_numpy()}).value_counts()
+        key = list(zip(tl["time"].to_numpy(), tl["service"].astype(str)))
+        tl["timeouts"] = [int(counts.get(k, 0)) for k in key]
+    return tl

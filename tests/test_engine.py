@@ -1,0 +1,213 @@
+"""The model: determinism, named random streams, load balancers, queues, faults' plumbing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simres.run import run
+
+from .conftest import single_queue
+
+
+def test_same_seed_identical_frames() -> None:
+    sc = single_queue(rate=0.9, mean=1.0, duration=500)
+    a, b = run(sc, seed=7), run(sc, seed=7)
+    for name in ("requests", "attempts", "timeline", "events"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+    assert a.summary.keys() == b.summary.keys()
+    np.testing.assert_array_equal(np.array(list(a.summary.values())), np.array(list(b.summary.values())))
+
+
+def test_different_seed_differs() -> None:
+    sc = single_queue(rate=0.9, mean=1.0, duration=500)
+    a, b = run(sc, seed=7), run(sc, seed=8)
+    assert not np.array_equal(a.requests["start"].to_numpy(), b.requests["start"].to_numpy())
+
+
+def test_adding_a_client_does_not_change_other_arrivals() -> None:
+    sc = single_queue(rate=2.0, mean=0.1, workers=2, duration=200)
+    sc2 = {**sc, "clients": {**sc["clients"], "batch": {"target": "api", "arrival": {"kind": "poisson", "rate": 3.0}}}}
+    a, b = run(sc, seed=3), run(sc2, seed=3)
+    sa = a.requests.loc[a.requests.client == "web", "start"].to_numpy()
+    sb = b.requests.loc[b.requests.client == "web", "start"].to_numpy()
+    np.testing.assert_array_equal(np.sort(sa), np.sort(sb))
+    # ... while the extra client does change the web latencies (they share the service)
+    la = a.requests.loc[a.requests.client == "web"].sort_values("start")["latency"].to_numpy()
+    lb = b.requests.loc[b.requests.client == "web"].sort_values("start")["latency"].to_numpy()
+    assert not np.allclose(la, lb)
+
+
+def _lb_scenario(lb: str, slow_instance: bool = False) -> dict:
+    sc = single_queue(rate=40.0, mean=0.02, workers=1, duration=300, load_balancer=lb, instances=4)
+    if slow_instance:
+        sc["faults"] = [{"kind": "slowdown", "service": "api", "instance": 0, "at": 0, "factor": 4}]
+        sc["drain"] = 30.0
+    return sc
+
+
+def test_round_robin_is_exactly_even() -> None:
+    r = run(_lb_scenario("round_robin"))
+    counts = r.attempts.groupby("instance").size().to_numpy()
+    assert counts.max() - counts.min() <= 1
+
+
+def test_random_is_roughly_even() -> None:
+    r = run(_lb_scenario("random"))
+    counts = r.attempts.groupby("instance").size().to_numpy()
+    n = counts.sum()
+    # each share within 4 binomial standard deviations of 1/4
+    sd = np.sqrt(n * 0.25 * 0.75)
+    assert np.all(np.abs(counts - n / 4) < 4 * sd), counts
+
+
+@pytest.mark.parametrize("lb", ["least_outstanding", "power_of_two"])
+def test_load_aware_balancers_avoid_a_slow_instance(lb: str) -> None:
+    aware = run(_lb_scenario(lb, slow_instance=True))
+    rr = run(_lb_scenario("round_robin", slow_instance=True))
+    share_aware = (aware.attempts.instance == 0).mean()
+    share_rr = (rr.attempts.instance == 0).mean()
+    assert share_rr == pytest.approx(0.25, abs=0.01)
+    assert share_aware < 0.2
+    assert aware.summary["latency_p99"] < rr.summary["latency_p99"]
+
+
+def test_bounded_queue_rejects_and_counts() -> None:
+    # M/M/1/K with K = 1 + capacity: blocking probability checked in test_queueing
+    r = run(single_queue(rate=2.0, mean=1.0, duration=300, queue={"capacity": 2}))
+    rejected = (r.requests.outcome == "rejected").sum()
+    assert rejected > 0
+    assert r.timeline["rejected"].sum() == rejected
+    assert r.timeline["queue_len"].max() <= 2
+
+
+def test_lifo_same_mean_longer_tail() -> None:
+    fifo = [run(single_queue(rate=0.8, mean=1.0, duration=20000, warmup=500), seed=s) for s in (1, 2)]
+    lifo = [run(single_queue(rate=0.8, mean=1.0, duration=20000, warmup=500, queue={"discipline": "lifo"}), seed=s)
+            for s in (1, 2)]
+    m_f = np.mean([r.summary["latency_mean"] for r in fifo])
+    m_l = np.mean([r.summary["latency_mean"] for r in lifo])
+    assert m_l == pytest.approx(m_f, rel=0.1)  # work-conserving: same mean (Little)
+    p_f = np.mean([r.summary["latency_p999"] for r in fifo])
+    p_l = np.mean([r.summary["latency_p999"] for r in lifo])
+    assert p_l > 1.5 * p_f
+
+
+def test_closed_loop_littles_law() -> None:
+    # N users, zero think time, one server: throughput = mu, latency = N / mu
+    sc = single_queue(rate=1.0, mean=0.1, duration=2000, warmup=100)
+    sc["clients"]["web"]["arrival"] = {"kind": "closed", "users": 5, "think_time": 0}
+    r = run(sc)
+    assert r.summary["throughput"] == pytest.approx(10.0, rel=0.05)
+    assert r.summary["latency_mean"] == pytest.approx(0.5, rel=0.05)
+
+
+def test_profile_arrivals_follow_the_rate() -> None:
+    sc = single_queue(rate=1.0, mean=0.001, workers=4, duration=200)
+    sc["clients"]["web"]["arrival"] = {"kind": "profile", "points": [{"at": 0, "rate": 20}, {"at": 100, "rate": 80}]}
+    r = run(sc)
+    first = ((r.requests.start < 100)).sum() / 100
+    second = ((r.requests.start >= 100)).sum() / 100
+    assert first == pytest.approx(20, rel=0.1)
+    assert second == pytest.approx(80, rel=0.1)
+
+
+def test_constant_arrivals_are_evenly_spaced() -> None:
+    sc = single_queue(rate=1.0, mean=0.001, duration=100)
+    sc["clients"]["web"]["arrival"] = {"kind": "constant", "rate": 4}
+    r = run(sc)
+    gaps = np.diff(np.sort(r.requests.start.to_numpy()))
+    np.testing.assert_allclose(gaps, 0.25, atol=1e-9)
+
+
+def test_downstream_optional_failure_degrades() -> None:
+    sc = {
+        "duration": 200, "drain": 5,
+        "services": {
+            "api": {"workers": 8, "service_time": 0.001,
+                    "handler": {"calls": [{"to": "db"}, {"to": "recs", "critical": False}]}},
+            "db": {"workers": 8, "service_time": 0.002},
+            "recs": {"workers": 8, "service_time": 0.002, "error_rate": 0.3},
+        },
+        "clients": {"web": {"target": "api", "arrival": {"kind": "poisson", "rate": 50}}},
+    }
+    r = run(sc)
+    share = (r.requests.outcome == "degraded").mean()
+    assert share == pytest.approx(0.3, abs=0.05)
+    assert (r.requests.outcome.isin(["ok", "degraded"])).all()
+    sc["services"]["recs"]["error_rate"] = 0
+    sc["services"]["db"]["error_rate"] = 0.2
+    r2 = run(sc)
+    assert (r2.requests.outcome == "error").mean() == pytest.approx(0.2, abs=0.05)
+    # a failed critical call stops the sequence: recs is not called for those
+    assert (r2.attempts.service == "recs").sum() == (r2.requests.outcome == "ok").sum()
+
+
+def test_parallel_fanout_waits_for_the_slowest() -> None:
+    base = {
+        "duration": 300, "drain": 5,
+        "services": {
+            "api": {"workers": 50, "service_time": 0.0, "handler": {"mode": "parallel", "calls": [
+                {"to": "a"}, {"to": "b"}]}},
+            "a": {"workers": 50, "service_time": 0.1},
+            "b": {"workers": 50, "service_time": 0.2},
+        },
+        "clients": {"web": {"target": "api", "arrival": {"kind": "poisson", "rate": 5}}},
+    }
+    r = run(base)
+    np.testing.assert_allclose(r.requests.latency, 0.2, atol=1e-9)
+    base["services"]["api"]["handler"]["mode"] = "sequential"
+    r = run(base)
+    np.testing.assert_allclose(r.requests.latency, 0.3, atol=1e-9)
+
+
+def test_timeout_and_cancel_modes() -> None:
+    # overloaded queue with short client timeout: with cancel, the server drops dead work
+    sc = single_queue(rate=1.5, mean=1.0, duration=500)
+    sc["clients"]["web"]["timeout"] = 2.0
+    keep = run(sc)
+    sc["services"]["api"]["on_caller_gone"] = "cancel"
+    cancel = run(sc)
+    assert keep.timeline["cancelled"].sum() == 0
+    assert cancel.timeline["cancelled"].sum() > 0
+    assert cancel.summary["success_rate"] > keep.summary["success_rate"]
+    assert (keep.requests.outcome == "timeout").any()
+    assert keep.requests.latency.max() <= 2.0 + 1e-9
+
+
+def test_network_latency_adds_to_response_time() -> None:
+    sc = single_queue(rate=1.0, mean=0.01, workers=10, duration=100, dist="constant")
+    sc["network"] = {"default": {"latency": 0.005}}
+    r = run(sc)
+    np.testing.assert_allclose(r.requests.latency, 0.02, atol=1e-9)
+
+
+def test_network_loss_becomes_timeouts() -> None:
+    sc = single_queue(rate=20.0, mean=0.001, workers=10, duration=200)
+    sc["network"] = {"default": {"latency": 0.001, "loss": 0.1}}
+    sc["clients"]["web"]["timeout"] = 0.5
+    r = run(sc)
+    # a try is lost if the request or the reply is lost: 1 - 0.9^2
+    share = (r.requests.outcome == "timeout").mean()
+    assert share == pytest.approx(0.19, abs=0.03)
+    assert not (r.requests.outcome == "error").any()
+
+
+def test_unfinished_requests_are_reported() -> None:
+    sc = single_queue(rate=2.0, mean=1.0, duration=50)
+    r = run(sc)
+    unfinished = r.requests[r.requests.outcome == "unfinished"]
+    assert len(unfinished) > 0
+    assert unfinished.end.isna().all()
+
+
+def test_write_frames(tmp_path) -> None:
+    r = run(single_queue(rate=1.0, mean=0.5, duration=50))
+    paths = r.write(tmp_path, "parquet")
+    assert {p.name for p in paths} == {"requests.parquet", "attempts.parquet", "timeline.parquet",
+                                       "events.parquet", "summary.parquet"}
+    back = pd.read_parquet(tmp_path / "requests.parquet")
+    assert len(back) == len(r.requests)
+    r.write(tmp_path / "csv", "csv")
+    assert (tmp_path / "csv" / "summary.csv").exists()
