@@ -1,0 +1,94 @@
+"""Metrics: pure functions from a run's DataFrames to numbers and small frames.
+
+Nothing here simulates or imports SimPy. ``summarize`` gives the one-row summary of a
+run; the other functions are its building blocks, usable on their own in a notebook;
+``stats`` aggregates replications. docs/metrics.md defines every metric.
+"""
+
+from simres.metrics._common import MetricsError
+from simres.metrics.amplification import (
+    attempts_of,
+    retry_amplification,
+    tries_per_request,
+    work_per_success,
+)
+from simres.metrics.breaker import (
+    breaker_link_shares,
+    breaker_time_shares,
+    breaker_transitions,
+)
+from simres.metrics.faults import fault_intervals
+from simres.metrics.herd import arrival_counts, arrival_rate, herd_after_faults, herd_stats
+from simres.metrics.latency import (
+    latency_by,
+    latency_over_time,
+    latency_percentiles,
+    latency_values,
+)
+from simres.metrics.rates import (
+    goodput,
+    measured_requests,
+    outcome_shares,
+    outcome_shares_by,
+    slo_attainment,
+    success_rate,
+    throughput,
+    tries_per_second,
+)
+from simres.metrics.recovery import recovery
+from simres.metrics.stats import (
+    BinomialCI,
+    MeanCI,
+    PairedDifference,
+    aggregate_recovery,
+    aggregate_replications,
+    binomial_ci,
+    mean_ci,
+    paired_difference,
+)
+from simres.metrics.summary import summarize
+from simres.metrics.utilization import mean_queue_length, service_load, utilization
+
+# The lead adds the run-time recorder here: ``from simres.metrics.recorder import Recorder``
+# and "Recorder" in __all__.
+
+__all__ = [
+    "BinomialCI",
+    "MeanCI",
+    "MetricsError",
+    "PairedDifference",
+    "aggregate_recovery",
+    "aggregate_replications",
+    "arrival_counts",
+    "arrival_rate",
+    "attempts_of",
+    "binomial_ci",
+    "breaker_link_shares",
+    "breaker_time_shares",
+    "breaker_transitions",
+    "fault_intervals",
+    "goodput",
+    "herd_after_faults",
+    "herd_stats",
+    "latency_by",
+    "latency_over_time",
+    "latency_percentiles",
+    "latency_values",
+    "mean_ci",
+    "mean_queue_length",
+    "measured_requests",
+    "outcome_shares",
+    "outcome_shares_by",
+    "paired_difference",
+    "recovery",
+    "retry_amplification",
+    "service_load",
+    "slo_attainment",
+    "success_rate",
+    "summarize",
+    "throughput",
+    "tries_per_request",
+    "tries_per_second",
+    "utilization",
+    "work_per_success",
+]

@@ -1,0 +1,163 @@
+"""Recovery after a fault: did the system come back once the trigger was gone, and when?
+
+The verdict that separates a transient overload from a metastable failure. For each
+fault (``fault_intervals``), requests are binned by *start* time in windows of
+``window`` seconds and each window gets a success rate and a p99 latency (of the
+successful requests, by default). A post-fault window *passes* when
+
+    success_rate >= baseline_success_rate - success_tolerance   and
+    p99          <= p99_factor * baseline_p99
+
+(one-sided: doing better than the baseline is fine). The fault has *recovered* at the
+first window, counted from ``fault_end``, that starts a run of passing windows lasting
+``hold`` seconds; ``recovery_time`` is that window's start minus ``fault_end``, so it has
+the resolution of one window (a recovery mid-window is reported at the next boundary).
+When no such run fits before ``t_end`` the fault is *not recovered* (``recovered=False``,
+``recovery_time=NaN``): the metastable outcome. A system that only comes back in the last
+``hold`` seconds is reported not recovered: its recovery cannot be confirmed.
+
+Baseline: the whole windows of ``[warmup, fault_start)`` (grid anchored at ``warmup``)
+that overlap no fault's active interval. ``baseline_success_rate`` pools those windows
+(successes / requests); ``baseline_p99`` is the *median of the per-window p99s*, so the
+test compares a one-window statistic with the typical one-window statistic (a window
+holds few requests, and its p99 is noisier and differently biased than a p99 pooled over
+the whole baseline).
+
+Edge cases, each with a ``status``:
+- ``not_ended``: the fault never ended, or ended at or after ``t_end``: nothing to judge
+  (``recovered`` is NA, ``recovery_time`` NaN).
+- ``no_baseline``: no fault-free baseline window with traffic and successes before the
+  fault (it started at or before the warm-up ends, say): NA and NaN as well.
+- Windows with no requests fail (silence after a fault means stuck clients, e.g. closed
+  loop users all waiting), *unless* the baseline itself had empty windows: then traffic
+  is too sparse for an empty window to be evidence either way, and empty windows pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from simres.metrics._common import (
+    EPS,
+    MetricsError,
+    Population,
+    check_positive,
+    grouped_quantiles,
+    n_windows,
+    population_mask,
+    success_mask,
+    window_index,
+)
+from simres.metrics.faults import fault_intervals
+
+RECOVERY_COLUMNS: tuple[str, ...] = (
+    "fault", "kind", "start", "end", "baseline_success_rate", "baseline_p99", "recovered",
+    "recovery_time", "status",
+)
+
+
+def recovery(requests: pd.DataFrame, events: pd.DataFrame, *, t_end: float,
+             warmup: float = 0.0, window: float = 1.0, hold: float = 5.0,
+             success_tolerance: float = 0.02, p99_factor: float = 1.5,
+             population: Population = "success") -> pd.DataFrame:
+    """Recovery verdict and time for every fault in ``events`` (see the module docstring).
+
+    Args:
+        requests: the requests frame (all of it: the baseline and the post-fault windows
+            are selected here by start time).
+        events: the events frame (``fault_start`` / ``fault_end`` rows are used).
+        t_end: end of the observation, normally the run ``duration`` (no requests start
+            after it, so later windows would look empty).
+        warmup: start of the baseline.
+        window: window length in seconds.
+        hold: how long the windows must keep passing, in seconds (at least one window).
+        success_tolerance: allowed absolute drop of the success rate below baseline.
+        p99_factor: allowed ratio of a window's p99 to the baseline p99.
+        population: whose latency the p99 is of: ``"success"`` or ``"all"`` finished.
+
+    Returns:
+        One row per fault with :data:`RECOVERY_COLUMNS`; ``recovered`` is a nullable
+        boolean (NA when there is nothing to judge).
+    """
+    check_positive("window", window)
+    if not hold >= 0:
+        raise MetricsError(f"hold: must be >= 0, got {hold!r}")
+    if not success_tolerance >= 0:
+        raise MetricsError(f"success_tolerance: must be >= 0, got {success_tolerance!r}")
+    check_positive("p99_factor", p99_factor)
+    faults = fault_intervals(events)
+    start = requests["start"].to_numpy(dtype=float)
+    ok = success_mask(requests["outcome"])
+    latency = np.where(population_mask(requests, population),
+                       requests["latency"].to_numpy(dtype=float), np.nan)
+    active_s = faults["start"].to_numpy(dtype=float)
+    active_e = np.nan_to_num(faults["end"].to_numpy(dtype=float), nan=np.inf)
+    need = max(1, int(np.ceil(hold / window - EPS)))
+
+    rows = []
+    for f in faults.itertuples(index=False):  # one iteration per fault, a handful per run
+        row = {"fault": f.fault, "kind": f.kind, "start": f.start, "end": f.end,
+               "baseline_success_rate": np.nan, "baseline_p99": np.nan,
+               "recovered": pd.NA, "recovery_time": np.nan, "status": ""}
+        rows.append(row)
+        # Baseline: fault-free whole windows of [warmup, fault start).
+        nb = n_windows(warmup, f.start, window) if f.start > warmup else 0
+        b_count, b_ok, b_p99 = _window_stats(start, ok, latency, warmup, window, nb)
+        b_t = warmup + window * np.arange(nb)
+        clean = ~((b_t[:, None] < active_e) & (b_t[:, None] + window > active_s)).any(axis=1)
+        b_count, b_ok, b_p99 = b_count[clean], b_ok[clean], b_p99[clean]
+        if b_count.sum() > 0:
+            row["baseline_success_rate"] = b_ok.sum() / b_count.sum()
+        if np.isfinite(b_p99).any():
+            row["baseline_p99"] = float(np.nanmedian(b_p99))
+        if not (np.isfinite(f.end) and f.end < t_end):
+            row["status"] = "not_ended"
+            continue
+        if not (np.isfinite(row["baseline_success_rate"]) and np.isfinite(row["baseline_p99"])):
+            row["status"] = "no_baseline"
+            continue
+        # Post-fault windows: [end, t_end) on a grid anchored at the fault's end.
+        n = n_windows(f.end, t_end, window)
+        count, n_ok, p99 = _window_stats(start, ok, latency, f.end, window, n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            passing = ((n_ok / np.maximum(count, 1)
+                        >= row["baseline_success_rate"] - success_tolerance - EPS)
+                       & (p99 <= p99_factor * row["baseline_p99"]) & (count > 0))
+        if (b_count == 0).any():
+            passing |= count == 0
+        first = _first_run(passing, need)
+        row["recovered"] = first is not None
+        row["recovery_time"] = np.nan if first is None else first * window
+        row["status"] = "recovered" if first is not None else "not_recovered"
+
+    frame = pd.DataFrame(rows, columns=list(RECOVERY_COLUMNS))
+    frame["recovered"] = frame["recovered"].astype("boolean")
+    for col in ("start", "end", "baseline_success_rate", "baseline_p99", "recovery_time"):
+        frame[col] = frame[col].astype(float)
+    for col in ("fault", "kind", "status"):
+        frame[col] = frame[col].astype(object)
+    return frame
+
+
+def _window_stats(start: np.ndarray, ok: np.ndarray, latency: np.ndarray, t0: float,
+                  window: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Requests started, successes, and p99 of ``latency`` (NaN rows ignored) per window."""
+    if n == 0:
+        empty = np.zeros(0)
+        return empty.astype(np.int64), empty.astype(np.int64), empty
+    idx = window_index(start, t0, window, n)
+    valid = idx >= 0
+    count = np.bincount(idx[valid], minlength=n)
+    n_ok = np.bincount(idx[valid & ok], minlength=n)
+    p99 = grouped_quantiles(idx, latency, n, (0.99,))[:, 0]
+    return count, n_ok, p99
+
+
+def _first_run(passing: np.ndarray, need: int) -> int | None:
+    """Index of the first window that starts ``need`` consecutive passing windows."""
+    if passing.size < need:
+        return None
+    runs = np.convolve(passing.astype(np.int64), np.ones(need, dtype=np.int64), mode="valid")
+    hits = np.flatnonzero(runs == need)
+    return int(hits[0]) if hits.size else None
