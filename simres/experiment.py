@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -174,7 +175,10 @@ def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
                 diffs.append(float(np.nanmean(a) - np.nanmean(b)))
                 pvals.append(np.nan)
                 continue
-            pdiff = paired_difference(a, b, confidence=confidence)
+            with warnings.catch_warnings():
+                # identical replications (e.g. a deterministic metric) make scipy warn; p is NaN then
+                warnings.simplefilter("ignore", RuntimeWarning)
+                pdiff = paired_difference(a, b, confidence=confidence)
             diffs.append(pdiff.mean)
             pvals.append(pdiff.p_value)
         part["diff_vs_best"] = diffs

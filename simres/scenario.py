@@ -126,6 +126,12 @@ class ServiceConfig(_Model):
     load_balancer: Literal["round_robin", "random", "least_outstanding", "power_of_two"] = Field(default="round_robin", description="How callers pick an instance.")
     handler: HandlerConfig = Field(default_factory=HandlerConfig, description="Downstream calls made for each request.")
     shedding: SheddingConfig | None = Field(default=None, description="Priority load shedding at admission.")
+    resource: Literal["none", "occ_row"] = Field(
+        default="none",
+        description="occ_row: the service guards one row under optimistic concurrency. A read returns the "
+        "version; a conditional write succeeds only if the version is unchanged (then increments it), "
+        "otherwise it is answered with an error (a conflict).",
+    )
 
 
 # ---------------------------------------------------------------------------- clients
@@ -208,6 +214,16 @@ class ClientConfig(CallPolicy):
     arrival: Arrivals = Field(description="Arrival process of each member.")
     priority: Priority = Field(default="high", description="Priority class of its requests: critical, high, medium, low.")
     throttle: ThrottleConfig | None = Field(default=None, description="Client-side adaptive throttling.")
+    workflow: Literal["call", "read_then_write"] = Field(
+        default="call",
+        description="call: one logical call per request. read_then_write: against an occ_row service, read the "
+        "version then write conditionally; a conflict backs off (retry policy) and starts over with a read.",
+    )
+    requests_per_member: int | None = Field(
+        default=None, ge=1,
+        description="Closed loop only: each user stops after this many requests (e.g. 1 for 'N clients each want "
+        "one successful write').",
+    )
     start: float = Field(default=0.0, ge=0, description="When the clients start sending (seconds).")
     stop: float | None = Field(default=None, gt=0, description="When they stop sending; none = at the end of the run.")
 
@@ -243,6 +259,11 @@ class Scenario(_Model):
         for name, c in self.clients.items():
             if c.target not in services:
                 raise ValueError(_unknown(f"clients.{name}.target", c.target, services, "service"))
+            if c.workflow == "read_then_write" and self.services[c.target].resource != "occ_row":
+                raise ValueError(f"clients.{name}.workflow: read_then_write needs a target with resource: occ_row, "
+                                 f"but '{c.target}' has resource: {self.services[c.target].resource}")
+            if c.requests_per_member is not None and not isinstance(c.arrival, ClosedArrivals):
+                raise ValueError(f"clients.{name}.requests_per_member: only valid with closed-loop arrivals")
             if c.stop is not None and c.stop <= c.start:
                 raise ValueError(f"clients.{name}.stop: must be > start ({c.start}), got {c.stop}")
         for name, s in self.services.items():

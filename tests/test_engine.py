@@ -211,3 +211,36 @@ def test_write_frames(tmp_path) -> None:
     assert len(back) == len(r.requests)
     r.write(tmp_path / "csv", "csv")
     assert (tmp_path / "csv" / "summary.csv").exists()
+
+
+def test_occ_row_conflicts_and_versions() -> None:
+    # two contenders, no backoff: exactly one write per round succeeds, so the
+    # successful writes equal the number of contenders and conflicts are errors
+    sc = {
+        "duration": 50, "drain": 0,
+        "network": {"default": {"latency": 0.01}},
+        "services": {"row": {"resource": "occ_row", "workers": 100, "service_time": 0}},
+        "clients": {"c": {"target": "row", "count": 5, "workflow": "read_then_write",
+                          "arrival": {"kind": "closed", "users": 1}, "requests_per_member": 1,
+                          "retry": {"max_attempts": 100, "retry_on": ["error"], "backoff": {"kind": "none"},
+                                    "jitter": "none"}}},
+    }
+    r = run(sc)
+    assert len(r.requests) == 5
+    assert (r.requests.outcome == "ok").all()
+    ok_writes = (r.attempts.outcome == "ok").sum()
+    assert ok_writes == 5
+    # with constant latency and no backoff everyone collides: round k has 5-k+1 writers, one wins
+    assert sorted(r.requests.tries.tolist()) == [1, 2, 3, 4, 5]
+    # each round is a read then a write: 4 messages of 10 ms
+    np.testing.assert_allclose(np.sort(r.requests.latency.to_numpy()), [0.04, 0.08, 0.12, 0.16, 0.2], atol=1e-9)
+
+
+def test_read_then_write_requires_occ_row() -> None:
+    from simres.errors import ScenarioError
+    from simres.scenario import load_scenario
+
+    sc = {"services": {"row": {}}, "clients": {"c": {"target": "row", "workflow": "read_then_write",
+                                                     "arrival": {"kind": "closed", "users": 1}}}}
+    with pytest.raises(ScenarioError, match="clients.c.workflow: read_then_write needs a target with resource: occ_row"):
+        load_scenario(sc)

@@ -64,7 +64,7 @@ class ClientPopulation:
         if self.cfg.start > 0:
             yield Timeout(env, self.cfg.start)
         stop = self.stop
-        fast = site.simple
+        fast = site.simple and self.cfg.workflow == "call"
         if isinstance(arr, ConstantArrivals):
             while True:
                 yield Timeout(env, 1.0 / (arr.rate * self.load_factor))
@@ -100,7 +100,10 @@ class ClientPopulation:
         start = self.env.now
         rid = next(self.ids)
         self.open[rid] = (self.name, m, site.target.name, self.cfg.priority, start)
-        outcome, tries = yield from site.call(rid, self.cfg.priority, INF)
+        if self.cfg.workflow == "read_then_write":
+            outcome, tries = yield from site.read_then_write(rid, self.cfg.priority)
+        else:
+            outcome, tries = yield from site.call(rid, self.cfg.priority, INF)
         del self.open[rid]
         self.recorder.request(rid, self.name, m, site.target.name, self.cfg.priority, start,
                               self.env.now, outcome, tries)
@@ -125,7 +128,10 @@ class ClientPopulation:
         env = self.env
         if self.cfg.start > 0:
             yield Timeout(env, self.cfg.start)
-        while env.now < self.stop:
+        left = self.cfg.requests_per_member
+        while env.now < self.stop and (left is None or left > 0):
+            if left is not None:
+                left -= 1
             yield from self._request(m, site)
             t = think()
             if t > 0:

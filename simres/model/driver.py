@@ -22,7 +22,7 @@ from simpy import Environment, Event
 from simpy.events import Timeout
 
 from simres.metrics.recorder import Recorder
-from simres.model.service import Job, Service
+from simres.model.service import READ, WRITE, Job, Service
 from simres.outcomes import (
     BREAKER_OPEN,
     BULKHEAD_FULL,
@@ -237,19 +237,13 @@ class CallSite:
             # -- the try --------------------------------------------------------------
             t_send = env.now
             idx = target.pick()
-            inst = target.instances[idx]
             limit = deadline_at - t_send
             if timeout is not None and timeout < limit:
                 limit = timeout
             job = Job(env, req_id, priority, t_send + limit, self.back_links[idx])
             if limit < INF:
                 Timeout(env, limit).callbacks.append(job.expire)
-            d = self.out_links[idx].delay()
-            if d is not None:
-                if d > 0:
-                    Timeout(env, d, job).callbacks.append(inst.deliver)
-                else:
-                    inst.submit(job)
+            self._send(job, idx)
             outcome = yield job
             t1 = env.now
             if bulkhead is not None:
@@ -273,6 +267,66 @@ class CallSite:
                 self.recorder.event(t1, "budget_denied", self.component, outcome, float(req_id))
                 break
             if t1 + delay >= deadline_at:
+                break
+            if delay > 0:
+                yield Timeout(env, delay)
+            wait = delay
+        return outcome, attempt
+
+    def _send(self, job: Job, idx: int) -> None:
+        """Put a job on the network towards instance ``idx`` (or lose it)."""
+        d = self.out_links[idx].delay()
+        if d is not None:
+            inst = self.target.instances[idx]
+            if d > 0:
+                Timeout(self.env, d, job).callbacks.append(inst.deliver)
+            else:
+                inst.submit(job)
+
+    def _op(self, req_id: int, priority: str, op: int, version: int, deadline_at: float
+            ) -> Generator[Event, Any, tuple[str, Job, int]]:
+        """One read or conditional write against an occ_row service: (outcome, job, instance)."""
+        env = self.env
+        idx = self.target.pick()
+        limit = deadline_at - env.now
+        if self.timeout is not None and self.timeout < limit:
+            limit = self.timeout
+        job = Job(env, req_id, priority, env.now + limit, self.back_links[idx])
+        job.op = op
+        job.version = version
+        if limit < INF:
+            Timeout(env, limit).callbacks.append(job.expire)
+        self._send(job, idx)
+        outcome = yield job
+        return outcome, job, idx
+
+    def read_then_write(self, req_id: int, priority: str) -> Generator[Event, Any, tuple[str, int]]:
+        """Read the row's version, then write conditionally; on conflict back off and start over.
+
+        This is the client of the AWS "Exponential Backoff And Jitter" experiment. Each
+        (read, write) round is one try: the attempts frame gets one row per write, so
+        ``tries`` counts write attempts (the experiment's "work"). The retry policy gives
+        the number of rounds and the waits; a per-try timeout applies to each message.
+        """
+        env = self.env
+        rc = self.retry.new_call() if self.retry is not None else None
+        deadline_at = env.now + self.deadline if self.deadline is not None else INF
+        attempt = 0
+        wait = 0.0
+        outcome = TIMEOUT
+        while env.now < deadline_at:
+            attempt += 1
+            if rc is not None:
+                rc.on_try()
+            t0 = env.now
+            outcome, job, idx = yield from self._op(req_id, priority, READ, 0, deadline_at)
+            if outcome is OK:
+                outcome, job, idx = yield from self._op(req_id, priority, WRITE, job.version, deadline_at)
+            self._record(req_id, attempt, idx, t0, env.now, outcome, True, wait)
+            if outcome is OK or rc is None:
+                break
+            delay = rc.next_delay(outcome, self.rng, None)
+            if delay is None or env.now + delay >= deadline_at:
                 break
             if delay > 0:
                 yield Timeout(env, delay)

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from simres.model.network import Link
 
 INF = float("inf")
+READ = 1
+"""Job.op of an optimistic-concurrency read (the reply carries the row version)."""
+WRITE = 2
+"""Job.op of a conditional write (succeeds only if Job.version is still current)."""
 
 
 class Job(Event):
@@ -43,7 +47,10 @@ class Job(Event):
     event (rather than holding one) saves an object per try on the hot path.
     """
 
-    __slots__ = ("back", "deadline", "epoch", "gone", "idx", "member", "priority", "req_id", "retry_after", "t0")
+    __slots__ = (
+        "back", "deadline", "epoch", "gone", "idx", "member", "op", "priority", "req_id", "retry_after", "t0",
+        "version",
+    )
 
     def __init__(self, env: Environment, req_id: int, priority: str, deadline: float, back: Link):
         # inlined Event.__init__ (hot path)
@@ -57,6 +64,8 @@ class Job(Event):
         self.back = back
         self.epoch = 0
         self.retry_after: float | None = None
+        self.op = 0  # 0 plain call, READ or WRITE against an occ_row resource
+        self.version = 0
 
     def expire(self, _ev: Event) -> None:
         """The caller's per-try timer fired."""
@@ -87,7 +96,7 @@ class Instance:
         "cold_factor", "completions", "down", "env", "epoch", "err", "err_overrides", "errors",
         "handler", "index", "k", "lifo", "name", "node", "parallel", "queue", "rejected",
         "running", "sample", "service", "shed", "shedder", "slow", "u", "cancelled", "workers",
-        "blackhole",
+        "blackhole", "occ", "row_version",
     )
 
     def __init__(self, env: Environment, service: str, index: int, cfg: ServiceConfig, seed: int):
@@ -120,6 +129,8 @@ class Instance:
         self.chaos: tuple[float, float, float] | None = None  # (rate, p_timeout, p_error)
         self.handler: list[tuple[CallSite, bool, Callable[[], float] | None]] = []
         self.parallel = cfg.handler.mode == "parallel"
+        self.occ = cfg.resource == "occ_row"
+        self.row_version = 0
         # cumulative counters, diffed by the timeline sampler
         self.arrivals = 0
         self.completions = 0
@@ -183,6 +194,15 @@ class Instance:
         job: Job = ev._value
         if job.epoch != self.epoch:
             return  # the instance crashed while this was in service
+        if self.occ and job.op:
+            # the commit point of the optimistic-concurrency row
+            if job.op == READ:
+                job.version = self.row_version
+            elif job.version == self.row_version:
+                self.row_version += 1
+            else:
+                self._complete(job, ERROR)  # write conflict
+                return
         self._complete(job, ERROR if self.err and self.u() < self.err else OK)
 
     def _complete(self, job: Job, outcome: str) -> None:
