@@ -158,10 +158,9 @@ def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
     for metric, part in agg.groupby("metric", sort=False):
         part = part.copy()
         means = part.set_index("variant")["mean"]
+        best = None
         if means.notna().any():
             best = means.idxmin() if lower_is_better(str(metric)) else means.idxmax()
-        else:
-            best = None
         part["best"] = part["variant"] == best
         diffs, pvals = [], []
         for v in part["variant"]:

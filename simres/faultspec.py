@@ -18,7 +18,10 @@ class _Fault(BaseModel):
 
     name: str | None = Field(default=None, description="Label in events and metrics; default '<kind>#<index>'.")
     at: float = Field(ge=0, description="Start time (seconds).")
-    duration: float | None = Field(default=None, gt=0, description="How long it lasts (seconds); null = until the end of the run.")
+    duration: float | None = Field(
+        default=None, gt=0,
+        description="How long it lasts (seconds); null = until the end of the run.",
+    )
 
     def check_references(self, path: str, *, services: Mapping[str, Any], clients: set[str]) -> None:
         """Raise ValueError naming ``path`` if the fault names an unknown target."""
@@ -31,9 +34,11 @@ class _Fault(BaseModel):
 
 def _check_service(path: str, service: str, instance: int | None, services: Mapping[str, Any]) -> None:
     if service not in services:
-        raise ValueError(f"{path}.service: unknown service '{service}', expected one of: {', '.join(sorted(services))}")
+        known = ", ".join(sorted(services))
+        raise ValueError(f"{path}.service: unknown service '{service}', expected one of: {known}")
     if instance is not None and instance >= services[service].instances:
-        raise ValueError(f"{path}.instance: service '{service}' has {services[service].instances} instance(s), got {instance}")
+        n = services[service].instances
+        raise ValueError(f"{path}.instance: service '{service}' has {n} instance(s), got {instance}")
 
 
 def _check_nodes(path: str, nodes: list[str], services: Mapping[str, Any], clients: set[str]) -> None:
@@ -41,9 +46,8 @@ def _check_nodes(path: str, nodes: list[str], services: Mapping[str, Any], clien
         base, _, idx = n.partition("/")
         if base not in services and base not in clients:
             raise ValueError(f"{path}: unknown node '{n}', expected a client or service name (or service/index)")
-        if idx:
-            if base not in services or not idx.isdigit() or int(idx) >= services[base].instances:
-                raise ValueError(f"{path}: unknown instance '{n}'")
+        if idx and (base not in services or not idx.isdigit() or int(idx) >= services[base].instances):
+            raise ValueError(f"{path}: unknown instance '{n}'")
 
 
 class _ServiceFault(_Fault):
@@ -58,7 +62,10 @@ class PartitionFault(_Fault):
     """Messages between two groups of nodes are lost (callers see timeouts, never errors)."""
 
     kind: Literal["partition"] = "partition"
-    from_: list[str] = Field(alias="from", min_length=1, description="One side: node names (client, service or service/i).")
+    from_: list[str] = Field(
+        alias="from", min_length=1,
+        description="One side: node names (client, service or service/i).",
+    )
     to: list[str] = Field(min_length=1, description="The other side.")
     one_way: bool = Field(default=False, description="Only messages from 'from' to 'to' are lost; replies still pass.")
 
@@ -108,7 +115,10 @@ class CrashFault(_ServiceFault):
     """Instances go down, then restart after the duration."""
 
     kind: Literal["crash"] = "crash"
-    mode: Literal["refuse", "blackhole"] = Field(default="refuse", description="refuse: connection errors at once; blackhole: requests vanish (callers time out).")
+    mode: Literal["refuse", "blackhole"] = Field(
+        default="refuse",
+        description="refuse: connection errors at once; blackhole: requests vanish (callers time out).",
+    )
     cold_start: ColdStart | None = Field(default=None, description="Slowdown after restart.")
 
 
@@ -128,7 +138,8 @@ class LoadFault(_Fault):
 
     def check_references(self, path: str, *, services: Mapping[str, Any], clients: set[str]) -> None:
         if self.client not in clients:
-            raise ValueError(f"{path}.client: unknown client '{self.client}', expected one of: {', '.join(sorted(clients))}")
+            known = ", ".join(sorted(clients))
+            raise ValueError(f"{path}.client: unknown client '{self.client}', expected one of: {known}")
 
 
 class ChaosMix(BaseModel):

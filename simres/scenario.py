@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import itertools
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -76,7 +77,10 @@ class CallPolicy(_Model):
     """
 
     timeout: PositiveFloat | None = Field(default=None, description="Per-try timeout (seconds); none = wait forever.")
-    deadline: PositiveFloat | None = Field(default=None, description="Overall deadline over all tries and backoff waits (seconds).")
+    deadline: PositiveFloat | None = Field(
+        default=None,
+        description="Overall deadline over all tries and backoff waits (seconds).",
+    )
     retry: RetryConfig | None = Field(default=None, description="Retry policy; none = a single try.")
     breaker: BreakerConfig | None = Field(default=None, description="Circuit breaker on this call.")
     bulkhead: BulkheadConfig | None = Field(default=None, description="Bulkhead limiting concurrent calls.")
@@ -92,14 +96,23 @@ class DownstreamCall(CallPolicy):
     """One downstream call made by a service's handler."""
 
     to: str = Field(description="Name of the service called.")
-    critical: bool = Field(default=True, description="A failure fails the request; if false the response is degraded instead.")
-    fallback: FallbackConfig = Field(default_factory=FallbackConfig, description="Fallback used when a non-critical call fails.")
+    critical: bool = Field(
+        default=True,
+        description="A failure fails the request; if false the response is degraded instead.",
+    )
+    fallback: FallbackConfig = Field(
+        default_factory=FallbackConfig,
+        description="Fallback used when a non-critical call fails.",
+    )
 
 
 class HandlerConfig(_Model):
     """What a service does for a request after its own work: downstream calls."""
 
-    mode: Literal["sequential", "parallel"] = Field(default="sequential", description="Call downstreams one after another, or all at once (fan-out).")
+    mode: Literal["sequential", "parallel"] = Field(
+        default="sequential",
+        description="Call downstreams one after another, or all at once (fan-out).",
+    )
     calls: list[DownstreamCall] = Field(default_factory=list, description="Downstream calls.")
 
 
@@ -109,8 +122,14 @@ class HandlerConfig(_Model):
 class QueueConfig(_Model):
     """The request queue in front of an instance's workers."""
 
-    discipline: Literal["fifo", "lifo"] = Field(default="fifo", description="Which waiting request a free worker takes.")
-    capacity: int | None = Field(default=None, ge=0, description="Maximum waiting requests; a full queue rejects at once. None = unbounded.")
+    discipline: Literal["fifo", "lifo"] = Field(
+        default="fifo",
+        description="Which waiting request a free worker takes.",
+    )
+    capacity: int | None = Field(
+        default=None, ge=0,
+        description="Maximum waiting requests; a full queue rejects at once. None = unbounded.",
+    )
 
 
 class ServiceConfig(_Model):
@@ -119,11 +138,24 @@ class ServiceConfig(_Model):
     instances: int = Field(default=1, ge=1, description="Number of instances.")
     workers: int = Field(default=1, ge=1, description="Workers (concurrent requests) per instance, c.")
     queue: QueueConfig = Field(default_factory=QueueConfig, description="Queue per instance.")
-    service_time: Dist = Field(default_factory=lambda: Exponential(mean=0.01), description="Own work per request (seconds), before downstream calls.")
+    service_time: Dist = Field(
+        default_factory=lambda: Exponential(mean=0.01),
+        description="Own work per request (seconds), before downstream calls.",
+    )
     error_rate: float = Field(default=0.0, ge=0, le=1, description="Probability a request ends in an error reply.")
-    slowdown_per_inflight: float = Field(default=0.0, ge=0, description="Service time is multiplied by 1 + k x in-flight requests at the instance.")
-    on_caller_gone: Literal["continue", "cancel"] = Field(default="continue", description="Work whose caller gave up: done anyway (continue), or dropped at the head of the queue and not passed downstream (cancel, deadline propagation).")
-    load_balancer: Literal["round_robin", "random", "least_outstanding", "power_of_two"] = Field(default="round_robin", description="How callers pick an instance.")
+    slowdown_per_inflight: float = Field(
+        default=0.0, ge=0,
+        description="Service time is multiplied by 1 + k x in-flight requests at the instance.",
+    )
+    on_caller_gone: Literal["continue", "cancel"] = Field(
+        default="continue",
+        description="Work whose caller gave up: done anyway (continue), or dropped at the head of the queue and "
+        "not passed downstream (cancel, deadline propagation).",
+    )
+    load_balancer: Literal["round_robin", "random", "least_outstanding", "power_of_two"] = Field(
+        default="round_robin",
+        description="How callers pick an instance.",
+    )
     handler: HandlerConfig = Field(default_factory=HandlerConfig, description="Downstream calls made for each request.")
     shedding: SheddingConfig | None = Field(default=None, description="Priority load shedding at admission.")
     resource: Literal["none", "occ_row"] = Field(
@@ -163,7 +195,10 @@ class ProfileArrivals(_Model):
 
     kind: Literal["profile"] = "profile"
     points: list[RatePoint] = Field(min_length=1, description="Rate points sorted by time; the first applies from t=0.")
-    shape: Literal["step", "linear"] = Field(default="step", description="Hold each rate until the next point (step), or interpolate (linear ramps).")
+    shape: Literal["step", "linear"] = Field(
+        default="step",
+        description="Hold each rate until the next point (step), or interpolate (linear ramps).",
+    )
 
     @model_validator(mode="after")
     def _sorted(self) -> ProfileArrivals:
@@ -179,7 +214,7 @@ class ProfileArrivals(_Model):
         pts = self.points
         if t < pts[0].at:
             return pts[0].rate
-        for a, b in zip(pts, pts[1:]):
+        for a, b in itertools.pairwise(pts):
             if a.at <= t < b.at:
                 if self.shape == "linear" and b.at > a.at:
                     return a.rate + (b.rate - a.rate) * (t - a.at) / (b.at - a.at)
@@ -210,9 +245,16 @@ class ClientConfig(CallPolicy):
     """A client population: ``count`` independent members with the same policy stack."""
 
     target: str = Field(description="Service the clients call.")
-    count: int = Field(default=1, ge=1, description="Independent client members (each with its own arrivals and, with per_client scope, its own policy state).")
+    count: int = Field(
+        default=1, ge=1,
+        description="Independent client members (each with its own arrivals and, with per_client scope, its own "
+        "policy state).",
+    )
     arrival: Arrivals = Field(description="Arrival process of each member.")
-    priority: Priority = Field(default="high", description="Priority class of its requests: critical, high, medium, low.")
+    priority: Priority = Field(
+        default="high",
+        description="Priority class of its requests: critical, high, medium, low.",
+    )
     throttle: ThrottleConfig | None = Field(default=None, description="Client-side adaptive throttling.")
     workflow: Literal["call", "read_then_write"] = Field(
         default="call",
@@ -238,7 +280,10 @@ class Scenario(_Model):
     description: str = Field(default="", description="What the scenario shows.")
     duration: PositiveFloat = Field(default=60.0, description="Simulated seconds of arrivals.")
     warmup: float = Field(default=0.0, ge=0, description="Initial seconds excluded from steady-state metrics.")
-    drain: float = Field(default=10.0, ge=0, description="Extra seconds after duration for in-flight requests to finish.")
+    drain: float = Field(
+        default=10.0, ge=0,
+        description="Extra seconds after duration for in-flight requests to finish.",
+    )
     seed: int = Field(default=1, ge=0, description="Root seed of every random stream.")
     timeline_step: PositiveFloat = Field(default=1.0, description="Width of timeline buckets (seconds).")
     slo: PositiveFloat | None = Field(default=None, description="Latency objective (seconds) for SLO attainment.")
@@ -246,7 +291,10 @@ class Scenario(_Model):
     services: dict[str, ServiceConfig] = Field(min_length=1, description="Services by name.")
     clients: dict[str, ClientConfig] = Field(min_length=1, description="Client populations by name.")
     faults: list[FaultConfig] = Field(default_factory=list, description="Failures injected at scheduled times.")
-    variants: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Named sets of dotted-path overrides compared on the same world.")
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named sets of dotted-path overrides compared on the same world.",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
@@ -543,7 +591,7 @@ def _clean_loc(loc: tuple[Any, ...]) -> list[str]:
     out: list[str] = []
     for part in loc:
         s = str(part)
-        if s.startswith(("function-", "tagged-union[", "union[")) or "[" in s and s.endswith("]"):
+        if s.startswith(("function-", "tagged-union[", "union[")) or ("[" in s and s.endswith("]")):
             continue
         if out and s in _DIST_TAGS and out[-1] != "kind":
             # discriminator tag inserted by pydantic (e.g. 'exponential'); not a user key

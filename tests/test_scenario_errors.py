@@ -79,7 +79,7 @@ def test_override_typo_in_field_is_an_error() -> None:
 
 def test_override_is_type_checked() -> None:
     base = {"services": {"db": {}}, "clients": {"web": {"target": "db", "arrival": {"kind": "poisson", "rate": 1}}}}
-    with pytest.raises(ScenarioError, match="services.db.workers: must be >= 1, got -1"):
+    with pytest.raises(ScenarioError, match=r"services\.db\.workers: must be >= 1, got -1"):
         load_scenario(base, overrides=["services.db.workers=-1"])
     with pytest.raises(ScenarioError, match="expected KEY=VALUE"):
         load_scenario(base, overrides=["services.db.workers"])
@@ -100,7 +100,7 @@ def test_unknown_bundled_name() -> None:
 def test_unknown_variant() -> None:
     base = {"services": {"db": {}}, "clients": {"web": {"target": "db", "arrival": {"kind": "poisson", "rate": 1}}},
             "variants": {"fast": {"services.db.workers": 2}}}
-    with pytest.raises(ScenarioError, match="unknown variant 'slow' \\(variants: fast\\)"):
+    with pytest.raises(ScenarioError, match=r"unknown variant 'slow' \(variants: fast\)"):
         load_scenario(base, variant="slow")
     assert load_scenario(base, variant="fast").services["db"].workers == 2
 

@@ -66,10 +66,9 @@ class Network:
         for link in self.cfg.links:
             fwd = link.from_ in src_n and link.to in dst_n
             rev = link.symmetric and link.from_ in dst_n and link.to in src_n
-            if fwd or rev:
-                # the most specific match (instance-level beats service-level) wins
-                if best is None or ("/" in link.from_ + link.to) > ("/" in best.from_ + best.to):
-                    best = link
+            # the most specific match (instance-level beats service-level) wins
+            if (fwd or rev) and (best is None or ("/" in link.from_ + link.to) > ("/" in best.from_ + best.to)):
+                best = link
         if best is None:
             return self.cfg.default.latency, self.cfg.default.loss
         return best.latency, best.loss
@@ -81,9 +80,6 @@ class Network:
         rng = stream(self.seed, f"link:{src}->{dst}", "latency")
         sample = None if zero else dist.sampler(rng)  # type: ignore[attr-defined]
         u = uniform_sampler(stream(self.seed, f"link:{src}->{dst}", "loss")) if loss else None
-        if isinstance(dist, Constant) and not zero:
-            v = dist.value
-            sample = (lambda v=v: v)
         lk = Link(_names(src), _names(dst), sample, loss, u)
         self.links.append(lk)
         return lk

@@ -46,7 +46,8 @@ class World:
         for name, cfg in scenario.services.items():
             for inst in self.services[name].instances:
                 for call in cfg.handler.calls:
-                    site = self._site(caller=name, caller_node=inst.node, member=inst.index if cfg.instances > 1 else None,
+                    member = inst.index if cfg.instances > 1 else None
+                    site = self._site(caller=name, caller_node=inst.node, member=member,
                                       target=call.to, policy=call, depth=1)
                     fb = None
                     if not call.critical:
