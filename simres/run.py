@@ -121,7 +121,7 @@ def run(
         for n, s in sc.services.items()
     }
     summary = summarize(requests, attempts, timeline, events, warmup=sc.warmup,
-                        duration=sc.duration, slo=sc.slo)
+                        duration=sc.duration, slo=sc.slo, breaker_links=breaker_links(sc))
     for n, u in util.items():
         summary[f"utilization:{n}"] = u  # exact busy-time integral beats bucket sampling
     return RunResult(
@@ -129,6 +129,14 @@ def run(
         timeline=timeline, events=events, summary=summary,
         wall_time=time.perf_counter() - t0, utilization=util,
     )
+
+
+def breaker_links(scenario: Scenario) -> set[str]:
+    """The ``caller->callee`` links of a scenario that have a circuit breaker."""
+    links = {f"{name}->{c.target}" for name, c in scenario.clients.items() if c.breaker is not None}
+    for name, s in scenario.services.items():
+        links |= {f"{name}->{call.to}" for call in s.handler.calls if call.breaker is not None}
+    return links
 
 
 def scenario_yaml(scenario: Scenario) -> str:

@@ -65,7 +65,7 @@ RECOVERY_HOLD = 5.0
 
 def summarize(requests: pd.DataFrame, attempts: pd.DataFrame, timeline: pd.DataFrame,
               events: pd.DataFrame, *, warmup: float, duration: float,
-              slo: float | None = None) -> dict[str, float]:
+              slo: float | None = None, breaker_links: set[str] | None = None) -> dict[str, float]:
     """Summarise one run as a flat dict of floats (see the module docstring and docs/metrics.md).
 
     Args:
@@ -73,6 +73,8 @@ def summarize(requests: pd.DataFrame, attempts: pd.DataFrame, timeline: pd.DataF
         warmup: start of the steady-state window (s); earlier requests are excluded.
         duration: end of the run's arrivals (s); the steady state is ``[warmup, duration)``.
         slo: latency target (s) for ``slo_attainment``; omitted from the dict when None.
+        breaker_links: the ``caller->callee`` links that have a breaker; only they get breaker
+            keys. None = every link seen in ``attempts`` (for frames without a scenario).
     """
     if not (np.isfinite(warmup) and np.isfinite(duration) and 0 <= warmup < duration):
         raise MetricsError(f"warmup: must satisfy 0 <= warmup < duration, got warmup={warmup!r}, "
@@ -107,7 +109,8 @@ def summarize(requests: pd.DataFrame, attempts: pd.DataFrame, timeline: pd.DataF
     out["tries_per_request"] = float((sent & depth0).sum() / n) if n else np.nan
     out["work_per_success"] = float(sent.sum() / ok.sum()) if ok.sum() else np.nan
     _per_service(out, attempts, own, timeline, warmup=warmup, duration=duration)
-    _breakers(out, requests, attempts, events, warmup=warmup, duration=duration)
+    _breakers(out, requests, attempts, events, warmup=warmup, duration=duration,
+              breaker_links=breaker_links)
     _faults(out, requests, attempts, events, warmup=warmup, duration=duration)
     return out
 
@@ -122,7 +125,8 @@ def _per_group(out: dict[str, float], requests: pd.DataFrame, measured: pd.DataF
             out[f"success_rate:{by}={label}"] = float(shares.at[label, "success_rate"])
             out[f"latency_p99:{by}={label}"] = float(p99.at[label])
             if by == "priority":
-                out[f"shed_rate:{by}={label}"] = float(shares.at[label, "shed"])
+                for outcome in ("shed", "rejected", "throttled"):
+                    out[f"{outcome}_rate:{by}={label}"] = float(shares.at[label, outcome])
 
 
 def _per_service(out: dict[str, float], attempts: pd.DataFrame, own: pd.DataFrame,
@@ -142,14 +146,16 @@ def _per_service(out: dict[str, float], attempts: pd.DataFrame, own: pd.DataFram
 
 
 def _breakers(out: dict[str, float], requests: pd.DataFrame, attempts: pd.DataFrame,
-              events: pd.DataFrame, *, warmup: float, duration: float) -> None:
+              events: pd.DataFrame, *, warmup: float, duration: float,
+              breaker_links: set[str] | None = None) -> None:
     """Open share and transition count per link ``caller->callee``.
 
     Every caller->callee pair in ``attempts`` gets the keys, 0.0 when no breaker on it ever
     moved (or it has none): a replication whose breaker never tripped must read 0, not
     NaN, or averaging over replications would keep only the ones that tripped.
     """
-    keys = {link: (0.0, 0.0) for link in _call_links(attempts)}
+    keys = {link: (0.0, 0.0, 0.0) for link in _call_links(attempts)
+            if breaker_links is None or link in breaker_links}
     br = breaker_events(events)
     if len(br) == 0:
         _put_breakers(out, keys)
@@ -168,14 +174,17 @@ def _breakers(out: dict[str, float], requests: pd.DataFrame, attempts: pd.DataFr
                 members[link] = int(n_members.at[caller])
     links = breaker_link_shares(events, t0=warmup, t_end=duration, members=members)
     for link in links.index:
-        keys[link] = (float(links.at[link, "open"]), float(links.at[link, "transitions"]))
+        if breaker_links is None or link in breaker_links:
+            keys[link] = (float(links.at[link, "open"]), float(links.at[link, "half_open"]),
+                          float(links.at[link, "transitions"]))
     _put_breakers(out, keys)
 
 
-def _put_breakers(out: dict[str, float], keys: dict[str, tuple[float, float]]) -> None:
+def _put_breakers(out: dict[str, float], keys: dict[str, tuple[float, float, float]]) -> None:
     """Write the breaker keys in link order."""
     for link in sorted(keys):
-        out[f"breaker_open_share:{link}"], out[f"breaker_transitions:{link}"] = keys[link]
+        (out[f"breaker_open_share:{link}"], out[f"breaker_half_open_share:{link}"],
+         out[f"breaker_transitions:{link}"]) = keys[link]
 
 
 def _call_links(attempts: pd.DataFrame) -> list[str]:
