@@ -27,7 +27,6 @@ from simres.outcomes import (
     BREAKER_OPEN,
     BULKHEAD_FULL,
     DEGRADED,
-    ERROR,
     OK,
     THROTTLED,
     TIMEOUT,
@@ -42,8 +41,6 @@ if TYPE_CHECKING:
 
 INF = float("inf")
 _BREAKER_CODE = {"closed": 0.0, "open": 1.0, "half_open": 2.0}
-_ACCEPTED = frozenset({OK, DEGRADED, ERROR})
-"""Tries the backend accepted, for adaptive throttling (it counts overload rejections)."""
 
 
 class SharedState:
@@ -113,7 +110,8 @@ class CallSite:
         component = self.component if getattr(policy.breaker, "scope", "") != "shared" else edge
         self.breaker: CircuitBreaker | None = scoped(
             policy.breaker, "breaker",
-            lambda: policy.breaker.build(listener=self._breaker_listener(component)),
+            lambda: policy.breaker.build(listener=self._breaker_listener(component),
+                                         rng=stream(seed, f"breaker:{component}", "open_for")),
         )
         self.bulkhead: Bulkhead | None = scoped(policy.bulkhead, "bulkhead", lambda: policy.bulkhead.build())
         self.throttle: AdaptiveThrottle | None = scoped(throttle_cfg, "throttle", lambda: throttle_cfg.build())
@@ -197,18 +195,22 @@ class CallSite:
             budget.on_request(now)
         attempt = 0
         wait = 0.0
+        retry_cost: float | None = None  # what the budget charged for the retry under way
         outcome = TIMEOUT
         while True:
             t0 = env.now
             if t0 >= deadline_at:
-                outcome = TIMEOUT
-                break
+                break  # a try is never started after the deadline (e.g. a parent's propagated one)
             attempt += 1
             if rc is not None:
                 rc.on_try()
             # -- local gates: throttle, breaker, bulkhead -------------------------------
+            # A try rejected here still ends for the budget, so a concurrency budget's
+            # count of active retries stays balanced.
             if throttle is not None and throttle.should_reject(t0, self.u()):
-                throttle.record(t0, False)
+                throttle.record_rejection(t0)
+                if budget is not None:
+                    budget.on_try_end(t0, THROTTLED, attempt > 1, retry_cost)
                 self.recorder.event(t0, "throttled", self.component, "", float(req_id))
                 self._record(req_id, attempt, -1, t0, t0, THROTTLED, False, wait)
                 outcome = THROTTLED
@@ -217,6 +219,8 @@ class CallSite:
             if breaker is not None:
                 permit = breaker.allow(t0)
                 if permit is None:
+                    if budget is not None:
+                        budget.on_try_end(t0, BREAKER_OPEN, attempt > 1, retry_cost)
                     self._record(req_id, attempt, -1, t0, t0, BREAKER_OPEN, False, wait)
                     outcome = BREAKER_OPEN
                     break
@@ -230,6 +234,8 @@ class CallSite:
                         t1 = env.now
                         if breaker is not None:
                             breaker.release(permit)
+                        if budget is not None:
+                            budget.on_try_end(t1, BULKHEAD_FULL, attempt > 1, retry_cost)
                         self.recorder.event(t1, "bulkhead_rejected", self.component, "", float(req_id))
                         self._record(req_id, attempt, -1, t0, t1, BULKHEAD_FULL, False, wait)
                         outcome = BULKHEAD_FULL
@@ -253,21 +259,21 @@ class CallSite:
             if breaker is not None:
                 breaker.on_result(t1, permit, outcome, t1 - t0)
             if throttle is not None:
-                throttle.record(t1, outcome in _ACCEPTED)
+                throttle.record_outcome(t1, outcome)
             if budget is not None:
-                budget.on_try_end(t1, outcome, attempt > 1)
+                budget.on_try_end(t1, outcome, attempt > 1, retry_cost)
             self._record(req_id, attempt, idx, t0, t1, outcome, True, wait)
             if outcome is OK or outcome is DEGRADED or rc is None:
                 break
-            # -- retry decision -----------------------------------------------------------
+            # -- retry decision: policy, then the deadline, then the budget --------------
             delay = rc.next_delay(outcome, self.rng, job.retry_after)
-            if delay is None:
+            if delay is None or t1 + delay >= deadline_at:
                 break
-            if budget is not None and not budget.try_acquire_retry(t1, outcome):
-                self.recorder.event(t1, "budget_denied", self.component, outcome, float(req_id))
-                break
-            if t1 + delay >= deadline_at:
-                break
+            if budget is not None:
+                if not budget.try_acquire_retry(t1, outcome):
+                    self.recorder.event(t1, "budget_denied", self.component, outcome, float(req_id))
+                    break
+                retry_cost = getattr(budget, "last_cost", None)
             if delay > 0:
                 yield Timeout(env, delay)
             wait = delay

@@ -1,0 +1,77 @@
+"""Resilience policies as pure decision logic: no SimPy, no clock, no global RNG.
+
+Each policy has a frozen pydantic config (validated when built, with an optional library
+``preset``) and a separate mutable state object built from it, which the simulation
+driver and the real-time wrappers (:mod:`simres.realtime`) ask and inform alike.
+"""
+
+from simres.policies.backoff import BackoffConfig, JitterConfig, Waiter
+from simres.policies.breaker import (
+    BREAKER_STATES,
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    BreakerConfig,
+    CircuitBreaker,
+)
+from simres.policies.budget import (
+    BUDGET_KINDS,
+    BudgetConfig,
+    ConcurrencyBudget,
+    ConcurrencyBudgetConfig,
+    FailureRatioBudget,
+    FailureRatioBudgetConfig,
+    GrpcBudget,
+    GrpcBudgetConfig,
+    RatioBudget,
+    RatioBudgetConfig,
+    RetryBudget,
+    TokenBucketBudget,
+    TokenBucketBudgetConfig,
+)
+from simres.policies.bulkhead import ADMIT, REJECT, WAIT, Bulkhead, BulkheadConfig
+from simres.policies.presets import PRESETS, preset_names
+from simres.policies.retry import RetryCall, RetryConfig
+from simres.policies.shedding import SRE_ALIASES, Shedder, SheddingConfig
+from simres.policies.throttle import AdaptiveThrottle, ThrottleConfig
+from simres.policies.windows import WindowConfig
+
+__all__ = [
+    "ADMIT",
+    "BREAKER_STATES",
+    "BUDGET_KINDS",
+    "CLOSED",
+    "HALF_OPEN",
+    "OPEN",
+    "PRESETS",
+    "REJECT",
+    "SRE_ALIASES",
+    "WAIT",
+    "AdaptiveThrottle",
+    "BackoffConfig",
+    "BreakerConfig",
+    "BudgetConfig",
+    "Bulkhead",
+    "BulkheadConfig",
+    "CircuitBreaker",
+    "ConcurrencyBudget",
+    "ConcurrencyBudgetConfig",
+    "FailureRatioBudget",
+    "FailureRatioBudgetConfig",
+    "GrpcBudget",
+    "GrpcBudgetConfig",
+    "JitterConfig",
+    "RatioBudget",
+    "RatioBudgetConfig",
+    "RetryBudget",
+    "RetryCall",
+    "RetryConfig",
+    "Shedder",
+    "SheddingConfig",
+    "ThrottleConfig",
+    "TokenBucketBudget",
+    "TokenBucketBudgetConfig",
+    "Waiter",
+    "WindowConfig",
+    "preset_names",
+]

@@ -1,0 +1,196 @@
+"""Backoff and jitter: how long to wait before the next retry.
+
+A backoff gives the un-randomised wait for retry index ``n`` (0 for the first retry,
+unless the retry policy starts elsewhere); a jitter spreads it. They combine the way
+tenacity combines its ``wait_*`` strategies. A :class:`Waiter` is the per-call state: it
+keeps ``n`` and the previous wait, which the decorrelated jitters need.
+
+Every wait is clamped to ``[0, cap]``, whatever the jitter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BeforeValidator, Field
+
+from simres.errors import PolicyConfigError
+from simres.policies._base import PolicyModel
+
+Uniform = np.random.Generator | Callable[[], float]
+"""A source of U[0, 1) draws: a numpy Generator, or a zero-argument callable returning one
+(e.g. :func:`simres.rng.uniform_sampler`, which draws in numpy batches)."""
+
+_HUGE = 1e300  # stands in for an overflowing base * multiplier**n; finite, so * 0 stays 0
+
+
+def draw(rng: Uniform) -> float:
+    """One U[0, 1) draw from ``rng`` (a Generator or a zero-argument callable)."""
+    return rng() if callable(rng) else rng.random()  # type: ignore[operator,union-attr]
+
+
+class BackoffConfig(PolicyModel):
+    """The un-randomised wait before retry ``n``: none, constant, linear or exponential."""
+
+    kind: Literal["none", "constant", "linear", "exponential"] = Field(
+        default="exponential",
+        description="Growth of the wait with the retry index n: none (0), constant (base), "
+                    "linear ((n+1)*base) or exponential (base*multiplier**n), capped at cap.")
+    base: float = Field(
+        default=0.1, ge=0,
+        description="Seconds: the first wait (exponential, constant, linear step); also the "
+                    "floor of the decorrelated jitters.")
+    cap: float = Field(
+        default=20.0, gt=0,
+        description="Seconds: no wait is ever longer, whatever the backoff and jitter.")
+    multiplier: float = Field(
+        default=2.0, gt=0,
+        description="Growth factor per retry of the exponential backoff.")
+
+    def raw(self, n: int) -> float:
+        """The wait for retry index ``n`` before capping (finite even when it overflows)."""
+        kind = self.kind
+        if kind == "exponential":
+            try:
+                value = self.base * self.multiplier**n
+            except OverflowError:
+                return _HUGE
+            return value if value < _HUGE else _HUGE
+        if kind == "constant":
+            return self.base
+        if kind == "linear":
+            return (n + 1) * self.base
+        return 0.0
+
+    def delay(self, n: int) -> float:
+        """The capped, un-randomised wait for retry index ``n``."""
+        return min(self.cap, self.raw(n))
+
+
+def _jitter_from_str(value: Any) -> Any:
+    return {"kind": value} if isinstance(value, str) else value
+
+
+class JitterConfig(PolicyModel):
+    """How the backoff is randomised; a bare string (``jitter: full``) names the kind."""
+
+    kind: Literal["none", "full", "equal", "decorrelated", "decorrelated_finagle",
+                  "proportional", "additive"] = Field(
+        default="full",
+        description="none: c; full: U[0,c); equal: c/2+U[0,c/2); decorrelated (AWS blog): "
+                    "min(cap, U[base, 3*prev)); decorrelated_finagle: first base, then "
+                    "U[prev, min(cap, 3*prev)); proportional (Resilience4j, gRPC "
+                    "connections): min(cap, raw*U[1-f, 1+f)); additive: min(cap, c+U[0,j)). "
+                    "c is the capped backoff, raw the uncapped one.")
+    fraction: float = Field(
+        default=0.2, ge=0, le=1,
+        description="f of the proportional jitter: the wait is scaled by U[1-f, 1+f).")
+    amount: float = Field(
+        default=0.0, ge=0,
+        description="Seconds: j of the additive jitter, which adds U[0, j).")
+
+
+Jitter = Annotated[JitterConfig, BeforeValidator(_jitter_from_str)]
+"""A jitter field: a JitterConfig mapping or a bare kind name."""
+
+
+def waiter_params(backoff: BackoffConfig, jitter: JitterConfig) -> tuple[Any, ...]:
+    """The plain values a :class:`Waiter` needs, validated once.
+
+    Raises:
+        PolicyConfigError: a decorrelated jitter with ``backoff.base`` 0.
+    """
+    if jitter.kind in ("decorrelated", "decorrelated_finagle") and backoff.base <= 0:
+        raise PolicyConfigError(
+            f"backoff.base: must be > 0 for {jitter.kind} jitter, got {backoff.base}")
+    return (backoff.kind, float(backoff.base), float(backoff.cap), float(backoff.multiplier),
+            jitter.kind, float(jitter.fraction), float(jitter.amount))
+
+
+class Waiter:
+    """The waits of one logical call: keeps the retry index and the previous wait.
+
+    Draws at most one uniform per wait, and none for ``jitter: none`` or Finagle's first
+    decorrelated wait, so the random stream only advances when randomness is used.
+    """
+
+    __slots__ = ("_base", "_bkind", "_cap", "_f", "_j", "_jkind", "_mult", "n", "prev")
+
+    def __init__(self, backoff: BackoffConfig, jitter: JitterConfig,
+                 first_index: int = 0) -> None:
+        self._set(waiter_params(backoff, jitter), first_index)
+
+    def _set(self, params: tuple[Any, ...], first_index: int) -> None:
+        (self._bkind, self._base, self._cap, self._mult, self._jkind, self._f,
+         self._j) = params
+        self.n = first_index
+        """Retry index of the next wait."""
+        self.prev: float | None = None
+        """The previous wait of this call (None before the first)."""
+
+    @classmethod
+    def from_params(cls, params: tuple[Any, ...], first_index: int = 0) -> Waiter:
+        """A waiter from :func:`waiter_params` (cheaper than re-reading the configs per call)."""
+        waiter = cls.__new__(cls)
+        waiter._set(params, first_index)
+        return waiter
+
+    def _raw(self, n: int) -> float:
+        kind = self._bkind
+        if kind == "exponential":
+            try:
+                value = self._base * self._mult**n
+            except OverflowError:
+                return _HUGE
+            return value if value < _HUGE else _HUGE
+        if kind == "constant":
+            return self._base
+        if kind == "linear":
+            return (n + 1) * self._base
+        return 0.0
+
+    def next(self, rng: Uniform) -> float:
+        """The wait before the next retry, in seconds; advances the state."""
+        kind = self._jkind
+        cap = self._cap
+        n = self.n
+        self.n = n + 1
+        if kind == "full":
+            wait = draw(rng) * min(cap, self._raw(n))
+        elif kind == "none":
+            wait = min(cap, self._raw(n))
+        elif kind == "equal":
+            half = min(cap, self._raw(n)) / 2
+            wait = half + draw(rng) * half
+        elif kind == "decorrelated":
+            base = self._base
+            prev = base if self.prev is None else self.prev
+            wait = min(cap, base + draw(rng) * (3 * prev - base))
+        elif kind == "decorrelated_finagle":
+            prev = self.prev
+            if prev is None:
+                wait = min(cap, self._base)
+            else:
+                upper = min(cap, 3 * prev)
+                wait = prev + draw(rng) * (upper - prev) if upper > prev else upper
+        elif kind == "proportional":
+            f = self._f
+            wait = min(cap, self._raw(n) * (1 - f + 2 * f * draw(rng)))
+        else:  # additive
+            wait = min(cap, min(cap, self._raw(n)) + draw(rng) * self._j)
+        if not wait > 0:  # also maps a NaN to 0
+            wait = 0.0
+        elif wait > cap:
+            wait = cap
+        self.prev = wait
+        return wait
+
+    def skip(self) -> None:
+        """Count a retry whose wait came from elsewhere (a server's Retry-After)."""
+        self.n += 1
+
+    def __repr__(self) -> str:
+        return f"Waiter(backoff={self._bkind!r}, jitter={self._jkind!r}, n={self.n})"
+

@@ -1,0 +1,353 @@
+"""Circuit breaker: stop calling a dependency that is failing, and probe until it recovers.
+
+States: ``closed`` (calls flow, results are counted), ``open`` (calls are rejected at once
+for ``open_for`` seconds) and ``half_open`` (a few calls probe the dependency). The move
+from open to half-open happens lazily, when :meth:`CircuitBreaker.allow` is called at or
+after the open deadline, as in Resilience4j, Polly and pybreaker.
+
+Trip rules, each mirroring a library:
+
+- ``consecutive``: ``failure_threshold`` failures in a row (pybreaker ``fail_max``, Finagle);
+- ``failure_rate``: failure rate over a window reaches ``threshold`` once ``minimum_calls``
+  are in it (Resilience4j; Polly with a rolling window). Like Resilience4j, the slow-call
+  rate is checked alongside it (``slow_threshold``; None disables it);
+- ``slow_rate``: only the slow-call rate (Resilience4j ``slowCallRateThreshold``).
+
+Half-open modes: ``permits`` (Resilience4j: admit ``half_open_permits`` calls, decide on
+the failure rate of the first ``min(minimum_calls, half_open_permits)`` results),
+``single_probe`` (Polly v8, Finagle: one probe, every other call rejected until it ends)
+and ``all`` (pybreaker: admit everyone; the first result decides).
+
+A permit handed out by :meth:`CircuitBreaker.allow` is the state epoch. A result whose
+permit is from an earlier epoch is *late* (the call started before the current state
+began); it is ignored unless ``count_late_results`` (the libraries count it: a late
+failure reopens a half-open Polly or pybreaker breaker). A late result never changes an
+open breaker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from simres.errors import PolicyConfigError
+from simres.outcomes import CANCELLED, LOCAL_OUTCOMES, RETRYABLE_KINDS, UNFINISHED
+from simres.policies._base import PolicyModel
+from simres.policies.backoff import Uniform, draw
+from simres.policies.windows import WindowConfig
+
+CLOSED = "closed"
+OPEN = "open"
+HALF_OPEN = "half_open"
+BREAKER_STATES: tuple[str, ...] = (CLOSED, OPEN, HALF_OPEN)
+
+Listener = Callable[[float, str, str, str], None]
+"""``listener(now, old_state, new_state, reason)``, called on every transition."""
+
+_IGNORED = frozenset(LOCAL_OUTCOMES | {CANCELLED, UNFINISHED})
+
+
+class BreakerConfig(PolicyModel):
+    """Options of a circuit breaker."""
+
+    preset_group = "breaker"
+    trip: Literal["consecutive", "failure_rate", "slow_rate"] = Field(
+        default="failure_rate",
+        description="What opens the breaker: consecutive failures, the failure rate (and the "
+                    "slow-call rate, as Resilience4j) over a window, or only the slow-call rate.")
+    failure_threshold: int = Field(
+        default=5, ge=1, description="Consecutive failures that open the breaker (consecutive).")
+    threshold: float = Field(
+        default=0.5, gt=0, le=1,
+        description="Failure rate (0..1) at or above which the breaker opens; also the "
+                    "half-open verdict threshold in permits mode.")
+    window: WindowConfig = Field(default_factory=WindowConfig,
+                                 description="The calls a rate is computed over.")
+    minimum_calls: int = Field(
+        default=100, ge=1,
+        description="Calls in the window before a rate is evaluated (a count window uses "
+                    "min(minimum_calls, size), as Resilience4j).")
+    slow_call_duration: float = Field(
+        default=60.0, gt=0,
+        description="Seconds: a call that takes longer (success or failure) is slow.")
+    slow_threshold: float | None = Field(
+        default=1.0, gt=0, le=1,
+        description="Slow-call rate (0..1) at or above which the breaker opens; None = "
+                    "slow calls never trip it (Polly, pybreaker).")
+    open_for: float = Field(default=60.0, ge=0,
+                            description="Seconds the breaker stays open after tripping.")
+    open_for_multiplier: float = Field(
+        default=1.0, ge=1,
+        description="Growth of the open duration per consecutive open (opens without a "
+                    "close in between): open_for * multiplier**(k-1).")
+    open_for_max: float | None = Field(
+        default=None, gt=0, description="Seconds: cap of the growing open duration.")
+    open_for_jitter: Literal["none", "equal"] = Field(
+        default="none",
+        description="equal: Finagle's equalJittered back-off: the first open lasts open_for, "
+                    "the k-th h + U[0, h) with h = open_for * multiplier**(k-2), capped.")
+    half_open: Literal["permits", "single_probe", "all"] = Field(
+        default="permits",
+        description="permits: admit half_open_permits calls (Resilience4j); single_probe: one "
+                    "probe at a time (Polly, Finagle); all: admit everyone (pybreaker).")
+    half_open_permits: int = Field(
+        default=10, ge=1, description="Calls admitted in half-open (permits mode).")
+    half_open_max_wait: float | None = Field(
+        default=None, gt=0,
+        description="Seconds in half-open without a verdict before reopening (Resilience4j "
+                    "maxWaitDurationInHalfOpenState); None = wait for the results.")
+    failure_outcomes: tuple[str, ...] = Field(
+        default=("error", "timeout", "connection"),
+        description="Outcomes that count as failures; other remote outcomes count as successes.")
+    count_late_results: bool = Field(
+        default=False,
+        description="Count results of calls admitted before the current state began (the "
+                    "libraries do); False ignores them.")
+    scope: Literal["per_client", "shared"] = Field(
+        default="per_client",
+        description="per_client: one breaker per client instance; shared: one for every "
+                    "client with this config.")
+    preset: str | None = Field(
+        default=None,
+        description="Name of a library preset whose values fill every field not given here.")
+
+    @field_validator("failure_outcomes")
+    @classmethod
+    def _known_outcomes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [o for o in value if o not in RETRYABLE_KINDS]
+        if bad:
+            raise ValueError(f"failure_outcomes: must be among {list(RETRYABLE_KINDS)}, got {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BreakerConfig:
+        if self.open_for_max is not None and self.open_for_max < self.open_for:
+            raise ValueError(
+                f"open_for_max: must be >= open_for ({self.open_for}), got {self.open_for_max}")
+        if self.trip == "slow_rate" and self.slow_threshold is None:
+            raise ValueError("slow_threshold: trip 'slow_rate' needs a slow_threshold, got None")
+        return self
+
+    def build(self, listener: Listener | None = None, *,
+              rng: np.random.Generator | Uniform | None = None) -> CircuitBreaker:
+        """Fresh breaker state; ``rng`` is needed only for ``open_for_jitter: equal``."""
+        return CircuitBreaker(self, listener=listener, rng=rng)
+
+
+class CircuitBreaker:
+    """The state of one breaker; see the module docstring for the rules."""
+
+    __slots__ = (
+        "_eval_on_failure_only", "_fail", "_ho_fail", "_ho_needed", "_ho_results",
+        "_ho_since", "_ho_slow", "_ho_taken", "_late", "_listener", "_min_calls", "_mode",
+        "_opens_in_row", "_permits", "_probe_busy", "_rng", "_slow_dur", "_slow_thr",
+        "_streak", "_threshold", "_trip", "_window", "config", "epoch", "open_until",
+        "opened_count", "rejected_count", "state", "transitions",
+    )
+
+    def __init__(self, config: BreakerConfig, listener: Listener | None = None,
+                 rng: Uniform | None = None) -> None:
+        if config.open_for_jitter == "equal" and rng is None:
+            raise PolicyConfigError("rng: open_for_jitter 'equal' needs an rng passed to build()")
+        self.config = config
+        self._listener = listener
+        self._rng = rng
+        self._trip = config.trip
+        self._threshold = config.threshold
+        self._slow_thr = config.slow_threshold
+        self._slow_dur = config.slow_call_duration
+        self._fail = frozenset(config.failure_outcomes)
+        self._late = config.count_late_results
+        self._mode = config.half_open
+        self._permits = config.half_open_permits
+        self._ho_needed = min(config.minimum_calls, config.half_open_permits)
+        win = config.window
+        self._min_calls = (min(config.minimum_calls, int(win.size)) if win.kind == "count"
+                           else config.minimum_calls)
+        self._eval_on_failure_only = win.kind == "rolling"
+        self._window = win.build() if config.trip != "consecutive" else None
+        self.state = CLOSED
+        """closed, open or half_open."""
+        self.epoch = 0
+        """Incremented on every transition; permits carry the epoch they were issued in."""
+        self.open_until = 0.0
+        """When the current open period ends (meaningful while open)."""
+        self.opened_count = 0
+        self.transitions = 0
+        self.rejected_count = 0
+        self._streak = 0
+        self._opens_in_row = 0
+        self._ho_taken = 0
+        self._ho_results = 0
+        self._ho_fail = 0
+        self._ho_slow = 0
+        self._ho_since = 0.0
+        self._probe_busy = False
+
+    # ------------------------------------------------------------------ the driver's API
+
+    def allow(self, now: float) -> int | None:
+        """May a call start now? Returns a permit to pass back, or None to reject."""
+        state = self.state
+        if state == CLOSED:
+            return self.epoch
+        if state == OPEN:
+            if now < self.open_until:
+                self.rejected_count += 1
+                return None
+            self._to(now, HALF_OPEN, "open_elapsed")
+        elif (self.config.half_open_max_wait is not None
+              and now - self._ho_since >= self.config.half_open_max_wait):
+            self._open(now, "half_open_timeout")
+            self.rejected_count += 1
+            return None
+        mode = self._mode
+        if mode == "permits":
+            if self._ho_taken < self._permits:
+                self._ho_taken += 1
+                return self.epoch
+        elif mode == "single_probe":
+            if not self._probe_busy:
+                self._probe_busy = True
+                return self.epoch
+        else:
+            return self.epoch
+        self.rejected_count += 1
+        return None
+
+    def on_result(self, now: float, permit: int, outcome: str, duration: float) -> None:
+        """Record the result of a permitted call that took ``duration`` seconds."""
+        if outcome in _IGNORED:
+            self.release(permit)
+            return
+        late = permit != self.epoch
+        if late and not self._late:
+            return
+        failed = outcome in self._fail
+        slow = duration > self._slow_dur
+        state = self.state
+        if state == CLOSED:
+            self._closed_result(now, failed, slow)
+        elif state == HALF_OPEN:
+            self._half_open_result(now, failed, slow)
+        # open: a result never changes an open breaker
+
+    def release(self, permit: int) -> None:
+        """Give back a permit whose call produced no result (e.g. cancelled before sending)."""
+        if permit != self.epoch or self.state != HALF_OPEN:
+            return
+        if self._mode == "permits":
+            if self._ho_taken > 0:
+                self._ho_taken -= 1
+        elif self._mode == "single_probe":
+            self._probe_busy = False
+
+    # ------------------------------------------------------------------ inspection
+
+    def counts(self, now: float) -> tuple[int, int, int]:
+        """(calls, failures, slow calls) in the closed-state window; for the consecutive rule,
+        (0, the current failure streak, 0)."""
+        if self._window is None:
+            return 0, self._streak, 0
+        return self._window.counts(now)
+
+    @property
+    def consecutive_failures(self) -> int:
+        """The current run of failures (consecutive trip rule)."""
+        return self._streak
+
+    @property
+    def consecutive_opens(self) -> int:
+        """Opens since the breaker was last closed (drives the open-duration growth)."""
+        return self._opens_in_row
+
+    # ------------------------------------------------------------------ rules
+
+    def _closed_result(self, now: float, failed: bool, slow: bool) -> None:
+        window = self._window
+        if window is None:  # consecutive
+            if failed:
+                self._streak += 1
+                if self._streak >= self.config.failure_threshold:
+                    self._open(now, "consecutive_failures")
+            else:
+                self._streak = 0
+            return
+        window.record(now, failed, slow)
+        if self._eval_on_failure_only and not (failed or slow):
+            return
+        total, failures, slows = window.counts(now)
+        if total < self._min_calls:
+            return
+        if self._trip == "failure_rate" and failures / total >= self._threshold:
+            self._open(now, "failure_rate")
+        elif self._slow_thr is not None and slows / total >= self._slow_thr:
+            self._open(now, "slow_rate")
+
+    def _half_open_result(self, now: float, failed: bool, slow: bool) -> None:
+        if self._mode != "permits":
+            if failed:
+                self._open(now, "probe_failed")
+            else:
+                self._to(now, CLOSED, "probe_succeeded")
+            return
+        self._ho_results += 1
+        self._ho_fail += failed
+        self._ho_slow += slow
+        n = self._ho_results
+        if n < self._ho_needed:
+            return
+        if self._trip != "slow_rate" and self._ho_fail / n >= self._threshold:
+            self._open(now, "half_open_failure_rate")
+        elif self._slow_thr is not None and self._ho_slow / n >= self._slow_thr:
+            self._open(now, "half_open_slow_rate")
+        else:
+            self._to(now, CLOSED, "half_open_recovered")
+
+    def _open_duration(self) -> float:
+        cfg = self.config
+        k = self._opens_in_row
+        top = math.inf if cfg.open_for_max is None else cfg.open_for_max
+        mult = cfg.open_for_multiplier
+        try:
+            if cfg.open_for_jitter == "equal":
+                if k <= 1:
+                    return min(top, cfg.open_for)
+                half = cfg.open_for * mult ** (k - 2)
+                if half >= top:
+                    return top
+                return min(top, half + draw(self._rng) * half)  # type: ignore[arg-type]
+            return min(top, cfg.open_for * mult ** (k - 1))
+        except OverflowError:
+            return top
+
+    def _open(self, now: float, reason: str) -> None:
+        self._opens_in_row += 1
+        self.opened_count += 1
+        self.open_until = now + self._open_duration()
+        self._to(now, OPEN, reason)
+
+    def _to(self, now: float, new: str, reason: str) -> None:
+        old = self.state
+        self.state = new
+        self.epoch += 1
+        self.transitions += 1
+        if new == CLOSED:
+            self._streak = 0
+            self._opens_in_row = 0
+            if self._window is not None:
+                self._window.reset()
+        elif new == HALF_OPEN:
+            self._ho_taken = self._ho_results = self._ho_fail = self._ho_slow = 0
+            self._probe_busy = False
+            self._ho_since = now
+        if self._listener is not None:
+            self._listener(now, old, new, reason)
+
+    def __repr__(self) -> str:
+        return (f"CircuitBreaker(state={self.state!r}, opened_count={self.opened_count}, "
+                f"config={self.config!r})")

@@ -1,0 +1,514 @@
+"""Retry budgets: limits on how many retries a client (or a group of clients) may make.
+
+Retries multiply load exactly when a server can least afford it; a budget caps that. Five
+kinds (six behaviours), each mirroring a production implementation or a published
+experiment:
+
+- ``token_bucket``: AWS SDK standard mode's retry quota; with ``refill_per_request`` and
+  ``min_tokens_to_retry`` also Brooker's bucket (preset ``brooker``).
+- ``grpc``: gRPC retry throttling (gRFC A6).
+- ``ratio``: Finagle / Linkerd / SRE retries as a share of requests over a sliding window.
+- ``concurrency``: Envoy's retry budget on concurrent retries.
+- ``failure_ratio``: Brooker's retry "circuit breaker" (stop retrying while failures/calls
+  exceed a threshold).
+
+How the driver calls a budget, for every logical call:
+
+1. ``on_request(now)`` when the call starts (before its first try);
+2. ``on_try_end(now, outcome, is_retry)`` once for every try that ``on_request`` or a
+   granted ``try_acquire_retry`` started, including tries rejected locally (breaker,
+   bulkhead, throttle) and a granted retry abandoned before it was sent (pass the
+   outcome that ended it, e.g. ``cancelled``);
+3. after a failed try's ``on_try_end``, and only if the retry policy wants to retry,
+   ``try_acquire_retry(now, outcome)``; ``False`` means give up.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from simres.outcomes import RETRYABLE_KINDS, SUCCESS_OUTCOMES, TIMEOUT
+from simres.policies._base import PolicyModel, SlidingCounts, apply_preset
+
+Scope = Literal["per_client", "shared"]
+
+_SCOPE_DOC = ("per_client: each client instance has its own budget; shared: one budget for "
+              "every client with this config (the driver decides what 'shared' spans).")
+_PRESET_DOC = "Name of a library preset whose values fill every field not given here."
+
+
+def _check_failure_outcomes(value: tuple[str, ...]) -> tuple[str, ...]:
+    bad = [o for o in value if o not in RETRYABLE_KINDS]
+    if bad:
+        raise ValueError(f"failure_outcomes: must be among {list(RETRYABLE_KINDS)}, got {bad}")
+    return value
+
+
+class RetryBudget:
+    """Base of the budget state classes (see the module docstring for the call protocol)."""
+
+    __slots__ = ()
+
+    def on_request(self, now: float) -> None:
+        """A new logical call starts (its first try is about to be made)."""
+
+    def try_acquire_retry(self, now: float, outcome: str) -> bool:  # pragma: no cover
+        """May a retry follow a try that failed with ``outcome``? Consumes its cost if so."""
+        raise NotImplementedError
+
+    def on_try_end(self, now: float, outcome: str, is_retry: bool,
+                   retry_cost: float | None = None) -> None:
+        """A try ended with ``outcome`` (success or not); ``is_retry``: not the first try.
+
+        ``retry_cost`` is only used by the token bucket: what the retry acquired (the
+        driver may remember ``last_cost`` right after ``try_acquire_retry``).
+        """
+
+    @property
+    def tokens(self) -> float:  # pragma: no cover
+        """The budget's current balance, in the kind's own unit."""
+        raise NotImplementedError
+
+    @property
+    def available(self) -> float:
+        """How many more retries the budget would grant right now (ignoring time passing)."""
+        return self.tokens
+
+
+# ---------------------------------------------------------------------------- token bucket
+
+
+class TokenBucketBudgetConfig(PolicyModel):
+    """AWS SDK standard retry quota; Brooker's bucket with ``refill_per_request``."""
+
+    preset_group = "budget"
+    kind: Literal["token_bucket"] = Field(
+        default="token_bucket", description="Budget kind: token bucket (AWS SDK standard quota; Brooker's bucket).")
+    capacity: float = Field(default=500.0, gt=0,
+                            description="Most tokens the bucket holds (AWS 500).")
+    initial: float | None = Field(default=None, ge=0,
+                                  description="Tokens at the start; None = full.")
+    cost: float = Field(default=5.0, ge=0,
+                        description="Tokens a retry takes (AWS RETRY_COST 5).")
+    timeout_cost: float = Field(default=10.0, ge=0,
+                                description="Tokens a retry after a timeout takes (AWS 10).")
+    refund: float = Field(default=1.0, ge=0,
+                          description="Tokens a successful first try (no retry) gives back "
+                                      "(AWS NO_RETRY_INCREMENT 1).")
+    refund_retry_cost: bool = Field(
+        default=True,
+        description="A successful retry gives back what that retry acquired (botocore "
+                    "release_retry_quota).")
+    refill_per_request: float = Field(
+        default=0.0, ge=0, description="Tokens added when a new logical call starts (Brooker 0.1).")
+    min_tokens_to_retry: float | None = Field(
+        default=None, ge=0,
+        description="A retry needs strictly more tokens than this (Brooker 1); None = only "
+                    "the cost must be available.")
+    scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
+    preset: str | None = Field(default=None, description=_PRESET_DOC)
+
+    @model_validator(mode="after")
+    def _initial_fits(self) -> TokenBucketBudgetConfig:
+        if self.initial is not None and self.initial > self.capacity:
+            raise ValueError(f"initial: must be <= capacity ({self.capacity}), got {self.initial}")
+        return self
+
+    def build(self) -> TokenBucketBudget:
+        """Fresh budget state."""
+        return TokenBucketBudget(self)
+
+
+class TokenBucketBudget(RetryBudget):
+    """State of a token-bucket budget; tokens never go below zero or above capacity."""
+
+    __slots__ = ("_cap", "_cost", "_min", "_refill", "_refund", "_refund_retry", "_tcost",
+                 "_tokens", "config", "last_cost", "retries_denied", "retries_granted")
+
+    def __init__(self, config: TokenBucketBudgetConfig) -> None:
+        self.config = config
+        self._cap = config.capacity
+        self._tokens = config.capacity if config.initial is None else config.initial
+        self._cost = config.cost
+        self._tcost = config.timeout_cost
+        self._refund = config.refund
+        self._refund_retry = config.refund_retry_cost
+        self._refill = config.refill_per_request
+        self._min = config.min_tokens_to_retry
+        self.last_cost = 0.0
+        """What the latest granted retry acquired."""
+        self.retries_granted = 0
+        self.retries_denied = 0
+
+    def on_request(self, now: float) -> None:
+        if self._refill:
+            self._tokens = min(self._cap, self._tokens + self._refill)
+
+    def try_acquire_retry(self, now: float, outcome: str) -> bool:
+        cost = self._tcost if outcome == TIMEOUT else self._cost
+        tokens = self._tokens
+        if cost > tokens or (self._min is not None and tokens <= self._min):
+            self.retries_denied += 1
+            return False
+        self._tokens = tokens - cost
+        self.last_cost = cost
+        self.retries_granted += 1
+        return True
+
+    def on_try_end(self, now: float, outcome: str, is_retry: bool,
+                   retry_cost: float | None = None) -> None:
+        if outcome not in SUCCESS_OUTCOMES:
+            return
+        if not is_retry:
+            amount = self._refund
+        elif self._refund_retry:
+            amount = self._cost if retry_cost is None else retry_cost
+        else:
+            return
+        if amount:
+            self._tokens = min(self._cap, self._tokens + amount)
+
+    @property
+    def tokens(self) -> float:
+        """Tokens in the bucket."""
+        return self._tokens
+
+    @property
+    def available(self) -> float:
+        """Retries (at the non-timeout cost) the bucket could pay for now."""
+        if self._min is not None and self._tokens <= self._min:
+            return 0.0
+        return self._tokens // self._cost if self._cost else float("inf")
+
+    def __repr__(self) -> str:
+        return f"TokenBucketBudget(tokens={self._tokens!r}, config={self.config!r})"
+
+
+# ---------------------------------------------------------------------------- grpc
+
+
+class GrpcBudgetConfig(PolicyModel):
+    """gRPC retry throttling: failures cost 1 token, successes earn ``token_ratio``."""
+
+    preset_group = "budget"
+    kind: Literal["grpc"] = Field(
+        default="grpc", description="Budget kind: gRPC retry throttling.")
+    max_tokens: float = Field(default=10.0, gt=0, le=1000,
+                              description="Starting and largest token count (gRPC maxTokens).")
+    token_ratio: float = Field(default=0.1, gt=0,
+                               description="Tokens a successful try adds (gRPC tokenRatio).")
+    failure_outcomes: tuple[str, ...] = Field(
+        default=RETRYABLE_KINDS,
+        description="Outcomes that cost a token (gRPC: retryable status codes and pushback).")
+    scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
+    preset: str | None = Field(default=None, description=_PRESET_DOC)
+
+    @field_validator("failure_outcomes")
+    @classmethod
+    def _known_outcomes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_failure_outcomes(value)
+
+    def build(self) -> GrpcBudget:
+        """Fresh budget state."""
+        return GrpcBudget(self)
+
+
+class GrpcBudget(RetryBudget):
+    """gRPC throttling state, in thousandths of a token as grpc-java and grpc-core keep it.
+
+    Retries are allowed only while ``tokens > max_tokens / 2``. A failed try already paid
+    its token in :meth:`on_try_end`, so :meth:`try_acquire_retry` only checks.
+    """
+
+    __slots__ = ("_fail", "_max", "_milli", "_ratio", "_threshold", "config",
+                 "retries_denied", "retries_granted")
+
+    def __init__(self, config: GrpcBudgetConfig) -> None:
+        self.config = config
+        self._max = round(config.max_tokens * 1000)
+        self._ratio = round(config.token_ratio * 1000)
+        self._threshold = self._max // 2
+        self._milli = self._max
+        self._fail = frozenset(config.failure_outcomes)
+        self.retries_granted = 0
+        self.retries_denied = 0
+
+    def on_try_end(self, now: float, outcome: str, is_retry: bool,
+                   retry_cost: float | None = None) -> None:
+        if outcome in self._fail:
+            self._milli = max(0, self._milli - 1000)
+        elif outcome in SUCCESS_OUTCOMES:
+            self._milli = min(self._max, self._milli + self._ratio)
+
+    def try_acquire_retry(self, now: float, outcome: str) -> bool:
+        if self._milli > self._threshold:
+            self.retries_granted += 1
+            return True
+        self.retries_denied += 1
+        return False
+
+    @property
+    def tokens(self) -> float:
+        """The gRPC ``token_count``."""
+        return self._milli / 1000
+
+    @property
+    def available(self) -> float:
+        """1 while retries are allowed, else 0 (gRPC does not count retries, it gates them)."""
+        return 1.0 if self._milli > self._threshold else 0.0
+
+    def __repr__(self) -> str:
+        return f"GrpcBudget(tokens={self.tokens!r}, config={self.config!r})"
+
+
+# ---------------------------------------------------------------------------- ratio
+
+
+class RatioBudgetConfig(PolicyModel):
+    """Finagle RetryBudget: retries <= percent*requests + min_per_second*ttl over ``ttl``."""
+
+    preset_group = "budget"
+    kind: Literal["ratio"] = Field(
+        default="ratio", description="Budget kind: retries as a share of requests (Finagle, SRE).")
+    percent: float = Field(default=0.2, ge=0,
+                           description="Retries allowed per request in the window (Finagle 0.2).")
+    min_per_second: float = Field(default=10.0, ge=0,
+                                  description="Retries per second always allowed (Finagle 10).")
+    ttl: float = Field(default=10.0, gt=0,
+                       description="Seconds: the sliding window (Finagle 10).")
+    buckets: int = Field(default=10, ge=1,
+                         description="Time slices the window is kept in (Finagle's "
+                                     "WindowedAdder uses 10).")
+    scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
+    preset: str | None = Field(default=None, description=_PRESET_DOC)
+
+    def build(self) -> RatioBudget:
+        """Fresh budget state."""
+        return RatioBudget(self)
+
+
+class RatioBudget(RetryBudget):
+    """Requests and retries counted over a sliding window of time slices."""
+
+    __slots__ = ("_counts", "_percent", "_reserve", "config", "retries_denied",
+                 "retries_granted")
+
+    _REQ = 0
+    _RETRY = 1
+
+    def __init__(self, config: RatioBudgetConfig) -> None:
+        self.config = config
+        self._percent = config.percent
+        self._reserve = config.min_per_second * config.ttl
+        self._counts = SlidingCounts(config.ttl, config.buckets, 2)
+        self.retries_granted = 0
+        self.retries_denied = 0
+
+    def on_request(self, now: float) -> None:
+        self._counts.add(now, 0)
+
+    def try_acquire_retry(self, now: float, outcome: str) -> bool:
+        counts = self._counts
+        retries = counts.total(now, 1)
+        allowance = self._percent * counts.last_total(0) + self._reserve
+        if retries + 1 <= allowance + 1e-9:
+            counts.add(now, 1)
+            self.retries_granted += 1
+            return True
+        self.retries_denied += 1
+        return False
+
+    @property
+    def tokens(self) -> float:
+        """Retries still allowed in the window as of the last update (never below zero)."""
+        c = self._counts
+        return max(0.0, self._percent * c.last_total(0) + self._reserve - c.last_total(1))
+
+    @property
+    def available(self) -> float:
+        return float(int(self.tokens + 1e-9))
+
+    def __repr__(self) -> str:
+        return f"RatioBudget(tokens={self.tokens!r}, config={self.config!r})"
+
+
+# ---------------------------------------------------------------------------- concurrency
+
+
+class ConcurrencyBudgetConfig(PolicyModel):
+    """Envoy retry budget: active retries < max(budget_percent*active, min_retry_concurrency)."""
+
+    preset_group = "budget"
+    kind: Literal["concurrency"] = Field(
+        default="concurrency", description="Budget kind: concurrent retries (Envoy retry budget).")
+    budget_percent: float = Field(
+        default=0.2, ge=0, le=1,
+        description="Share of the active and pending tries that may be retries (Envoy 20 %).")
+    min_retry_concurrency: int = Field(
+        default=3, ge=0, description="Concurrent retries always allowed (Envoy 3).")
+    scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
+    preset: str | None = Field(default=None, description=_PRESET_DOC)
+
+    def build(self) -> ConcurrencyBudget:
+        """Fresh budget state."""
+        return ConcurrencyBudget(self)
+
+
+class ConcurrencyBudget(RetryBudget):
+    """Counts tries in flight and retries in flight (granted, through backoff, until they end)."""
+
+    __slots__ = ("_min", "_pct", "active", "active_retries", "config", "retries_denied",
+                 "retries_granted")
+
+    def __init__(self, config: ConcurrencyBudgetConfig) -> None:
+        self.config = config
+        self._pct = config.budget_percent
+        self._min = config.min_retry_concurrency
+        self.active = 0
+        """Tries started and not yet ended (first tries and granted retries)."""
+        self.active_retries = 0
+        """Granted retries not yet ended."""
+        self.retries_granted = 0
+        self.retries_denied = 0
+
+    def on_request(self, now: float) -> None:
+        self.active += 1
+
+    def try_acquire_retry(self, now: float, outcome: str) -> bool:
+        limit = max(self._pct * self.active, self._min)
+        if self.active_retries < limit:
+            self.active_retries += 1
+            self.active += 1
+            self.retries_granted += 1
+            return True
+        self.retries_denied += 1
+        return False
+
+    def on_try_end(self, now: float, outcome: str, is_retry: bool,
+                   retry_cost: float | None = None) -> None:
+        if self.active > 0:
+            self.active -= 1
+        if is_retry and self.active_retries > 0:
+            self.active_retries -= 1
+
+    @property
+    def tokens(self) -> float:
+        """Retries that could start now: the limit minus the retries in flight."""
+        return max(0.0, max(self._pct * self.active, self._min) - self.active_retries)
+
+    def __repr__(self) -> str:
+        return (f"ConcurrencyBudget(active={self.active}, active_retries={self.active_retries}, "
+                f"config={self.config!r})")
+
+
+# ---------------------------------------------------------------------------- failure ratio
+
+
+class FailureRatioBudgetConfig(PolicyModel):
+    """Brooker's retry breaker: no retries while failed tries / tries > ``threshold``."""
+
+    preset_group = "budget"
+    kind: Literal["failure_ratio"] = Field(
+        default="failure_ratio", description="Budget kind: Brooker's failure-ratio retry breaker.")
+    threshold: float = Field(default=0.1, ge=0, le=1,
+                             description="Retrying stops while the failure ratio exceeds this.")
+    window: float | None = Field(
+        default=None, gt=0,
+        description="Seconds of sliding window for the ratio; None = since the start.")
+    buckets: int = Field(default=10, ge=1,
+                         description="Time slices of the sliding window (if any).")
+    failure_outcomes: tuple[str, ...] = Field(
+        default=RETRYABLE_KINDS, description="Outcomes of a try that count as failures.")
+    scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
+    preset: str | None = Field(default=None, description=_PRESET_DOC)
+
+    @field_validator("failure_outcomes")
+    @classmethod
+    def _known_outcomes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_failure_outcomes(value)
+
+    def build(self) -> FailureRatioBudget:
+        """Fresh budget state."""
+        return FailureRatioBudget(self)
+
+
+class FailureRatioBudget(RetryBudget):
+    """Counts every try and every failed try, cumulatively or over a sliding window."""
+
+    __slots__ = ("_calls", "_counts", "_fail", "_failures", "_threshold", "config",
+                 "retries_denied", "retries_granted")
+
+    def __init__(self, config: FailureRatioBudgetConfig) -> None:
+        self.config = config
+        self._threshold = config.threshold
+        self._fail = frozenset(config.failure_outcomes)
+        self._counts = (None if config.window is None
+                        else SlidingCounts(config.window, config.buckets, 2))
+        self._calls = 0
+        self._failures = 0
+        self.retries_granted = 0
+        self.retries_denied = 0
+
+    def on_try_end(self, now: float, outcome: str, is_retry: bool,
+                   retry_cost: float | None = None) -> None:
+        failed = outcome in self._fail
+        if self._counts is None:
+            self._calls += 1
+            self._failures += failed
+        else:
+            self._counts.add(now, 0)
+            if failed:
+                self._counts.add(now, 1)
+
+    def ratio(self, now: float) -> float:
+        """Failed tries / tries (0 before any try)."""
+        if self._counts is None:
+            calls, failures = self._calls, self._failures
+        else:
+            calls, failures = self._counts.total(now, 0), self._counts.last_total(1)
+        return failures / calls if calls else 0.0
+
+    def try_acquire_retry(self, now: float, outcome: str) -> bool:
+        if self.ratio(now) > self._threshold:
+            self.retries_denied += 1
+            return False
+        self.retries_granted += 1
+        return True
+
+    @property
+    def tokens(self) -> float:
+        """Headroom: threshold minus the failure ratio as of the last update (may be < 0)."""
+        if self._counts is None:
+            calls, failures = self._calls, self._failures
+        else:
+            calls, failures = self._counts.last_total(0), self._counts.last_total(1)
+        return self._threshold - (failures / calls if calls else 0.0)
+
+    @property
+    def available(self) -> float:
+        """1 while retries are allowed, else 0."""
+        return 1.0 if self.tokens >= 0 else 0.0
+
+    def __repr__(self) -> str:
+        return f"FailureRatioBudget(headroom={self.tokens!r}, config={self.config!r})"
+
+
+# ---------------------------------------------------------------------------- the union
+
+
+def _expand_budget_preset(value: Any) -> Any:
+    return apply_preset("budget", value)
+
+
+BudgetConfig = Annotated[
+    TokenBucketBudgetConfig | GrpcBudgetConfig | RatioBudgetConfig | ConcurrencyBudgetConfig
+    | FailureRatioBudgetConfig,
+    Field(discriminator="kind"),
+    BeforeValidator(_expand_budget_preset),
+]
+"""A retry budget in a scenario: ``{kind: ..., ...}`` or ``{preset: name, ...}``."""
+
+BUDGET_KINDS: tuple[str, ...] = ("token_bucket", "grpc", "ratio", "concurrency",
+                                 "failure_ratio")

@@ -1,0 +1,180 @@
+"""Presets: each library's defaults and semantics, as plain option values.
+
+A config names one with ``preset:``; the preset's values are merged under the fields the
+user wrote (see :func:`simres.policies._base.apply_preset`). Every value here was read
+from the library's source or reference documentation; ``docs/policies.md`` cites each.
+Values marked *simres choice* have no library default and are documented as such.
+
+This module holds data only and imports nothing from the other policy modules, so every
+config module can use it without import cycles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_REMOTE_FAILURES = ("timeout", "connection", "error", "rejected", "shed")
+
+BUDGET_PRESETS: dict[str, dict[str, Any]] = {
+    # botocore RetryQuotaChecker (mode 2.0): INITIAL 500, RETRY_COST 5, TIMEOUT 10,
+    # NO_RETRY_INCREMENT 1, and a successful retried call gives back what it acquired.
+    "aws_standard": {
+        "kind": "token_bucket", "capacity": 500.0, "cost": 5.0, "timeout_cost": 10.0,
+        "refund": 1.0, "refund_retry_cost": True, "refill_per_request": 0.0,
+        "min_tokens_to_retry": None,
+    },
+    # Brooker 2022, "Fixing retries with token buckets and circuit breakers": capacity 5,
+    # starts full, +0.1 per new call, a retry needs more than 1 token and costs 1.
+    "brooker": {
+        "kind": "token_bucket", "capacity": 5.0, "cost": 1.0, "timeout_cost": 1.0,
+        "refund": 0.0, "refund_retry_cost": False, "refill_per_request": 0.1,
+        "min_tokens_to_retry": 1.0,
+    },
+    # Brooker's retry "circuit breaker": stop retrying while failures/calls > 10 %.
+    "brooker_breaker": {"kind": "failure_ratio", "threshold": 0.1, "window": None},
+    # gRFC A6 retryThrottling example: maxTokens 10, tokenRatio 0.1.
+    "grpc": {"kind": "grpc", "max_tokens": 10.0, "token_ratio": 0.1},
+    # Finagle RetryBudget defaults: ttl 10 s, minRetriesPerSec 10, percentCanRetry 20 %.
+    "finagle": {"kind": "ratio", "percent": 0.2, "min_per_second": 10.0, "ttl": 10.0},
+    # Google SRE book: per-client retries at most 10 % of requests (window: simres choice).
+    "sre": {"kind": "ratio", "percent": 0.1, "min_per_second": 0.0, "ttl": 60.0},
+    # Envoy retry_budget defaults: budget_percent 20 %, min_retry_concurrency 3.
+    "envoy": {"kind": "concurrency", "budget_percent": 0.2, "min_retry_concurrency": 3},
+}
+
+
+def _budget(name: str) -> dict[str, Any]:
+    """A budget preset spelled out in full (so a user's other ``kind`` replaces it whole)."""
+    return {**BUDGET_PRESETS[name], "preset": name}
+
+
+RETRY_PRESETS: dict[str, dict[str, Any]] = {
+    # Resilience4j RetryConfig defaults: maxAttempts 3 (total), waitDuration 500 ms fixed,
+    # every exception retried.
+    "resilience4j": {
+        "max_attempts": 3,
+        "retry_on": _REMOTE_FAILURES,
+        "backoff": {"kind": "constant", "base": 0.5},
+        "jitter": {"kind": "none"},
+    },
+    # Polly v8 RetryStrategyOptions: MaxRetryAttempts 3 (retries, so 4 tries), Delay 2 s,
+    # BackoffType Constant, UseJitter false, every exception handled.
+    "polly": {
+        "max_attempts": 4,
+        "retry_on": _REMOTE_FAILURES,
+        "backoff": {"kind": "constant", "base": 2.0},
+        "jitter": {"kind": "none"},
+    },
+    # Envoy route retry policy: num_retries 1 (2 tries); back-off U[0, min(25 ms * 2^(k-1),
+    # 250 ms)); "5xx" covers 5xx replies, resets, connect failures and per-try timeouts;
+    # retry budget 20 % / min 3 concurrent retries.
+    "envoy": {
+        "max_attempts": 2,
+        "retry_on": _REMOTE_FAILURES,
+        "backoff": {"kind": "exponential", "base": 0.025, "cap": 0.25, "multiplier": 2.0},
+        "jitter": {"kind": "full"},
+        "budget": _budget("envoy"),
+    },
+    # AWS SDK standard mode (botocore retries/standard.py, mode version 2.0): 3 tries,
+    # wait rand(0,1) * min(2^(attempt-1), 20 s), retry quota 500 / 5 / 10 / refund 1.
+    "aws_standard": {
+        "max_attempts": 3,
+        "retry_on": _REMOTE_FAILURES,
+        "backoff": {"kind": "exponential", "base": 1.0, "cap": 20.0, "multiplier": 2.0},
+        "jitter": {"kind": "full"},
+        "budget": _budget("aws_standard"),
+    },
+    # gRPC (gRFC A6): the example policy maxAttempts 4, initialBackoff 0.1 s, maxBackoff
+    # 1 s, multiplier 2, retryable UNAVAILABLE; the n-th retry waits
+    # random(0, min(initial * mult^(n-1), max)) (full jitter); retryThrottling 10 / 0.1.
+    "grpc": {
+        "max_attempts": 4,
+        "retry_on": ("connection", "error", "rejected", "shed"),
+        "backoff": {"kind": "exponential", "base": 0.1, "cap": 1.0, "multiplier": 2.0},
+        "jitter": {"kind": "full"},
+        "budget": _budget("grpc"),
+    },
+    # Finagle: requeues restartable failures (connection failures and server nacks) under
+    # a RetryBudget (20 %, 10/s, 10 s) with Backoff.decorrelatedJittered. max_attempts,
+    # base and cap are simres choices (Finagle's defaults depend on the client stack).
+    "finagle": {
+        "max_attempts": 3,
+        "retry_on": ("connection", "rejected", "shed"),
+        "backoff": {"kind": "exponential", "base": 0.05, "cap": 2.0, "multiplier": 2.0},
+        "jitter": {"kind": "decorrelated_finagle"},
+        "budget": _budget("finagle"),
+    },
+}
+
+BREAKER_PRESETS: dict[str, dict[str, Any]] = {
+    # Resilience4j CircuitBreakerConfig defaults. Results of calls admitted earlier are
+    # recorded in whatever state the breaker is in (CircuitBreakerStateMachine).
+    "resilience4j": {
+        "trip": "failure_rate", "threshold": 0.5, "window": {"kind": "count", "size": 100},
+        "minimum_calls": 100, "slow_call_duration": 60.0, "slow_threshold": 1.0,
+        "open_for": 60.0, "open_for_multiplier": 1.0, "open_for_max": None,
+        "open_for_jitter": "none", "half_open": "permits", "half_open_permits": 10,
+        "half_open_max_wait": None, "count_late_results": True,
+    },
+    # Polly v8 CircuitBreakerStrategyOptions: FailureRatio 0.1, SamplingDuration 30 s
+    # (10 rolling sub-windows), MinimumThroughput 100, BreakDuration 5 s, one probe.
+    "polly": {
+        "trip": "failure_rate", "threshold": 0.1,
+        "window": {"kind": "rolling", "size": 30.0, "buckets": 10},
+        "minimum_calls": 100, "slow_threshold": None, "open_for": 5.0,
+        "open_for_multiplier": 1.0, "open_for_max": None, "open_for_jitter": "none",
+        "half_open": "single_probe", "half_open_max_wait": None, "count_late_results": True,
+    },
+    # pybreaker: fail_max 5 consecutive, reset_timeout 60 s, half-open admits every call.
+    "pybreaker": {
+        "trip": "consecutive", "failure_threshold": 5, "slow_threshold": None,
+        "open_for": 60.0, "open_for_multiplier": 1.0, "open_for_max": None,
+        "open_for_jitter": "none", "half_open": "all", "half_open_max_wait": None,
+        "count_late_results": True,
+    },
+    # Finagle FailureAccrualFactory: 5 consecutive failures, dead for
+    # Backoff.equalJittered(5 s, 300 s), then one probe request.
+    "finagle": {
+        "trip": "consecutive", "failure_threshold": 5, "slow_threshold": None,
+        "open_for": 5.0, "open_for_multiplier": 2.0, "open_for_max": 300.0,
+        "open_for_jitter": "equal", "half_open": "single_probe", "half_open_max_wait": None,
+        "count_late_results": True,
+    },
+}
+
+BULKHEAD_PRESETS: dict[str, dict[str, Any]] = {
+    # Resilience4j Bulkhead (semaphore): maxConcurrentCalls 25, maxWaitDuration 0.
+    "resilience4j": {"kind": "semaphore", "max_concurrent": 25, "max_wait": 0.0},
+    # Resilience4j ThreadPoolBulkhead: queueCapacity 100 (pool size = CPU count there;
+    # max_concurrent keeps simres' default of 25 unless given).
+    "resilience4j_pool": {"kind": "pool", "queue_size": 100},
+    # Polly v8 concurrency limiter: PermitLimit 1000, QueueLimit 0.
+    "polly": {"kind": "pool", "max_concurrent": 1000, "queue_size": 0},
+    # Envoy cluster circuit breakers: max_requests 1024, max_pending_requests 1024.
+    "envoy": {"kind": "pool", "max_concurrent": 1024, "queue_size": 1024},
+}
+
+THROTTLE_PRESETS: dict[str, dict[str, Any]] = {
+    # Google SRE book, "Handling Overload": K = 2 over the last 2 minutes.
+    "sre": {"mode": "sre", "k": 2.0, "window": 120.0, "buckets": 120},
+    # Envoy admission control defaults: sr_threshold 95 %, aggression 1, max rejection
+    # probability 80 %, rps_threshold 0, sampling window 30 s.
+    "envoy": {
+        "mode": "envoy", "sr_threshold": 0.95, "aggression": 1.0, "max_rejection": 0.8,
+        "rps_threshold": 0.0, "window": 30.0, "buckets": 30,
+    },
+}
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "retry": RETRY_PRESETS,
+    "budget": BUDGET_PRESETS,
+    "breaker": BREAKER_PRESETS,
+    "bulkhead": BULKHEAD_PRESETS,
+    "throttle": THROTTLE_PRESETS,
+}
+"""Every preset, by policy kind and then by name."""
+
+
+def preset_names(group: str) -> tuple[str, ...]:
+    """The preset names valid for one policy kind (``retry``, ``budget``, ...), sorted."""
+    return tuple(sorted(PRESETS[group]))
