@@ -212,5 +212,16 @@ def list_scenarios() -> None:
         click.echo(f"{'':<{w}}  variants: {variants}")
 
 
+def _register() -> None:
+    """Attach the commands that live in simres/commands/ (one module per area)."""
+    from simres.commands.report import plot, report
+
+    for cmd in (plot, report):
+        main.add_command(cmd)
+
+
+_register()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

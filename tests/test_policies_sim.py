@@ -147,3 +147,23 @@ def test_no_try_starts_after_the_deadline(deadline: float, timeout: float, base:
     done = r.requests.dropna(subset=["end"])
     assert (done.latency <= deadline + 1e-9).all()
     assert np.all(r.requests.tries <= 6)
+
+
+def test_breaker_of_a_multi_instance_service_is_summarised_per_link() -> None:
+    sc = {
+        "duration": 40, "drain": 2,
+        "services": {
+            "api": {"instances": 2, "workers": 10, "service_time": 0.001, "handler": {"calls": [
+                {"to": "db", "timeout": 0.2, "breaker": {"trip": "consecutive", "failure_threshold": 3, "open_for": 1}},
+            ]}},
+            "db": {"workers": 10, "service_time": 0.001},
+        },
+        "clients": {"web": _client(timeout=1.0)},
+        "faults": [{"kind": "crash", "service": "db", "at": 10, "duration": 20}],
+    }
+    r = run(sc)
+    comps = set(r.events[r.events.kind == "breaker"].component)
+    assert comps == {"api->db#0", "api->db#1"}
+    # open (or probing) for most of the 20 s outage out of 40 s, closed otherwise
+    share = r.summary["breaker_open_share:api->db"] + r.summary["breaker_half_open_share:api->db"]
+    assert 0.4 < share < 0.55

@@ -87,8 +87,10 @@ class CallSite:
         self.caller = caller
         self.target = target
         self.depth = depth
+        # "caller->callee", plus "#member" for one member of a client population or one
+        # instance of a calling service: metrics group breakers by the part before '#'.
         suffix = f"#{member}" if member is not None else ""
-        self.component = f"{caller_node}->{target.name}{suffix}"
+        self.component = f"{caller}->{target.name}{suffix}"
         self.timeout = policy.timeout
         self.deadline = policy.deadline
         self.retry = policy.retry
