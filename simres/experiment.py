@@ -100,7 +100,8 @@ def _progress(progress: bool | Callable[[int, int], None], total: int, label: st
         return lambda done, total: None
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=label, unit="run", leave=False)
+    # disable=None: no bar when stderr is not a terminal (CI logs, pipes)
+    bar = tqdm(total=total, desc=label, unit="run", leave=False, disable=None)
 
     def update(done: int, total: int) -> None:
         bar.n = done

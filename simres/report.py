@@ -384,6 +384,21 @@ def _yaml_value(value: Any) -> str:
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, bool)) or value is None else str(value)
 
 
+def _over_time(figs: _Figures, requests: Mapping[str, pd.DataFrame], events: pd.DataFrame, pal: plots.Palette,
+               window: float, one: str, shaded: str) -> list[str]:
+    """Success rate and goodput per time window, one line per variant."""
+    return [
+        figs.html(lambda: plots.variants_over_time(requests, events=events, metric="success_rate",
+                                                   window=window, palette=pal),
+                  alt="success rate over time",
+                  caption=f"Success rate of the requests started in each {window:g} s window ({one}){shaded}."),
+        figs.html(lambda: plots.variants_over_time(requests, events=events, metric="goodput",
+                                                   window=window, palette=pal),
+                  alt="goodput over time",
+                  caption=f"Goodput: successful requests started per second ({one}){shaded}."),
+    ]
+
+
 def _scenario_figures(figs: _Figures, df: pd.DataFrame, frames: Mapping[str, RunFrames], pal: plots.Palette,
                       sc: Scenario, seed: int) -> list[str]:
     requests = {v: f.requests for v, f in frames.items()}
@@ -398,19 +413,15 @@ def _scenario_figures(figs: _Figures, df: pd.DataFrame, frames: Mapping[str, Run
                      caption=f"Latency tail: share of successful requests slower than x, log scales ({one})."),
            figs.html(lambda: plots.latency_cdf(requests, palette=pal), alt="latency CDF",
                      caption=f"Latency distribution of successful requests ({one}).")]
-    out.append("<h3>Over time</h3>")
     window = sc.timeline_step
     faults = fault_intervals(events) if len(events) else None
     shaded = "; faults shaded" if faults is not None and len(faults) else ""
-    out.append(figs.html(lambda: plots.variants_over_time(requests, events=events, metric="success_rate",
-                                                          window=window, palette=pal),
-                         alt="success rate over time",
-                         caption=f"Success rate of the requests started in each {window:g} s window "
-                                 f"({one}){shaded}."))
-    out.append(figs.html(lambda: plots.variants_over_time(requests, events=events, metric="goodput",
-                                                          window=window, palette=pal),
-                         alt="goodput over time",
-                         caption=f"Goodput: successful requests started per second ({one}){shaded}."))
+    starts = pd.concat([r["start"] for r in requests.values()]) if requests else pd.Series(dtype=float)
+    # a burst that starts together (e.g. N contenders at t=0) has no time course to show
+    spread = len(starts) > 0 and (starts.max() - starts.min()) >= 3 * window
+    if spread:
+        out.append("<h3>Over time</h3>")
+        out += _over_time(figs, requests, events, pal, window, one, shaded)
     ended = [] if faults is None else [str(f) for f, e in zip(faults["fault"], faults["end"]) if math.isfinite(e)]
     if ended:
         out.append("<h3>Thundering herd</h3>")
