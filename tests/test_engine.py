@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simres.run import run
+from simres.runs import run
 
 from .conftest import single_queue
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simres.metrics.stats import mean_ci
-from simres.run import run
+from simres.runs import run
 
 
 def _client(**policy) -> dict:

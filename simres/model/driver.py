@@ -61,8 +61,28 @@ class CallSite:
     """One caller's logical calls to ``target`` with one policy stack (see module doc)."""
 
     __slots__ = (
-        "_apps", "back_links", "breaker", "budget", "bulkhead", "caller", "component", "deadline",
-        "depth", "env", "out_links", "recorder", "retry", "rng", "simple", "target", "throttle", "timeout",
+        "_apps",
+        "_lbu",
+        "_rr",
+        "back_links",
+        "breaker",
+        "budget",
+        "bulkhead",
+        "caller",
+        "component",
+        "deadline",
+        "depth",
+        "env",
+        "out_links",
+        "outstanding",
+        "pick",
+        "recorder",
+        "retry",
+        "rng",
+        "simple",
+        "target",
+        "throttle",
+        "timeout",
         "u",
     )
 
@@ -97,6 +117,12 @@ class CallSite:
         self.out_links: list[Link] = [network.link(caller_node, inst.node) for inst in target.instances]
         self.back_links: list[Link] = [network.link(inst.node, caller_node) for inst in target.instances]
         self.rng: np.random.Generator = stream(seed, f"call:{self.component}", "retry")
+        self.outstanding = [0] * len(target.instances)
+        """Tries this caller has in flight to each instance (what a least-request balancer sees)."""
+        self._lbu = uniform_sampler(stream(seed, f"call:{self.component}", "load_balancer"))
+        n = len(target.instances)
+        self._rr = int(self._lbu() * n)  # each caller starts its rotation somewhere else
+        self.pick = self._balancer(target.load_balancer, n)
         self.u = uniform_sampler(stream(seed, f"call:{self.component}", "decisions"))
         edge = f"{caller}->{target.name}"
 
@@ -128,6 +154,39 @@ class CallSite:
             a.a_instance.append, a.a_start.append, a.a_end.append, a.a_outcome.append,
             a.a_sent.append, a.a_wait.append, a.a_depth.append,
         )
+
+    def _balancer(self, kind: str, n: int) -> Any:
+        """The pick function for ``kind`` over ``n`` instances."""
+        if n == 1:
+            return lambda: 0
+        u = self._lbu
+        if kind == "round_robin":
+            return self._round_robin
+        if kind == "random":
+            return lambda: int(u() * n)
+        if kind == "least_outstanding":
+            return self._least_outstanding
+        return self._power_of_two
+
+    def _round_robin(self) -> int:
+        i = self._rr
+        self._rr = (i + 1) % len(self.outstanding)
+        return i
+
+    def _least_outstanding(self) -> int:
+        out = self.outstanding
+        best = min(out)
+        ties = [i for i, o in enumerate(out) if o == best]
+        return ties[0] if len(ties) == 1 else ties[int(self._lbu() * len(ties))]
+
+    def _power_of_two(self) -> int:
+        out = self.outstanding
+        n = len(out)
+        a = int(self._lbu() * n)
+        b = int(self._lbu() * (n - 1))
+        if b >= a:
+            b += 1
+        return a if out[a] <= out[b] else b
 
     def _breaker_listener(self, component: str) -> Any:
         rec = self.recorder
@@ -161,21 +220,16 @@ class CallSite:
         policy is off, minus the per-request SimPy process.
         """
         env = self.env
-        target = self.target
-        idx = target.pick()
+        idx = self.pick()
         job = Job(env, req_id, priority, INF, self.back_links[idx])
         job.t0 = env.now
         job.idx = idx
-        d = self.out_links[idx].delay()
-        if d is not None:
-            if d > 0:
-                Timeout(env, d, job).callbacks.append(target.instances[idx].deliver)
-            else:
-                target.instances[idx].submit(job)
+        self._send(job, idx)
         return job
 
     def record_simple(self, job: Job) -> None:
-        """Record the attempt row of a try made by :meth:`send`."""
+        """Record the attempt row of a try made by :meth:`send` (which has now ended)."""
+        self.outstanding[job.idx] -= 1
         self._record(job.req_id, 1, job.idx, job.t0, self.env.now, job._value, True, 0.0)
 
     def call(self, req_id: int, priority: str, parent_deadline: float = INF
@@ -191,7 +245,6 @@ class CallSite:
         breaker = self.breaker
         bulkhead = self.bulkhead
         throttle = self.throttle
-        target = self.target
         timeout = self.timeout
         if budget is not None:
             budget.on_request(now)
@@ -244,7 +297,7 @@ class CallSite:
                         break
             # -- the try --------------------------------------------------------------
             t_send = env.now
-            idx = target.pick()
+            idx = self.pick()
             limit = deadline_at - t_send
             if timeout is not None and timeout < limit:
                 limit = timeout
@@ -253,6 +306,7 @@ class CallSite:
                 Timeout(env, limit).callbacks.append(job.expire)
             self._send(job, idx)
             outcome = yield job
+            self.outstanding[idx] -= 1
             t1 = env.now
             if bulkhead is not None:
                 waiter = bulkhead.leave(t1)
@@ -282,7 +336,9 @@ class CallSite:
         return outcome, attempt
 
     def _send(self, job: Job, idx: int) -> None:
-        """Put a job on the network towards instance ``idx`` (or lose it)."""
+        """Put a job on the network towards instance ``idx`` (or lose it); it is outstanding
+        for this caller until the try ends (reply or timeout)."""
+        self.outstanding[idx] += 1
         d = self.out_links[idx].delay()
         if d is not None:
             inst = self.target.instances[idx]
@@ -295,7 +351,7 @@ class CallSite:
             ) -> Generator[Event, Any, tuple[str, Job, int]]:
         """One read or conditional write against an occ_row service: (outcome, job, instance)."""
         env = self.env
-        idx = self.target.pick()
+        idx = self.pick()
         limit = deadline_at - env.now
         if self.timeout is not None and self.timeout < limit:
             limit = self.timeout
@@ -306,6 +362,7 @@ class CallSite:
             Timeout(env, limit).callbacks.append(job.expire)
         self._send(job, idx)
         outcome = yield job
+        self.outstanding[idx] -= 1
         return outcome, job, idx
 
     def read_then_write(self, req_id: int, priority: str) -> Generator[Event, Any, tuple[str, int]]:

@@ -167,16 +167,14 @@ class FaultInjector:
             insts = self._instances(f.service, f.instance)
             total = f.mix.timeout + f.mix.error + f.mix.connection
             spec = (f.rate, f.mix.timeout / total, f.mix.error / total)
-            saved: dict[int, Any] = {}
 
             def chaos_on() -> None:
                 for inst in insts:
-                    saved[id(inst)] = inst.chaos
-                    inst.chaos = spec
+                    inst.push_chaos(spec)
 
             def chaos_off() -> None:
                 for inst in insts:
-                    inst.chaos = saved.pop(id(inst), None)
+                    inst.pop_chaos(spec)
 
             return chaos_on, chaos_off
         raise TypeError(f"unknown fault kind {type(f).__name__}")  # pragma: no cover

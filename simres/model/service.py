@@ -102,6 +102,7 @@ class Instance:
         "cancelled",
         "capacity",
         "chaos",
+        "chaos_stack",
         "cold_factor",
         "completions",
         "down",
@@ -159,6 +160,7 @@ class Instance:
         self.running: set[Job] = set()
         self.shedder = cfg.shedding.build() if cfg.shedding is not None else None
         self.chaos: tuple[float, float, float] | None = None  # (rate, p_timeout, p_error)
+        self.chaos_stack: list[tuple[float, float, float]] = []  # active chaos faults, latest last
         self.handler: list[tuple[CallSite, bool, Callable[[], float] | None]] = []
         self.parallel = cfg.handler.mode == "parallel"
         self.occ = cfg.resource == "occ_row"
@@ -331,6 +333,19 @@ class Instance:
             for job in lost:
                 job.reply(CONNECTION)
 
+    def push_chaos(self, spec: tuple[float, float, float]) -> None:
+        """Start a chaos fault; the most recent active one applies."""
+        self.chaos_stack.append(spec)
+        self.chaos = spec
+
+    def pop_chaos(self, spec: tuple[float, float, float]) -> None:
+        """End one chaos fault (whichever order overlapping faults end in)."""
+        for i in range(len(self.chaos_stack) - 1, -1, -1):
+            if self.chaos_stack[i] is spec:
+                del self.chaos_stack[i]
+                break
+        self.chaos = self.chaos_stack[-1] if self.chaos_stack else None
+
     def restart(self) -> None:
         """Come back up (empty)."""
         self.down = max(0, self.down - 1)
@@ -354,43 +369,16 @@ class Instance:
 
 
 class Service:
-    """A named service: its instances and the load balancer that picks one per try."""
+    """A named service: its instances and its load-balancing policy.
+
+    Instances are picked by each caller's :class:`~simres.model.driver.CallSite`, because a
+    real client-side balancer (round robin, least request, power of two choices) works from
+    what *that caller* has outstanding to each host, not from the server's own queue: a
+    host that swallows requests must look busy to its callers, not idle.
+    """
 
     def __init__(self, env: Environment, name: str, cfg: ServiceConfig, seed: int):
         self.name = name
         self.cfg = cfg
+        self.load_balancer = cfg.load_balancer
         self.instances = [Instance(env, name, i, cfg, seed) for i in range(cfg.instances)]
-        self._rr = 0
-        n = len(self.instances)
-        self.pick: Callable[[], int]
-        if n == 1:
-            self.pick = lambda: 0
-        elif cfg.load_balancer == "round_robin":
-            self.pick = self._round_robin
-        else:
-            u = uniform_sampler(stream(seed, f"service:{name}", "load_balancer"))
-            self._u = u
-            self.pick = {
-                "random": lambda: int(u() * n),
-                "least_outstanding": self._least_outstanding,
-                "power_of_two": self._power_of_two,
-            }[cfg.load_balancer]
-
-    def _round_robin(self) -> int:
-        i = self._rr
-        self._rr = (i + 1) % len(self.instances)
-        return i
-
-    def _least_outstanding(self) -> int:
-        # ties broken at random so equal instances share load evenly
-        best = min(inst.inflight for inst in self.instances)
-        ties = [i for i, inst in enumerate(self.instances) if inst.inflight == best]
-        return ties[0] if len(ties) == 1 else ties[int(self._u() * len(ties))]
-
-    def _power_of_two(self) -> int:
-        n = len(self.instances)
-        a = int(self._u() * n)
-        b = int(self._u() * (n - 1))
-        if b >= a:
-            b += 1
-        return a if self.instances[a].inflight <= self.instances[b].inflight else b
