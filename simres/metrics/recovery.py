@@ -2,26 +2,25 @@
 
 The verdict that separates a transient overload from a metastable failure. For each
 fault (``fault_intervals``), requests are binned by *start* time in windows of
-``window`` seconds and each window gets a success rate and a p99 latency (of the
-successful requests, by default). A post-fault window *passes* when
+``window`` seconds. The fault has *recovered* at the first window ``k``, counted from
+``fault_end``, that starts a *hold* period (``hold`` seconds of whole windows) in which
 
-    success_rate >= baseline_success_rate - success_tolerance   and
-    p99          <= p99_factor * baseline_p99
+    every window:      success_rate >= baseline_success_rate - success_tolerance   and
+    the whole period:  p99          <= p99_factor * baseline_p99
 
-(one-sided: doing better than the baseline is fine). The fault has *recovered* at the
-first window, counted from ``fault_end``, that starts a run of passing windows lasting
-``hold`` seconds; ``recovery_time`` is that window's start minus ``fault_end``, so it has
-the resolution of one window (a recovery mid-window is reported at the next boundary).
+(one-sided: doing better than the baseline is fine). The success rate is judged window by
+window, so a relapse inside the hold period fails it. The p99 (of the successful requests,
+by default) is pooled over the hold period: the p99 of a single one-second window holds
+so few requests that it is essentially its second-largest latency, and such noise alone
+would keep a healthy system "unrecovered". ``recovery_time`` is the start of window ``k``
+minus ``fault_end``, so it has the resolution of one window.
 When no such run fits before ``t_end`` the fault is *not recovered* (``recovered=False``,
 ``recovery_time=NaN``): the metastable outcome. A system that only comes back in the last
 ``hold`` seconds is reported not recovered: its recovery cannot be confirmed.
 
 Baseline: the whole windows of ``[warmup, fault_start)`` (grid anchored at ``warmup``)
-that overlap no fault's active interval. ``baseline_success_rate`` pools those windows
-(successes / requests); ``baseline_p99`` is the *median of the per-window p99s*, so the
-test compares a one-window statistic with the typical one-window statistic (a window
-holds few requests, and its p99 is noisier and differently biased than a p99 pooled over
-the whole baseline).
+that overlap no fault's active interval. ``baseline_success_rate`` and ``baseline_p99``
+pool the requests of those windows, as the hold period's p99 does.
 
 Edge cases, each with a ``status``:
 - ``not_ended``: the fault never ended, or ended at or after ``t_end``: nothing to judge
@@ -103,14 +102,19 @@ def recovery(requests: pd.DataFrame, events: pd.DataFrame, *, t_end: float,
         rows.append(row)
         # Baseline: fault-free whole windows of [warmup, fault start).
         nb = n_windows(warmup, f.start, window) if f.start > warmup else 0
-        b_count, b_ok, b_p99 = _window_stats(start, ok, latency, warmup, window, nb)
+        b_count, b_ok, _ = _window_stats(start, ok, latency, warmup, window, nb)
         b_t = warmup + window * np.arange(nb)
         clean = ~((b_t[:, None] < active_e) & (b_t[:, None] + window > active_s)).any(axis=1)
-        b_count, b_ok, b_p99 = b_count[clean], b_ok[clean], b_p99[clean]
+        b_count, b_ok = b_count[clean], b_ok[clean]
         if b_count.sum() > 0:
             row["baseline_success_rate"] = b_ok.sum() / b_count.sum()
-        if np.isfinite(b_p99).any():
-            row["baseline_p99"] = float(np.nanmedian(b_p99))
+        b_idx = window_index(start, warmup, window, nb) if nb else np.full(start.shape, -1)
+        in_base = b_idx >= 0
+        in_base[in_base] = clean[b_idx[in_base]]
+        b_lat = latency[in_base]
+        b_lat = b_lat[np.isfinite(b_lat)]
+        if b_lat.size:
+            row["baseline_p99"] = float(np.quantile(b_lat, 0.99))
         if not (np.isfinite(f.end) and f.end < t_end):
             row["status"] = "not_ended"
             continue
@@ -119,14 +123,15 @@ def recovery(requests: pd.DataFrame, events: pd.DataFrame, *, t_end: float,
             continue
         # Post-fault windows: [end, t_end) on a grid anchored at the fault's end.
         n = n_windows(f.end, t_end, window)
-        count, n_ok, p99 = _window_stats(start, ok, latency, f.end, window, n)
+        count, n_ok, _ = _window_stats(start, ok, latency, f.end, window, n)
+        sparse = bool((b_count == 0).any())
         with np.errstate(invalid="ignore", divide="ignore"):
             passing = ((n_ok / np.maximum(count, 1)
-                        >= row["baseline_success_rate"] - success_tolerance - EPS)
-                       & (p99 <= p99_factor * row["baseline_p99"]) & (count > 0))
-        if (b_count == 0).any():
+                        >= row["baseline_success_rate"] - success_tolerance - EPS) & (count > 0))
+        if sparse:
             passing |= count == 0
-        first = _first_run(passing, need)
+        first = _first_hold(passing, need, start, latency, f.end, window,
+                            p99_factor * row["baseline_p99"], allow_empty=sparse)
         row["recovered"] = first is not None
         row["recovery_time"] = np.nan if first is None else first * window
         row["status"] = "recovered" if first is not None else "not_recovered"
@@ -154,10 +159,27 @@ def _window_stats(start: np.ndarray, ok: np.ndarray, latency: np.ndarray, t0: fl
     return count, n_ok, p99
 
 
-def _first_run(passing: np.ndarray, need: int) -> int | None:
-    """Index of the first window that starts ``need`` consecutive passing windows."""
+def _first_hold(passing: np.ndarray, need: int, start: np.ndarray, latency: np.ndarray, t0: float,
+                window: float, p99_limit: float, *, allow_empty: bool) -> int | None:
+    """First window starting ``need`` passing windows whose pooled p99 is within the limit."""
     if passing.size < need:
         return None
     runs = np.convolve(passing.astype(np.int64), np.ones(need, dtype=np.int64), mode="valid")
-    hits = np.flatnonzero(runs == need)
-    return int(hits[0]) if hits.size else None
+    candidates = np.flatnonzero(runs == need)
+    if candidates.size == 0:
+        return None
+    order = np.argsort(start, kind="stable")
+    s_sorted, l_sorted = start[order], latency[order]
+    # Candidates are few and the first usually passes: a loop with two binary searches each.
+    for k in candidates:
+        lo = t0 + k * window
+        a, b = np.searchsorted(s_sorted, [lo, lo + need * window], side="left")
+        lat = l_sorted[a:b]
+        lat = lat[np.isfinite(lat)]
+        if lat.size == 0:
+            if allow_empty:
+                return int(k)
+            continue
+        if np.quantile(lat, 0.99) <= p99_limit:
+            return int(k)
+    return None

@@ -177,3 +177,21 @@ def test_fault_intervals_pairing(make_events):
 def test_no_faults_gives_empty_frame(make_requests, make_events):
     rec = recovery(make_requests([1.0]), make_events([]), t_end=10.0)
     assert len(rec) == 0 and "recovery_time" in rec.columns
+
+
+def test_one_noisy_window_does_not_block_recovery(make_requests, make_events):
+    # After the fault every request succeeds at 0.1 s, except one slow one: its window's own
+    # p99 is ~0.83 (8 x baseline, 20 requests) but the hold period's pooled p99 is ~0.11.
+    req = _run(make_requests, bad_until=30.0)
+    idx = req.index[(req["start"] >= 31.0) & (req["start"] < 32.0)][:1]
+    req.loc[idx, "latency"] = 1.0
+    rec = recovery(req, _fault(make_events), t_end=END, warmup=5.0)
+    assert rec.at[0, "recovery_time"] == 0.0
+
+
+def test_a_sustained_slowdown_is_not_recovered(make_requests, make_events):
+    # successes come back at once, but at 5 x the baseline latency until the end
+    rec = recovery(_run(make_requests, bad_until=30.0, slow_until=END), _fault(make_events),
+                   t_end=END, warmup=5.0)
+    assert bool(rec.at[0, "recovered"]) is False
+    assert rec.at[0, "status"] == "not_recovered"
