@@ -18,22 +18,38 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "Resilient",
     "RunResult",
     "Scenario",
     "ScenarioError",
     "SimresError",
     "__version__",
+    "best",
+    "build_report",
+    "compare",
+    "load_results",
     "load_scenario",
+    "replicate",
     "run",
+    "sweep",
 ]
 
+# Functions live in modules with other names (runs.py, sweeps.py) so that importing a
+# submodule can never shadow the function of the same name on the package.
 _LAZY = {
-    "RunResult": "simres.run",
-    "run": "simres.run",
+    "RunResult": "simres.runs",
+    "run": "simres.runs",
     "Scenario": "simres.scenario",
     "load_scenario": "simres.scenario",
     "ScenarioError": "simres.errors",
     "SimresError": "simres.errors",
+    "compare": "simres.experiment",
+    "replicate": "simres.experiment",
+    "sweep": "simres.sweeps",
+    "load_results": "simres.sweeps",
+    "best": "simres.sweeps",
+    "build_report": "simres.report",
+    "Resilient": "simres.realtime",
 }
 
 

@@ -118,7 +118,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
             df.to_parquet(target, index=False) if fmt == "parquet" else df.to_csv(target, index=False)
             click.echo(f"wrote {target}")
         return
-    from simres.run import run as run_once
+    from simres.runs import run as run_once
 
     prog = _Progress(sc.name, enabled=not quiet)
     try:
@@ -140,7 +140,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
 @friendly
 def show(scenario: str, sets: tuple[str, ...], variant: str | None) -> None:
     """Print SCENARIO fully resolved, every default filled in, as YAML."""
-    from simres.run import scenario_yaml
+    from simres.runs import scenario_yaml
     from simres.scenario import load_scenario, parse_overrides
 
     sc = load_scenario(scenario, overrides=parse_overrides(sets), variant=variant)
@@ -215,8 +215,10 @@ def list_scenarios() -> None:
 def _register() -> None:
     """Attach the commands that live in simres/commands/ (one module per area)."""
     from simres.commands.report import plot, report
+    from simres.commands.sweep import best_cmd, sweep_cmd
+    from simres.commands.validate import validate
 
-    for cmd in (plot, report):
+    for cmd in (plot, report, sweep_cmd, best_cmd, validate):
         main.add_command(cmd)
 
 

@@ -44,7 +44,7 @@ def run_point(scenario: Scenario | Mapping[str, Any] | str, *, seed: int, varian
     This is the unit of work that replications and sweeps ship to executors: it takes
     and returns plain data, so it pickles cheaply and runs the same anywhere.
     """
-    from simres.run import run
+    from simres.runs import run
 
     res = run(scenario, seed=seed, variant=variant, overrides=overrides)
     row: dict[str, Any] = {"variant": variant or "", "seed": seed, "wall_time": res.wall_time}

@@ -116,7 +116,7 @@ def _is_sweep_dir(p: Path) -> bool:
 def _is_sweep_file(p: Path) -> bool:
     import pyarrow.parquet as pq
 
-    from simres.sweep import METADATA_KEY
+    from simres.sweeps import METADATA_KEY
 
     try:
         return METADATA_KEY in (pq.read_schema(p).metadata or {})
@@ -136,13 +136,13 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a results frame.
 
     ``path`` is a sweep's results (a directory of parts, or a file, written by ``simres
-    sweep``: read with :func:`simres.sweep.load_results`, so ``attrs["sweep"]`` names the
+    sweep``: read with :func:`simres.sweeps.load_results`, so ``attrs["sweep"]`` names the
     swept parameters), a ``.parquet`` / ``.csv`` file, or a directory holding one of
     :data:`RESULTS_FILES` (``simres run --reps N --out DIR`` writes ``replications.parquet``).
     """
     p = Path(path)
     if _is_sweep_dir(p):
-        from simres.sweep import load_results as load_sweep
+        from simres.sweeps import load_results as load_sweep
 
         return load_sweep(p)
     if p.is_dir():
@@ -153,7 +153,7 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not p.is_file():
         raise ReportError(f"{p}: no such file")
     if p.suffix == ".parquet" and _is_sweep_file(p):
-        from simres.sweep import load_results as load_sweep
+        from simres.sweeps import load_results as load_sweep
 
         return load_sweep(p)
     try:
@@ -296,7 +296,7 @@ def scenario_report(scenario: Scenario | Mapping[str, Any] | str | os.PathLike[s
     (default: the worst on each metric). ``generated`` is printed in the footer as given.
     """
     from simres.experiment import replicate
-    from simres.run import run
+    from simres.runs import run
 
     if reps < 1:
         raise ReportError(f"reps: must be >= 1, got {reps}")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from simres.commands.report import plot, report
 from simres.experiment import replicate
 from simres.report import build_report, results_report
-from simres.run import run
+from simres.runs import run
 from simres.verdicts import format_metric, recovery_sentences, verdicts
 from tests.conftest import single_queue
 

@@ -231,7 +231,7 @@ def _check_metric(df: pd.DataFrame, metric: str, what: str = "metric") -> None:
 def sweep_parameters(results: pd.DataFrame) -> list[str]:
     """The swept parameter columns of a results frame.
 
-    ``results.attrs["sweep"]["params"]`` (as :func:`simres.sweep.load_results` sets it) or
+    ``results.attrs["sweep"]["params"]`` (as :func:`simres.sweeps.load_results` sets it) or
     ``results.attrs["parameters"]`` when recorded; otherwise the columns named
     by a dotted path (``clients.web.retry.max_attempts``): metric names never contain a dot
     before their ``:`` qualifier.

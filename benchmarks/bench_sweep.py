@@ -1,0 +1,160 @@
+"""Sweep benchmark: parallel speed-up of local processes, and per-point overhead of Dask.
+
+1. Speed-up: the same sweep of CPU-bound points (an M/M/2 queue, ~1 s of CPU per point)
+   run serially and on ``processes(cores)``, alternating, so each ratio compares runs made
+   under the same background load. Reported warm (a pool already running, as in a long
+   sweep) and cold (pool start-up included). Target: warm speed-up >= 0.9 x cores.
+2. Overhead: a sweep of no-op points (the point function returns at once) on warm
+   ``processes(cores)`` and on a warm Dask LocalCluster with ``cores`` one-thread workers;
+   the wall time per point is what each executor adds to every point (scheduling,
+   pickling, result handling, Parquet writing).
+
+The machine may be shared and noisy: read the ratios rather than the seconds, and the load
+average printed at the start and the end. "workers busy" is the share of the workers' wall
+time spent inside points: what the executor itself leaves idle, whatever the load.
+
+    python benchmarks/bench_sweep.py [--points 16] [--noop-points 400] [--repeat 2] [--no-dask]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from simres.executors import (
+    DaskExecutor,
+    Executor,
+    ProcessExecutor,
+    SerialExecutor,
+    available_cores,
+)
+from simres.sweeps import sweep
+
+
+def scenario(duration: float) -> dict[str, Any]:
+    """An M/M/2 queue at rho = 0.75: ~200 requests/s, so CPU time grows with ``duration``."""
+    return {
+        "name": "bench-mm2", "duration": duration, "warmup": 0.0, "drain": 0.0,
+        "services": {"api": {"workers": 2, "service_time": {"kind": "exponential", "mean": 0.0075}}},
+        "clients": {"web": {"target": "api", "arrival": {"kind": "poisson", "rate": 200}}},
+    }
+
+
+def noop_point(data: dict[str, Any], *, seed: int, variant: str | None,
+               overrides: dict[str, Any]) -> dict[str, Any]:
+    """A point that does nothing: what remains is the executor's own cost."""
+    return {"value": float(seed % 7)}
+
+
+BUSY: dict[float, float] = {}
+"""Wall time -> sum of the points' own wall times in that sweep (how busy the workers were)."""
+CPU: dict[float, float] = {}
+"""Wall time -> sum of the CPU seconds the points got in that sweep."""
+
+
+def cpu_point(data: dict[str, Any], *, seed: int, variant: str | None,
+              overrides: dict[str, Any]) -> dict[str, Any]:
+    """run_point, plus the CPU seconds the point got (less than its wall time under contention)."""
+    from simres.experiment import run_point
+
+    t0 = time.process_time()
+    row = run_point(data, seed=seed, variant=variant, overrides=overrides)
+    row["cpu_time"] = time.process_time() - t0
+    return row
+
+
+def timed_sweep(executor: Executor, points: int, *, duration: float = 250.0,
+                point_fn: Any = cpu_point) -> float:
+    """Wall seconds of one sweep of ``points`` points written to a temporary directory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        df = sweep(scenario(duration), grid={"services.api.workers": [2]}, reps=points,
+                   executor=executor, out=Path(tmp) / "r.parquet", point_fn=point_fn)
+        wall = time.perf_counter() - t0
+    assert len(df) == points and df["error"].isna().all(), df["error"].dropna().head()
+    BUSY[wall] = float(df["wall_time"].sum())
+    CPU[wall] = float(df["cpu_time"].sum()) if "cpu_time" in df else float("nan")
+    return wall
+
+
+def best_of(repeat: int, fn: Any) -> float:
+    return min(fn() for _ in range(repeat))
+
+
+def busy(wall: float, workers: int) -> str:
+    """Share of the workers' time spent inside points (the rest is executor overhead or idle),
+    and share of it they actually had a CPU (the rest is other processes' load)."""
+    return (f"workers busy {BUSY[wall] / (wall * workers):4.0%}, "
+            f"on a CPU {CPU[wall] / (wall * workers):4.0%} of the time")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--points", type=int, default=16, help="CPU-bound points in the speed-up sweep")
+    ap.add_argument("--duration", type=float, default=250.0, help="simulated seconds per point")
+    ap.add_argument("--noop-points", type=int, default=400, help="no-op points in the overhead sweep")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--no-dask", action="store_true")
+    args = ap.parse_args()
+    cores = available_cores()
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"cores: {cores}; best of {args.repeat}; load average at start {load}")
+
+    # 1. Speed-up on CPU-bound points: serial and parallel runs alternate, round after
+    # round, so each ratio compares runs made under the same background load.
+    serial_t, cold_t, warm_t, ratios = [], [], [], []
+    with ProcessExecutor(cores) as warm_ex:
+        timed_sweep(warm_ex, cores, duration=1.0)  # start the workers
+        for _ in range(args.repeat):
+            serial_t.append(timed_sweep(SerialExecutor(), args.points, duration=args.duration))
+            warm_t.append(timed_sweep(warm_ex, args.points, duration=args.duration))
+            with ProcessExecutor(cores) as ex:
+                cold_t.append(timed_sweep(ex, args.points, duration=args.duration))
+            ratios.append((serial_t[-1] / warm_t[-1], serial_t[-1] / cold_t[-1]))
+    serial, warm, cold = min(serial_t), min(warm_t), min(cold_t)
+    warm_ratio = statistics.median(r[0] for r in ratios)
+    cold_ratio = statistics.median(r[1] for r in ratios)
+    print(f"\n[speed-up] {args.points} CPU-bound points, {serial / args.points:.2f} s each serially (best)")
+    print(f"  serial                {serial:7.2f} s (best of {args.repeat}), on a CPU "
+          f"{CPU[serial] / serial:4.0%} of the time")
+    print(f"  processes({cores}), warm  {warm:7.2f} s   speed-up {warm_ratio:4.2f}x "
+          f"({warm_ratio / cores:.2f} x cores), {busy(warm, cores)}")
+    print(f"  processes({cores}), cold  {cold:7.2f} s   speed-up {cold_ratio:4.2f}x "
+          f"({cold_ratio / cores:.2f} x cores), {busy(cold, cores)}")
+    print("  speed-up = median over rounds of serial / parallel measured back to back; per round: "
+          + ", ".join(f"{w:.2f}/{c:.2f}" for w, c in ratios) + " (warm/cold)")
+
+    # 2. Per-point overhead on no-op points.
+    n = args.noop_points
+    results: dict[str, float] = {}
+    results["serial"] = best_of(args.repeat, lambda: timed_sweep(SerialExecutor(), n, point_fn=noop_point))
+    with ProcessExecutor(cores) as ex:
+        timed_sweep(ex, cores, point_fn=noop_point)
+        results[f"processes({cores})"] = best_of(args.repeat, lambda: timed_sweep(ex, n, point_fn=noop_point))
+    if not args.no_dask:
+        with DaskExecutor("local", workers=cores) as ex:
+            timed_sweep(ex, cores, point_fn=noop_point)
+            results[f"dask local({cores})"] = best_of(args.repeat,
+                                                      lambda: timed_sweep(ex, n, point_fn=noop_point))
+    print(f"\n[overhead] {n} no-op points (warm executors)")
+    base = results[f"processes({cores})"]
+    for name, wall in results.items():
+        print(f"  {name:<16} {wall:6.2f} s  {wall / n * 1e3:6.2f} ms/point  "
+              f"({wall / base:4.2f}x processes)")
+    if not args.no_dask:
+        extra = (results[f"dask local({cores})"] - base) / n * 1e3
+        print(f"  Dask adds {extra:.2f} ms per point over local processes")
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average at the end {load}")
+
+
+if __name__ == "__main__":
+    main()
