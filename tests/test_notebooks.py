@@ -1,0 +1,86 @@
+"""The notebooks run end to end with small settings, and are committed with their outputs cleared.
+
+Each notebook is executed in a fresh kernel with ``SIMRES_NOTEBOOK_QUICK=1`` (the notebooks
+then pick short runs and tiny designs), so an API change that breaks one fails here instead
+of in a reader's hands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+CELL_TIMEOUT = 300
+
+
+def _ids(path: Path) -> str:
+    return path.stem
+
+
+def test_the_three_notebooks_exist() -> None:
+    names = {p.stem for p in NOTEBOOKS}
+    assert {"01-quickstart", "02-policy-comparison", "03-sweep-and-threshold"} <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_committed_with_outputs_cleared(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    dirty = [i for i, cell in enumerate(nb.cells)
+             if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)]
+    assert dirty == [], f"{path.name}: cells {dirty} have outputs or an execution count; clear them"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_quick_mode_is_read_first(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    first = next(cell for cell in nb.cells if cell.cell_type == "code")
+    assert 'os.environ.get("SIMRES_NOTEBOOK_QUICK") == "1"' in first.source
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[-1].cell_type == "markdown"
+
+
+def _python3_kernel(root: Path) -> Path:
+    """A kernelspec named ``python3`` running this interpreter, found first through JUPYTER_PATH.
+
+    Whatever ``python3`` kernel the machine or the user has installed elsewhere, the
+    notebooks then run against the simres of the interpreter running the tests.
+    """
+    spec = root / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (simres tests)",
+        "language": "python",
+    }))
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    # the kernel inherits this process's environment
+    monkeypatch.setenv("SIMRES_NOTEBOOK_QUICK", "1")
+    monkeypatch.setenv("JUPYTER_PATH", str(_python3_kernel(tmp_path / "jupyter")))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))  # no history database in $HOME
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' temporary directories land here
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend draws the figures
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                            resources={"metadata": {"path": str(work)}})
+    client.execute()  # raises CellExecutionError, with the cell and its traceback, if a cell fails
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    errors = [out for out in outputs if out.output_type == "error"]
+    assert errors == []
+    figures = [out for out in outputs if "image/png" in out.get("data", {})]
+    assert figures, f"{path.name}: no figure was displayed"
