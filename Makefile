@@ -4,13 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench reports clean help
+.PHONY: demo test lint bench validate reports clean help
 
 help:
 	@echo "make demo     set up .venv and run the flagship comparison report"
 	@echo "make test     set up .venv with dev extras and run the whole test suite"
 	@echo "make lint     ruff"
 	@echo "make bench    run the benchmarks"
+	@echo "make validate queueing-theory validation (simres validate)"
 	@echo "make reports  regenerate the committed reports under reports/"
 
 $(PY):
@@ -21,8 +22,21 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The flagship comparison: a 4 s burst tips naive retries into a retry storm they never
+# leave; budgets, cancellation, a bounded queue or lower load recover.
 demo: $(STAMP)
-	$(VENV)/bin/simres run baseline
+	$(VENV)/bin/simres run baseline --quiet
+	@echo
+	$(VENV)/bin/simres report retry-storm-metastable --reps 5 --reference naive --out reports/demo --quiet
+	@echo
+	@echo "Demo report: $(CURDIR)/reports/demo/index.html (open it in a browser; it needs no network)"
+
+# One committed report per flagship scenario; regenerating is deterministic.
+FLAGSHIPS := aws-backoff-jitter thundering-herd-after-partition slow-dependency-bulkhead \
+             dependency-outage-breaker priority-shedding-overload brooker-retries-independent-failures
+reports: $(STAMP)
+	$(VENV)/bin/simres report retry-storm-metastable --reps 5 --reference naive --out reports/demo --quiet
+	for s in $(FLAGSHIPS); do $(VENV)/bin/simres report $$s --reps 5 --out reports/$$s --quiet || exit 1; done
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check simres tests benchmarks
@@ -33,6 +47,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_sweep.py
+
+validate: $(STAMP)
+	$(VENV)/bin/simres validate
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -286,7 +286,7 @@ def scenario_report(scenario: Scenario | Mapping[str, Any] | str | os.PathLike[s
                     seed: int | None = None, overrides: Mapping[str, Any] | Sequence[str] | None = None,
                     variants: Sequence[str] | None = None, reference: str | None = None,
                     figure_format: str = "png", dpi: int = 100, progress: bool = False, executor: Any = None,
-                    generated: str | None = None) -> str:
+                    generated: str | None = None, headline: str | os.PathLike[str] | None = None) -> str:
     """Run a scenario's variants and return the HTML report.
 
     ``reps`` replications per variant (seeds derived from ``seed``, default the scenario's)
@@ -294,6 +294,8 @@ def scenario_report(scenario: Scenario | Mapping[str, Any] | str | os.PathLike[s
     per-request figures. ``variants`` defaults to all of the scenario's (or the scenario as
     written when it has none); ``reference`` is the variant the verdict compares against
     (default: the worst on each metric). ``generated`` is printed in the footer as given.
+    ``headline``, if given, is a path where the one-picture summary
+    (:func:`simres.plots.headline_figure`) is saved too, for a README or a slide.
     """
     from simres.experiment import replicate
     from simres.runs import run
@@ -310,6 +312,10 @@ def scenario_report(scenario: Scenario | Mapping[str, Any] | str | os.PathLike[s
     root = sc.seed if seed is None else int(seed)
     reps_df = replicate(sc, variants=names, reps=reps, seed=root, progress=progress, executor=executor)
     runs = {(v or ""): _frames(run(sc, seed=root, variant=v)) for v in names}
+    if headline is not None:
+        Path(headline).parent.mkdir(parents=True, exist_ok=True)
+        plots.save_headline_figure(headline, requests={v: f.requests for v, f in runs.items()}, reps=reps_df,
+                                   events=next(iter(runs.values())).events, title=sc.name)
     return render_scenario_report(sc, reps_df, runs, seed=root, reference=reference, figure_format=figure_format,
                                   dpi=dpi, generated=generated)
 
@@ -620,6 +626,8 @@ def build_report(source: pd.DataFrame | Scenario | Mapping[str, Any] | str | os.
                  generated: str | None = None) -> Path:
     """Write the report of ``source`` to ``out/index.html`` and return the path.
 
+    For a scenario, ``out/headline.png`` (the one-picture summary) is written as well.
+
     ``source`` is a results frame, a results file (``.parquet`` / ``.csv``, or a directory
     with ``replications.parquet``), or a scenario (Scenario, mapping, file or bundled
     name), which is run: see :func:`scenario_report`.
@@ -635,7 +643,9 @@ def build_report(source: pd.DataFrame | Scenario | Mapping[str, Any] | str | os.
         text = results_report(load_results(source), reference=reference, figure_format=figure_format, dpi=dpi,
                               generated=generated)
     else:
+        if Path(out).suffix.lower() in (".html", ".htm"):  # fail before simulating
+            write_report("", out)
         text = scenario_report(source, reps=reps, seed=seed, overrides=overrides, reference=reference,
                                figure_format=figure_format, dpi=dpi, progress=progress, executor=executor,
-                               generated=generated)
+                               generated=generated, headline=Path(out) / "headline.png")
     return write_report(text, out)

@@ -185,13 +185,14 @@ def known_reps() -> pd.DataFrame:
 
 def test_verdicts_name_the_best_variant_the_change_and_significance() -> None:
     lines = verdicts(known_reps())
-    assert lines[0].startswith("jitter cut p99 latency by 75 % against naive (100 ms against 400 ms; "
+    # success rate first (were users served?), then latency, then work
+    assert lines[0] == "All 3 variants have the same success rate (100.0 %)."
+    assert lines[1].startswith("jitter cut p99 latency by 75 % against naive (100 ms against 400 ms; "
                                "paired t-test over 3 replications: p = ")
-    assert lines[0].split(", ")[-1] == "significant)."
-    assert lines[1] == "All 3 variants have the same success rate (100.0 %)."
+    assert lines[1].split(", ")[-1] == "significant)."
     assert lines[2].startswith("budget cut tries per request by 40 % against naive (1.21 against 2.01;")
     against_budget = verdicts(known_reps(), reference="budget")
-    assert against_budget[0].startswith("jitter cut p99 latency by 51 % against budget (100 ms against 203 ms;")
+    assert against_budget[1].startswith("jitter cut p99 latency by 51 % against budget (100 ms against 203 ms;")
     assert lines[-1] == ("After db-down: naive did not recover in 2 of 3 replications (the others: median "
                          "recovery time 4.0 s); jitter recovered in all 3 replications, median recovery time 4.0 s; "
                          "budget recovered in all 3 replications, median recovery time 4.0 s.")
@@ -199,7 +200,7 @@ def test_verdicts_name_the_best_variant_the_change_and_significance() -> None:
 
 def test_verdicts_with_one_replication_skip_the_test() -> None:
     one = known_reps().query("replicate == 0")
-    line = verdicts(one)[0]
+    line = verdicts(one)[1]
     assert "one replication per variant, so no significance test" in line
     assert recovery_sentences(one)[0].startswith("After db-down: naive did not recover in 1 of 1 replications")
 
