@@ -28,6 +28,29 @@ from simres.scenario import (
 )
 
 
+class _PoissonSource:
+    """A homogeneous Poisson arrival stream driven by timeout callbacks."""
+
+    __slots__ = ("env", "fire", "gaps", "lam", "stop")
+
+    def __init__(self, env: Environment, gaps: Any, lam: float, stop: float, fire: Any):
+        self.env = env
+        self.gaps = gaps
+        self.lam = lam
+        self.stop = stop
+        self.fire = fire
+
+    def schedule(self) -> None:
+        """Schedule the next arrival."""
+        Timeout(self.env, self.gaps() / self.lam).callbacks.append(self._arrive)
+
+    def _arrive(self, _ev: Event) -> None:
+        if self.env.now >= self.stop:
+            return
+        self.fire()
+        self.schedule()
+
+
 class ClientPopulation:
     """``count`` members sending requests to one target service."""
 
@@ -82,6 +105,12 @@ class ClientPopulation:
         base = arr.max_rate if profile is not None else arr.rate
         lam_max = base * self.max_load_factor
         thinning = profile is not None or self.max_load_factor != 1.0
+        if not thinning:
+            # The common case runs on callbacks alone (no generator resumed per arrival); the
+            # events and their order are exactly those of the loop below.
+            fire = (lambda: self._fast_request(m, site)) if fast else (lambda: env.process(self._request(m, site)))
+            _PoissonSource(env, gaps, lam_max, stop, fire).schedule()
+            return
         while True:
             yield Timeout(env, gaps() / lam_max)
             now = env.now
