@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import simpy
+from hypothesis import settings
 
 from simres.clock import ManualClock
 
 DATA = Path(__file__).parent / "data"
+
+# Property tests draw the same examples on every run (and in CI): a failure is reproducible
+# and a green suite stays green for the same code. Set HYPOTHESIS_PROFILE=explore to search.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture

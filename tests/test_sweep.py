@@ -231,7 +231,7 @@ def test_retry_errors_reruns_only_failed_points(tmp_path: Path) -> None:
 
 def test_simres_sweep_is_callable() -> None:
     import simres
-    import simres.sweeps  # noqa: F401  (importing the module must not shadow the function)
+    import simres.sweeps
 
     df = simres.sweep(tiny(duration=5), grid={"services.api.workers": [1, 2]}, executor=SerialExecutor())
     assert len(df) == 2

@@ -260,24 +260,15 @@ class CallSite:
             if rc is not None:
                 rc.on_try()
             # -- local gates: throttle, breaker, bulkhead -------------------------------
-            # A try rejected here still ends for the budget, so a concurrency budget's
-            # count of active retries stays balanced.
             if throttle is not None and throttle.should_reject(t0, self.u()):
                 throttle.record_rejection(t0)
-                if budget is not None:
-                    budget.on_try_end(t0, THROTTLED, attempt > 1, retry_cost)
-                self.recorder.event(t0, "throttled", self.component, "", float(req_id))
-                self._record(req_id, attempt, -1, t0, t0, THROTTLED, False, wait)
-                outcome = THROTTLED
+                outcome = self._reject(req_id, attempt, t0, THROTTLED, "throttled", retry_cost, wait)
                 break
             permit = None
             if breaker is not None:
                 permit = breaker.allow(t0)
                 if permit is None:
-                    if budget is not None:
-                        budget.on_try_end(t0, BREAKER_OPEN, attempt > 1, retry_cost)
-                    self._record(req_id, attempt, -1, t0, t0, BREAKER_OPEN, False, wait)
-                    outcome = BREAKER_OPEN
+                    outcome = self._reject(req_id, attempt, t0, BREAKER_OPEN, None, retry_cost, wait)
                     break
             if bulkhead is not None:
                 decision = bulkhead.try_enter(t0)
@@ -286,14 +277,10 @@ class CallSite:
                     if decision == "wait":
                         admitted = yield from self._bulkhead_wait(bulkhead, deadline_at)
                     if not admitted:
-                        t1 = env.now
                         if breaker is not None:
                             breaker.release(permit)
-                        if budget is not None:
-                            budget.on_try_end(t1, BULKHEAD_FULL, attempt > 1, retry_cost)
-                        self.recorder.event(t1, "bulkhead_rejected", self.component, "", float(req_id))
-                        self._record(req_id, attempt, -1, t0, t1, BULKHEAD_FULL, False, wait)
-                        outcome = BULKHEAD_FULL
+                        outcome = self._reject(req_id, attempt, t0, BULKHEAD_FULL, "bulkhead_rejected",
+                                               retry_cost, wait)
                         break
             # -- the try --------------------------------------------------------------
             t_send = env.now
@@ -334,6 +321,19 @@ class CallSite:
                 yield Timeout(env, delay)
             wait = delay
         return outcome, attempt
+
+    def _reject(self, req_id: int, attempt: int, t0: float, outcome: str, event: str | None,
+                retry_cost: float | None, wait: float) -> str:
+        """A try refused locally (throttle, breaker, bulkhead): it still ends for the budget,
+        so a concurrency budget's count of active retries stays balanced; it is recorded
+        as an unsent attempt (and as an event where the kind has one)."""
+        now = self.env.now
+        if self.budget is not None:
+            self.budget.on_try_end(now, outcome, attempt > 1, retry_cost)
+        if event is not None:
+            self.recorder.event(now, event, self.component, "", float(req_id))
+        self._record(req_id, attempt, -1, t0, now, outcome, False, wait)
+        return outcome
 
     def _send(self, job: Job, idx: int) -> None:
         """Put a job on the network towards instance ``idx`` (or lose it); it is outstanding
