@@ -245,7 +245,6 @@ class CallSite:
         breaker = self.breaker
         bulkhead = self.bulkhead
         throttle = self.throttle
-        timeout = self.timeout
         if budget is not None:
             budget.on_request(now)
         attempt = 0
@@ -283,17 +282,7 @@ class CallSite:
                                                retry_cost, wait)
                         break
             # -- the try --------------------------------------------------------------
-            t_send = env.now
-            idx = self.pick()
-            limit = deadline_at - t_send
-            if timeout is not None and timeout < limit:
-                limit = timeout
-            job = Job(env, req_id, priority, t_send + limit, self.back_links[idx])
-            if limit < INF:
-                Timeout(env, limit).callbacks.append(job.expire)
-            self._send(job, idx)
-            outcome = yield job
-            self.outstanding[idx] -= 1
+            outcome, job, idx = yield from self._try(req_id, priority, deadline_at)
             t1 = env.now
             if bulkhead is not None:
                 waiter = bulkhead.leave(t1)
@@ -347,9 +336,13 @@ class CallSite:
             else:
                 inst.submit(job)
 
-    def _op(self, req_id: int, priority: str, op: int, version: int, deadline_at: float
-            ) -> Generator[Event, Any, tuple[str, Job, int]]:
-        """One read or conditional write against an occ_row service: (outcome, job, instance)."""
+    def _try(self, req_id: int, priority: str, deadline_at: float, op: int = 0, version: int = 0
+             ) -> Generator[Event, Any, tuple[str, Job, int]]:
+        """One try: pick an instance, arm the per-try timer (capped by the deadline), send,
+        and wait for the reply or the timer. Returns (outcome, job, instance index).
+
+        ``op``/``version`` make it a read or a conditional write against an occ_row service.
+        """
         env = self.env
         idx = self.pick()
         limit = deadline_at - env.now
@@ -384,9 +377,9 @@ class CallSite:
             if rc is not None:
                 rc.on_try()
             t0 = env.now
-            outcome, job, idx = yield from self._op(req_id, priority, READ, 0, deadline_at)
+            outcome, job, idx = yield from self._try(req_id, priority, deadline_at, READ)
             if outcome is OK:
-                outcome, job, idx = yield from self._op(req_id, priority, WRITE, job.version, deadline_at)
+                outcome, job, idx = yield from self._try(req_id, priority, deadline_at, WRITE, job.version)
             self._record(req_id, attempt, idx, t0, env.now, outcome, True, wait)
             if outcome is OK or rc is None:
                 break
