@@ -76,6 +76,16 @@ def summary_table(summary: dict[str, float]) -> str:
     return "\n".join(f"{k:<{width}}  {format_value(summary[k])}" for k in keys)
 
 
+def _write_frame(df: Any, target: Path) -> None:
+    """Write a results frame as CSV (``.csv``) or Parquet (anything else) and say where."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix == ".csv":
+        df.to_csv(target, index=False)
+    else:
+        df.to_parquet(target, index=False)
+    click.echo(f"wrote {target}")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="simres")
 def main() -> None:
@@ -112,11 +122,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
         df = replicate(sc, variants=names, reps=reps, seed=seed, progress=not quiet)
         click.echo(compare_table(df))
         if out:
-            p = Path(out)
-            p.mkdir(parents=True, exist_ok=True)
-            target = p / f"replications.{fmt}"
-            df.to_parquet(target, index=False) if fmt == "parquet" else df.to_csv(target, index=False)
-            click.echo(f"wrote {target}")
+            _write_frame(df, Path(out) / f"replications.{fmt}")
         return
     from simres.runs import run as run_once
 
@@ -183,13 +189,7 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
             raise SimresError(f"--metric: unknown metric '{missing[0]}'")
     click.echo(compare_table(df, metrics=list(metrics) or None))
     if out:
-        target = Path(out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.suffix == ".csv":
-            df.to_csv(target, index=False)
-        else:
-            df.to_parquet(target, index=False)
-        click.echo(f"wrote {target}")
+        _write_frame(df, Path(out))
 
 
 @main.command(name="list")
