@@ -61,7 +61,7 @@ def ciw_model(n: int, seed: int) -> int:
 
 def simres_model(n: int, seed: int) -> int:
     """The same queue in simres, with full per-request recording and frames built."""
-    from simres.runs import run
+    from simres.experiments.runs import run
 
     scenario = {
         "name": "bench-mm4",

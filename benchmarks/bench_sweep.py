@@ -29,14 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simres.executors import (
-    DaskExecutor,
-    Executor,
-    ProcessExecutor,
-    SerialExecutor,
-    available_cores,
-)
-from simres.sweeps import sweep
+from simres.experiments.executors import DaskExecutor, Executor, ProcessExecutor, SerialExecutor, available_cores
+from simres.experiments.sweeping import sweep
 
 
 def scenario(duration: float) -> dict[str, Any]:
@@ -63,7 +57,7 @@ CPU: dict[float, float] = {}
 def cpu_point(data: dict[str, Any], *, seed: int, variant: str | None,
               overrides: dict[str, Any]) -> dict[str, Any]:
     """run_point, plus the CPU seconds the point got (less than its wall time under contention)."""
-    from simres.experiment import run_point
+    from simres.experiments.replications import run_point
 
     t0 = time.process_time()
     row = run_point(data, seed=seed, variant=variant, overrides=overrides)

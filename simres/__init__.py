@@ -34,22 +34,22 @@ __all__ = [
     "sweep",
 ]
 
-# Functions live in modules with other names (runs.py, sweeps.py) so that importing a
-# submodule can never shadow the function of the same name on the package.
+# Functions live in modules with other names (experiments/runs.py, experiments/sweeping.py), and
+# below the top level, so that importing a submodule can never shadow the function on the package.
 _LAZY = {
-    "RunResult": "simres.runs",
-    "run": "simres.runs",
-    "Scenario": "simres.scenario",
-    "load_scenario": "simres.scenario",
+    "RunResult": "simres.experiments.runs",
+    "run": "simres.experiments.runs",
+    "Scenario": "simres.scenario.schema",
+    "load_scenario": "simres.scenario.loading",
     "ScenarioError": "simres.errors",
     "SimresError": "simres.errors",
-    "compare": "simres.experiment",
-    "replicate": "simres.experiment",
-    "sweep": "simres.sweeps",
-    "load_results": "simres.sweeps",
-    "best": "simres.sweeps",
-    "build_report": "simres.report",
-    "Resilient": "simres.realtime",
+    "compare": "simres.experiments.replications",
+    "replicate": "simres.experiments.replications",
+    "sweep": "simres.experiments.sweeping",
+    "load_results": "simres.experiments.store",
+    "best": "simres.experiments.choosing",
+    "build_report": "simres.reporting.report",
+    "Resilient": "simres.realtime.resilient",
 }
 
 

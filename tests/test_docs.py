@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from simres.cli import main
-from simres.schema_doc import scenario_reference_markdown
+from simres.scenario.reference import scenario_reference_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_scenario_reference_is_in_sync_with_the_schema() -> None:
     on_disk = (ROOT / "docs" / "scenario-reference.md").read_text(encoding="utf-8")
     assert on_disk == scenario_reference_markdown(), (
-        "docs/scenario-reference.md is stale: run `python -m simres.schema_doc > docs/scenario-reference.md`"
+        "docs/scenario-reference.md is stale: run `python -m simres.scenario.reference > docs/scenario-reference.md`"
     )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simres.runs import run
+from simres.experiments.runs import run
 
 from .conftest import single_queue
 
@@ -238,7 +238,7 @@ def test_occ_row_conflicts_and_versions() -> None:
 
 def test_read_then_write_requires_occ_row() -> None:
     from simres.errors import ScenarioError
-    from simres.scenario import load_scenario
+    from simres.scenario.loading import load_scenario
 
     sc = {"services": {"row": {}}, "clients": {"c": {"target": "row", "workflow": "read_then_write",
                                                      "arrival": {"kind": "closed", "users": 1}}}}

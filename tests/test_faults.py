@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simres.experiments.runs import RunResult, run
 from simres.model.world import build
 from simres.outcomes import SUCCESS_OUTCOMES
-from simres.runs import RunResult, run
-from simres.scenario import load_scenario
+from simres.scenario.loading import load_scenario
 
 HOP = 0.005    # one-way link latency (s)
 WORK = 0.01    # service time (s)

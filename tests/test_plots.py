@@ -10,8 +10,8 @@ from matplotlib.collections import PathCollection
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from simres import plots
-from simres.plots import Palette, PlotError
+from simres.reporting import plots
+from simres.reporting.plots import Palette, PlotError
 
 T95_2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom
 

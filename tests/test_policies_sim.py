@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from simres.experiments.runs import run
 from simres.metrics.stats import mean_ci
-from simres.runs import run
 
 
 def _client(**policy) -> dict:

@@ -30,15 +30,9 @@ from simres.policies import (
     ThrottleConfig,
     TokenBucketBudgetConfig,
 )
-from simres.realtime import (
-    AttemptTimeout,
-    BreakerOpenError,
-    BulkheadFullError,
-    DeadlineExceeded,
-    Resilient,
-    ThrottledError,
-    default_classify,
-)
+from simres.realtime.classify import default_classify
+from simres.realtime.errors import AttemptTimeout, BreakerOpenError, BulkheadFullError, DeadlineExceeded, ThrottledError
+from simres.realtime.resilient import Resilient
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never use a proxy
 

@@ -12,11 +12,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from simres.commands.report import plot, report
-from simres.experiment import replicate
-from simres.report import build_report, results_report
-from simres.runs import run
-from simres.verdicts import format_metric, recovery_sentences, verdicts
+from simres.cli.report import plot, report
+from simres.experiments.replications import replicate
+from simres.experiments.runs import run
+from simres.reporting.report import build_report
+from simres.reporting.results_page import results_report
+from simres.reporting.verdicts import format_metric, recovery_sentences, verdicts
 from tests.conftest import single_queue
 
 REPS = 2

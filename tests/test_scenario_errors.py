@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from simres.cli import main
 from simres.errors import ScenarioError
-from simres.scenario import load_scenario
+from simres.scenario.loading import load_scenario
 
 from .conftest import DATA
 
@@ -106,7 +106,7 @@ def test_unknown_variant() -> None:
 
 
 def test_resolved_scenario_round_trips() -> None:
-    from simres.scenario import resolved_dict, validate
+    from simres.scenario.loading import resolved_dict, validate
 
     sc = load_scenario({"services": {"db": {"service_time": {"kind": "lognormal", "median": 0.01, "p99": 0.1}}},
                         "clients": {"web": {"target": "db", "arrival": {"kind": "poisson", "rate": 1}}}})

@@ -12,24 +12,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from simres.commands.sweep import best_cmd, sweep_cmd
+from simres.cli.sweep import best_cmd, sweep_cmd
 from simres.errors import SweepError
-from simres.executors import SerialExecutor
-from simres.experiment import run_point
+from simres.experiments.choosing import NoFeasibleSetting, best, parse_constraint
+from simres.experiments.design import SampleSpec, SweepSpec, load_sweep, parse_axis, plan_sweep, run_id
+from simres.experiments.executors import SerialExecutor
+from simres.experiments.replications import run_point
+from simres.experiments.store import load_results
+from simres.experiments.sweeping import sweep
 from simres.rng import replication_seeds
-from simres.sweeps import (
-    NoFeasibleSetting,
-    SampleSpec,
-    SweepSpec,
-    best,
-    load_results,
-    load_sweep,
-    parse_axis,
-    parse_constraint,
-    plan_sweep,
-    run_id,
-    sweep,
-)
 
 from .conftest import single_queue
 
@@ -231,7 +222,7 @@ def test_retry_errors_reruns_only_failed_points(tmp_path: Path) -> None:
 
 def test_simres_sweep_is_callable() -> None:
     import simres
-    import simres.sweeps
+    import simres.experiments.sweeping
 
     df = simres.sweep(tiny(duration=5), grid={"services.api.workers": [1, 2]}, executor=SerialExecutor())
     assert len(df) == 2

@@ -18,9 +18,10 @@ import pandas as pd
 import pytest
 
 from simres.errors import SweepError
-from simres.executors import DaskExecutor, ProcessExecutor, SerialExecutor
-from simres.experiment import replicate, run_point
-from simres.sweeps import load_results, sweep
+from simres.experiments.executors import DaskExecutor, ProcessExecutor, SerialExecutor
+from simres.experiments.replications import replicate, run_point
+from simres.experiments.store import load_results
+from simres.experiments.sweeping import sweep
 
 from .test_sweep import GRID, tiny, without_wall
 
@@ -96,7 +97,7 @@ def test_a_killed_worker_becomes_an_error_row(processes: ProcessExecutor, dask_l
 
 def test_hundred_points_run_in_parallel_and_best_finds_a_feasible_one(processes: ProcessExecutor,
                                                                         tmp_path: Path) -> None:
-    from simres.sweeps import best
+    from simres.experiments.choosing import best
 
     out = tmp_path / "r.parquet"
     grid = {"services.api.workers": [1, 2, 3, 4], "clients.web.timeout": [0.05, 0.1, 0.2, 0.5, 1.0]}

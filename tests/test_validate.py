@@ -18,12 +18,12 @@ import pytest
 from click.testing import CliRunner
 from pydantic import TypeAdapter
 
-from simres import validate as v
-from simres.commands.validate import validate as validate_cmd
+from simres.cli.validate import validate as validate_cmd
 from simres.dists import Dist
+from simres.experiments import validation as v
 from simres.model.service import Instance
 from simres.policies.retry import RetryCall
-from simres.scenario import load_scenario
+from simres.scenario.loading import load_scenario
 
 QUEUEING = ("mm1-rho0.5", "mm1-rho0.8", "mm4-rho0.8", "mm4-rho0.9", "md1", "mg1-erlang2", "mg1-lognormal",
             "mg1-mixture", "erlang-b", "erlang-b-lognormal", "mm1k-rho0.8-k5", "tandem")

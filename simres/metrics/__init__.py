@@ -2,7 +2,9 @@
 
 Nothing here simulates or imports SimPy. ``summarize`` gives the one-row summary of a
 run; the other functions are its building blocks, usable on their own in a notebook;
-``stats`` aggregates replications. docs/metrics.md defines every metric.
+``stats`` aggregates replications; ``recorder`` is the columnar store the model writes
+into while it runs. docs/metrics.md defines every metric. May import only the foundations
+(``errors``, ``outcomes``) and numpy/pandas/scipy; never SimPy, the model or anything above.
 """
 
 from simres.metrics._common import MetricsError

@@ -1,6 +1,6 @@
 """Output analysis across independent replications: intervals, paired tests, aggregation.
 
-Follows VALIDATION.md section 3: independent replications summarised as mean +- t*s/sqrt(R);
+As docs/metrics.md (Replications) states: independent replications summarised as mean +- t*s/sqrt(R);
 paired differences for policies compared under common random numbers; and, for the
 bimodal recovered/metastable outcome, the share that stayed failed with a binomial
 interval plus the recovery-time distribution, never a pooled mean.

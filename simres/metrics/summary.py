@@ -69,7 +69,7 @@ def summarize(requests: pd.DataFrame, attempts: pd.DataFrame, timeline: pd.DataF
     """Summarise one run as a flat dict of floats (see the module docstring and docs/metrics.md).
 
     Args:
-        requests, attempts, timeline, events: the run's frames (``/work/briefs/frames.md``).
+        requests, attempts, timeline, events: the run's frames (columns in docs/metrics.md).
         warmup: start of the steady-state window (s); earlier requests are excluded.
         duration: end of the run's arrivals (s); the steady state is ``[warmup, duration)``.
         slo: latency target (s) for ``slo_attainment``; omitted from the dict when None.

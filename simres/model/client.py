@@ -19,13 +19,7 @@ from simres.metrics.recorder import Recorder
 from simres.model.driver import INF, CallSite
 from simres.outcomes import UNFINISHED
 from simres.rng import batched, stream, uniform_sampler
-from simres.scenario import (
-    ClientConfig,
-    ClosedArrivals,
-    ConstantArrivals,
-    PoissonArrivals,
-    ProfileArrivals,
-)
+from simres.scenario.clients import ClientConfig, ClosedArrivals, ConstantArrivals, PoissonArrivals, ProfileArrivals
 
 
 class _PoissonSource:

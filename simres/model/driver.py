@@ -22,7 +22,8 @@ from simpy import Environment, Event
 from simpy.events import Timeout
 
 from simres.metrics.recorder import Recorder
-from simres.model.service import READ, WRITE, Job, Service
+from simres.model.job import READ, WRITE, Job
+from simres.model.service import Service
 from simres.outcomes import (
     BREAKER_OPEN,
     BULKHEAD_FULL,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from simres.model.network import Link
     from simres.policies import Bulkhead, CircuitBreaker, RetryBudget
     from simres.policies.throttle import AdaptiveThrottle
-    from simres.scenario import CallPolicy
+    from simres.scenario.services import CallPolicy
 
 INF = float("inf")
 _BREAKER_CODE = {"closed": 0.0, "open": 1.0, "half_open": 2.0}

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from simpy import Environment, Event
 from simpy.events import Timeout
 
-from simres.faultspec import (
+from simres.metrics.recorder import Recorder
+from simres.scenario.faults import (
     CapacityFault,
     ChaosFault,
     CrashFault,
@@ -25,7 +26,6 @@ from simres.faultspec import (
     PartitionFault,
     SlowdownFault,
 )
-from simres.metrics.recorder import Recorder
 
 if TYPE_CHECKING:
     from simres.model.client import ClientPopulation

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from simres.dists import Constant
 from simres.rng import stream, uniform_sampler
-from simres.scenario import LinkConfig, NetworkConfig
+from simres.scenario.network import LinkConfig, NetworkConfig
 
 
 class Link:

@@ -23,7 +23,7 @@ from simres.model.network import Network
 from simres.model.service import Service
 from simres.outcomes import TIMEOUT
 from simres.rng import stream
-from simres.scenario import Scenario
+from simres.scenario.schema import Scenario
 
 Progress = Callable[[float, float], None]
 

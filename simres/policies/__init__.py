@@ -2,7 +2,10 @@
 
 Each policy has a frozen pydantic config (validated when built, with an optional library
 ``preset``) and a separate mutable state object built from it, which the simulation
-driver and the real-time wrappers (:mod:`simres.realtime`) ask and inform alike.
+driver and the real-time wrappers (:mod:`simres.realtime`) ask and inform alike. The caller
+passes the time in, so the same object decides on simulated and wall-clock time. May import
+only the foundations (``errors``, ``outcomes``) and pydantic/numpy; never SimPy, the
+scenario, the model or anything above them.
 """
 
 from simres.policies.backoff import BackoffConfig, JitterConfig, Waiter

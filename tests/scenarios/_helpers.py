@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simres.experiments.runs import RunResult, run
 from simres.outcomes import SUCCESS_OUTCOMES
 from simres.rng import replication_seeds
-from simres.runs import RunResult, run
-from simres.scenario import load_scenario
+from simres.scenario.loading import load_scenario
 
 Measure = Callable[[RunResult], Mapping[str, float]]
 

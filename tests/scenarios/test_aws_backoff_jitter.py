@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from simres.experiment import replicate
+from simres.experiments.replications import replicate
 
 REPS = 12
 

@@ -1,4 +1,4 @@
-"""brooker-retries-independent-failures (VALIDATION.md section 2, experiment 2).
+"""brooker-retries-independent-failures (published experiment 2 of docs/scenarios.md).
 
 Claims, as functions of the failure probability p: 3 retries follow the closed form
 (load = sum p^k for k <= 3, success = 1 - p^4); the token bucket caps the load near 1.1 at
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import pandas as pd
 import pytest
 
-from simres.runs import RunResult
+from simres.experiments.runs import RunResult
 
 from ._helpers import replicate_frames
 

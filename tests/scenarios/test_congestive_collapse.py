@@ -1,4 +1,4 @@
-"""congestive-collapse (VALIDATION.md section 2, experiment 4).
+"""congestive-collapse (published experiment 4 of docs/scenarios.md).
 
 Latency = 1 s + 10 ms per request in flight, 3 s timeout, 3 tries, no cancellation, a 5 s
 spike to 2x. Claims: without backoff goodput stays collapsed; full-jitter backoff
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simres.experiments.runs import RunResult
 from simres.outcomes import SUCCESS_OUTCOMES
-from simres.runs import RunResult
 
 from ._helpers import fault_window, in_window, of, replicate_frames
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simres.runs import RunResult
+from simres.experiments.runs import RunResult
 
 from ._helpers import (
     breaker_transitions,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from simres.experiment import replicate
-from simres.scenario import bundled_scenarios, load_scenario
+from simres.experiments.replications import replicate
+from simres.scenario.loading import bundled_scenarios, load_scenario
 
 SCENARIOS = sorted(bundled_scenarios())
 HEADER = ("Failure mode:", "What to look at:", "Expected outcome:", "Source:")

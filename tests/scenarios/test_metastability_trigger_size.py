@@ -1,4 +1,4 @@
-"""metastability-trigger-size (VALIDATION.md section 2, experiment 3).
+"""metastability-trigger-size (published experiment 3 of docs/scenarios.md).
 
 Claims: a short or small trigger recovers; a long one does not; a retry budget,
 cancellation of abandoned work or a lower load restore recovery; at 97 % load the system
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simres.runs import RunResult
+from simres.experiments.runs import RunResult
 
 from ._helpers import client_tries, of, replicate_frames, success_share
 

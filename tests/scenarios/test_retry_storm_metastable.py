@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simres.runs import RunResult
+from simres.experiments.runs import RunResult
 
 from ._helpers import client_tries, fault_window, of, replicate_frames, success_share
 

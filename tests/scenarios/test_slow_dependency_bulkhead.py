@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simres.runs import RunResult
+from simres.experiments.runs import RunResult
 
 from ._helpers import fault_window, in_window, of, outcome_share, replicate_frames, success_latency, success_share
 

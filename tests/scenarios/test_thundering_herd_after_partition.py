@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simres.runs import RunResult
+from simres.experiments.runs import RunResult
 
 from ._helpers import arrivals_per_window, fault_window, of, replicate_frames, success_share, tries_started
 

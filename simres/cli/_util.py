@@ -1,0 +1,109 @@
+"""Helpers shared by the click commands: one-line errors with exit status 2, progress, value formatting."""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from simres.errors import SimresError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> None:
+    """Print ``error: message`` on stderr and exit with status 2 (bad input)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def friendly(fn: F) -> F:
+    """Turn simres errors into one line on stderr and exit status 2; Ctrl-C exits 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SimresError as e:
+            fail(str(e))
+        except FileNotFoundError as e:
+            fail(f"{e.filename}: no such file")
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+KEY_METRICS = (
+    "count", "success_rate", "goodput", "throughput", "latency_mean", "latency_p50", "latency_p90",
+    "latency_p99", "latency_p999", "latency_all_p99", "tries_per_request",
+)
+
+
+class SimProgress:
+    """A progress bar of simulated time that appears only for runs longer than ~2 s."""
+
+    def __init__(self, label: str, enabled: bool = True):
+        self.label = label
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self.bar: Any = None
+
+    def __call__(self, now: float, end: float) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.t0
+        if self.bar is None:
+            if elapsed < 0.5 or elapsed / max(now / end, 1e-9) < 2.0:
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=round(end, 3), desc=self.label, unit="sim s", leave=False,
+                            file=sys.stderr,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}]")
+        self.bar.n = round(now, 3)
+        self.bar.refresh()
+        if now >= end:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def format_value(v: Any) -> str:
+    """A compact rendering of a metric value."""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        if v.is_integer() and abs(v) < 1e12:
+            return str(int(v))
+        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+            return f"{v:.3g}"
+        return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def summary_table(summary: dict[str, float]) -> str:
+    """The summary as aligned ``metric  value`` lines, key metrics first."""
+    keys = [k for k in KEY_METRICS if k in summary] + sorted(k for k in summary if k not in KEY_METRICS)
+    width = max((len(k) for k in keys), default=10)
+    return "\n".join(f"{k:<{width}}  {format_value(summary[k])}" for k in keys)
+
+
+def write_frame(df: Any, target: Path) -> None:
+    """Write a results frame as CSV (``.csv``) or Parquet (anything else) and say where."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix == ".csv":
+        df.to_csv(target, index=False)
+    else:
+        df.to_parquet(target, index=False)
+    click.echo(f"wrote {target}")

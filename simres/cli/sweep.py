@@ -1,0 +1,153 @@
+"""``simres sweep`` (run a parameter sweep) and ``simres best`` (choose a setting from it).
+
+Thin: parse flags, call :mod:`simres.experiments.sweeping`, print. Bad input exits 2 with one line;
+``best`` exits 1 when no configuration satisfies the constraints; Ctrl-C during a sweep
+keeps the finished rows and exits 130.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from simres.cli._util import friendly
+
+
+@click.command(name="sweep")
+@click.argument("target", metavar="SCENARIO|SWEEP_FILE")
+@click.option("--grid", "grids", multiple=True, metavar="PATH=V1,V2,...",
+              help="Sweep a field over values (repeatable; every combination is run).")
+@click.option("--zip", "zips", multiple=True, metavar="PATH=V1,V2,...",
+              help="Vary fields together (repeatable; equal lengths; crossed with --grid).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Fixed override for every point (repeatable).")
+@click.option("--variant", "variants", multiple=True, metavar="NAME", help="Run this variant (repeatable).")
+@click.option("--all-variants", is_flag=True, help="Run every variant of the scenario.")
+@click.option("--reps", type=click.IntRange(min=1), default=None,
+              help="Replications per combination and variant [default: 1, or the sweep file's].")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Root seed (default: the scenario's).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Local worker processes [default: one per core]; 1 = serial in this process. "
+                   "With --dask local: the number of Dask workers.")
+@click.option("--dask", "dask_address", metavar="ADDRESS|local", default=None,
+              help="Run on Dask: a scheduler address (tcp://host:8786) or 'local' for a LocalCluster.")
+@click.option("--out", "-o", type=click.Path(), required=True,
+              help="Results directory, e.g. results/NAME.parquet (rows are written as they finish).")
+@click.option("--resume", is_flag=True, help="Continue the sweep in --out: run only the missing points.")
+@click.option("--retry-errors", is_flag=True, help="With --resume, also re-run points that ended in an error.")
+@click.option("--overwrite", is_flag=True, help="Delete existing results in --out first.")
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@friendly
+def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: tuple[str, ...],
+              variants: tuple[str, ...], all_variants: bool, reps: int | None, seed: int | None,
+              jobs: int | None, dask_address: str | None, out: str, resume: bool, retry_errors: bool,
+              overwrite: bool, dry_run: bool, quiet: bool) -> None:
+    """Run SCENARIO over a grid of parameters x variants x replications, in parallel.
+
+    \b
+    simres sweep baseline --grid clients.web.retry.max_attempts=1,2,3,5 \\
+        --grid faults.0.duration=5,10,30 --reps 10 --out results/retries.parquet
+    simres sweep scenarios/sweeps/baseline-capacity.yaml --out results/capacity.parquet
+
+    A SWEEP_FILE (YAML with a top-level 'scenario' key) can also zip parameters and
+    sample ranges; flags given here are added to it.
+    """
+    from simres.errors import SweepError
+    from simres.experiments.design import is_sweep_file, load_sweep, parse_axis, plan_sweep, validate_spec
+    from simres.experiments.executors import make_executor
+    from simres.experiments.sweeping import run_sweep
+    from simres.scenario.loading import parse_overrides
+
+    if variants and all_variants:
+        raise click.UsageError("--variant and --all-variants exclude each other")
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    if retry_errors and not resume:
+        raise click.UsageError("--retry-errors needs --resume")
+    if is_sweep_file(target):
+        spec = load_sweep(target)
+        data = spec.model_dump()
+        source = target
+    else:
+        data = {"scenario": target}
+        source = "sweep"
+    for key, extra in (("grid", parse_axis(grids, flag="--grid")), ("zip", parse_axis(zips, flag="--zip")),
+                       ("overrides", parse_overrides(sets))):
+        both = set(extra) & set(data.get(key) or {})
+        if both:
+            raise SweepError(f"--{'set' if key == 'overrides' else key} {sorted(both)[0]}: already in {target}")
+        data[key] = {**(data.get(key) or {}), **extra}
+    if reps is not None:
+        data["reps"] = reps
+    if seed is not None:
+        data["seed"] = seed
+    if variants or all_variants:
+        data["variants"] = "all" if all_variants else list(variants)
+    spec = validate_spec(data, source=source)
+    plan = plan_sweep(spec, source=source)
+    executor = make_executor(jobs=jobs, dask=dask_address)
+    where = Path(out)
+    if not quiet or dry_run:
+        click.echo(f"{plan.scenario.name}: {plan} on {executor.describe()} -> {where}")
+    if dry_run:
+        return
+    if overwrite and where.exists():
+        shutil.rmtree(where) if where.is_dir() else where.unlink()
+    t0 = time.perf_counter()
+    try:
+        df = run_sweep(spec, executor=executor, out=where, resume=resume, retry_errors=retry_errors,
+                       progress=not quiet, plan=plan)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: the finished points are in {where}; run again with --resume "
+                   "to run only the missing ones", err=True)
+        sys.exit(130)
+    finally:
+        executor.close()
+    errors = df[df["error"].notna()]
+    if not quiet:
+        click.echo(f"{len(df)} rows ({len(errors)} with errors) in {time.perf_counter() - t0:.1f}s; "
+                   f"wrote {where}")
+        if len(errors):
+            click.echo(f"first error ({errors.iloc[0]['run_id']}): {errors.iloc[0]['error']}", err=True)
+    if len(df) and len(errors) == len(df):
+        click.echo("error: every point failed", err=True)
+        sys.exit(1)
+
+
+@click.command(name="best")
+@click.argument("results", type=click.Path())
+@click.option("--minimize", metavar="METRIC", default=None, help="Metric to minimise (e.g. latency_p99).")
+@click.option("--maximize", metavar="METRIC", default=None, help="Metric to maximise (e.g. goodput).")
+@click.option("--subject-to", "constraints", multiple=True, metavar="'METRIC OP NUMBER'",
+              help="Constraint on a metric's mean, e.g. 'success_rate >= 0.999' (repeatable).")
+@click.option("--conservative", is_flag=True,
+              help="Apply constraints to the pessimistic end of the confidence interval instead of the mean.")
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Confidence level of the intervals and tests.")
+@click.option("--top", type=click.IntRange(min=0), default=5, show_default=True, help="Runners-up to show.")
+@friendly
+def best_cmd(results: str, minimize: str | None, maximize: str | None, constraints: tuple[str, ...],
+             conservative: bool, confidence: float, top: int) -> None:
+    """Pick the best setting of a sweep's RESULTS under constraints.
+
+    \b
+    simres best results/retries.parquet --minimize latency_p99 --subject-to "success_rate >= 0.999"
+
+    Prints the winner with confidence intervals, how close the runners-up are (paired
+    t-test over replicates), and the --set overrides and YAML that reproduce it. Exits 1
+    if no configuration satisfies the constraints.
+    """
+    from simres.experiments.choosing import NoFeasibleSetting, best
+
+    try:
+        choice = best(results, minimize=minimize, maximize=maximize, subject_to=constraints,
+                      conservative=conservative, confidence=confidence, top=top)
+    except NoFeasibleSetting as e:
+        click.echo(f"no feasible setting: {e}", err=True)
+        sys.exit(1)
+    click.echo(str(choice))

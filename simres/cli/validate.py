@@ -1,0 +1,93 @@
+"""``simres validate``: run the queueing-theory suite and print expected against simulated.
+
+Exit status: 0 when every check passes, 1 on any miss, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from simres.cli._util import friendly
+
+
+def _default_jobs() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@click.command(name="validate")
+@click.option("--quick", is_flag=True,
+              help="Every case with a quarter of its simulated time (tolerances doubled), as the test suite runs it.")
+@click.option("--case", "cases", multiple=True, metavar="PATTERN",
+              help="Only these cases: an exact name, a glob, or a substring (repeatable).")
+@click.option("--reps", type=click.IntRange(min=2), default=None,
+              help="Replications per case (default: each case's own, usually 10).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: the number of CPUs). Results do not depend on it.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Root seed of the suite (default 2024).")
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Confidence level of the intervals (default 0.99).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE.csv",
+              help="Also write the result table (one row per check) as CSV.")
+@click.option("--list", "list_only", is_flag=True, help="List the cases and their formulas, run nothing.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly
+def validate(quick: bool, cases: tuple[str, ...], reps: int | None, jobs: int | None, seed: int | None,
+             confidence: float | None, out: str | None, list_only: bool, quiet: bool) -> None:
+    """Check the simulator against exact queueing results (docs/validation.md).
+
+    Each case runs independent replications; a check passes when the exact value lies in the
+    confidence interval of the simulated mean and the interval is tighter than the case's
+    stated tolerance. Exits 1 if any check fails.
+    """
+    from simres.experiments import validation as v
+
+    selected = v.select_cases(cases)
+    if list_only:
+        for c in selected:
+            click.echo(f"{c.name:<20}  {c.title}")
+            click.echo(f"{'':<20}  {c.formula}")
+        return
+    jobs = jobs if jobs is not None else _default_jobs()
+    seed = v.DEFAULT_SEED if seed is None else seed
+    confidence = v.CONFIDENCE if confidence is None else confidence
+    if out is not None and not Path(out).resolve().parent.is_dir():
+        raise v.ValidationError(f"out: directory {str(Path(out).parent)!r} does not exist")
+    t0 = time.perf_counter()
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if quiet or not sys.stderr.isatty():
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc="validate", unit="run", leave=False, file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        df = v.run_validation(cases=cases, quick=quick, reps=reps, seed=seed, jobs=jobs, confidence=confidence,
+                              progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    click.echo(v.format_table(df, confidence=confidence))
+    failed = int((~df["passed"]).sum())
+    mode = "quick" if quick else "full"
+    cpu = df.drop_duplicates("case")["cpu_time"].sum()
+    click.echo(f"\n{len(df) - failed}/{len(df)} checks passed ({mode}, {df['case'].nunique()} cases, seed {seed}, "
+               f"{jobs} job(s), {elapsed:.1f} s wall, {cpu:.1f} s CPU in the runs)")
+    if out is not None:
+        df.to_csv(out, index=False)
+        click.echo(f"wrote {out}")
+    if failed:
+        bad = ", ".join(dict.fromkeys(df.loc[~df["passed"], "case"]))
+        click.echo(f"FAILED: {failed} check(s) in {bad}", err=True)
+        sys.exit(1)

@@ -1,1 +1,0 @@
-"""Click commands that live outside cli.py (one module per area); cli.py registers them."""

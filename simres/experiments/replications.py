@@ -1,0 +1,244 @@
+"""Replications and comparisons: many runs of one scenario, summarised with confidence.
+
+Every variant of a comparison uses the same list of replication seeds, so variant A's
+replicate 3 and variant B's replicate 3 see the same arrivals and service times (common
+random numbers): differences are paired and sharp.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simres.metrics.stats import aggregate_recovery, aggregate_replications, paired_difference
+from simres.rng import replication_seeds
+from simres.scenario.loading import load_scenario
+from simres.scenario.schema import Scenario
+
+LOWER_IS_BETTER_PREFIXES = (
+    "latency", "error_rate", "timeout_rate", "connection_rate", "rejected_rate", "shed_rate",
+    "throttled_rate", "breaker_open_rate", "bulkhead_full_rate", "unfinished_rate", "degraded_rate",
+    "tries_per", "work_per", "amplification", "recovery_time", "herd", "queue_len", "peak_to_mean",
+)
+"""Metrics where smaller is better (everything else, e.g. success_rate, is higher-better)."""
+
+HEADLINE = ("success_rate", "goodput", "latency_p50", "latency_p99", "latency_p999",
+            "tries_per_request", "work_per_success")
+"""Metrics shown first by :func:`compare_table`."""
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is better."""
+    return metric.startswith(LOWER_IS_BETTER_PREFIXES)
+
+
+def run_point(scenario: Scenario | Mapping[str, Any] | str, *, seed: int, variant: str | None = None,
+              overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One run reduced to a flat row: seed, variant, wall time and every summary metric.
+
+    This is the unit of work that replications and sweeps ship to executors: it takes
+    and returns plain data, so it pickles cheaply and runs the same anywhere.
+    """
+    from simres.experiments.runs import run
+
+    res = run(scenario, seed=seed, variant=variant, overrides=overrides)
+    row: dict[str, Any] = {"variant": variant or "", "seed": seed, "wall_time": res.wall_time}
+    row.update(res.summary)
+    return row
+
+
+def replicate(
+    scenario: Scenario | Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    variants: Sequence[str | None] | None = None,
+    reps: int = 10,
+    seed: int | None = None,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    progress: bool | Callable[[int, int], None] = False,
+    executor: Any = None,
+) -> pd.DataFrame:
+    """Run ``reps`` independent replications of each variant, with common random numbers.
+
+    Returns one row per (variant, replicate): ``scenario``, ``variant``, ``replicate``,
+    ``seed``, ``wall_time`` and one column per summary metric. ``variants=None`` runs the
+    scenario as written. ``executor`` is anything with ``map(fn, items)`` preserving
+    order (default: serial in this process).
+    """
+    sc = load_scenario(scenario, overrides=overrides)
+    names: list[str | None] = list(variants) if variants else [None]
+    seeds = replication_seeds(sc.seed if seed is None else int(seed), reps)
+    data = sc.model_dump(mode="json", by_alias=True)
+    tasks = [(data, v, i, s) for v in names for i, s in enumerate(seeds)]
+    report = _progress(progress, len(tasks), sc.name)
+    rows: list[dict[str, Any]] = []
+    mapper = executor.map if executor is not None else map
+    for k, row in enumerate(mapper(_task, tasks), start=1):
+        rows.append(row)
+        report(k, len(tasks))
+    _progress_close(report)
+    df = pd.DataFrame(rows)
+    df.insert(0, "scenario", sc.name)
+    return df
+
+
+def _task(task: tuple[dict[str, Any], str | None, int, int]) -> dict[str, Any]:
+    data, variant, rep, seed = task
+    row = run_point(data, seed=seed, variant=variant)
+    row["replicate"] = rep
+    return row
+
+
+def _progress(progress: bool | Callable[[int, int], None], total: int, label: str) -> Callable[[int, int], None]:
+    if callable(progress):
+        return progress
+    if not progress or total <= 1:
+        return lambda done, total: None
+    from tqdm.auto import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (CI logs, pipes)
+    bar = tqdm(total=total, desc=label, unit="run", leave=False, disable=None)
+
+    def update(done: int, total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    update.bar = bar  # type: ignore[attr-defined]
+    return update
+
+
+def _progress_close(report: Callable[[int, int], None]) -> None:
+    bar = getattr(report, "bar", None)
+    if bar is not None:
+        bar.close()
+
+
+def compare(
+    scenario: Scenario | Mapping[str, Any] | str | os.PathLike[str] | pd.DataFrame,
+    *,
+    reps: int = 10,
+    seed: int | None = None,
+    variants: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    progress: bool = False,
+    executor: Any = None,
+) -> pd.DataFrame:
+    """Compare every variant of a scenario (or the given ``variants``) over replications.
+
+    Accepts a scenario (runs :func:`replicate` first) or a replications frame. Returns a
+    tidy frame, one row per (metric, variant): ``mean``, ``lo``, ``hi``, ``halfwidth``,
+    ``n``, ``best`` (the best variant for that metric), ``diff_vs_best`` with its
+    ``p_value`` from a paired t-test across replications, and ``significant``
+    (``p_value < 1 - confidence``).
+    """
+    if isinstance(scenario, pd.DataFrame):
+        reps_df = scenario
+    else:
+        sc = load_scenario(scenario)
+        names: list[str | None] = list(variants) if variants else (list(sc.variants) or [None])
+        reps_df = replicate(sc, variants=names, reps=reps, seed=seed, progress=progress, executor=executor)
+    return compare_frame(reps_df, metrics=metrics, confidence=confidence)
+
+
+def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None,
+                  confidence: float = 0.95) -> pd.DataFrame:
+    """The comparison of :func:`compare` computed from a replications frame."""
+    df = reps_df.copy()
+    df["variant"] = df["variant"].fillna("").astype(str)
+    id_cols = {"scenario", "variant", "replicate", "seed", "wall_time", "run_id", "error"}
+    if metrics is None:
+        metrics = [c for c in df.columns if c not in id_cols and pd.api.types.is_numeric_dtype(df[c])
+                   and not df[c].isna().all()]
+    agg = aggregate_replications(df, group_cols=["variant"], metrics=list(metrics), confidence=confidence)
+    out = []
+    for metric, part in agg.groupby("metric", sort=False):
+        part = part.copy()
+        means = part.set_index("variant")["mean"]
+        best = None
+        if means.notna().any():
+            best = means.idxmin() if lower_is_better(str(metric)) else means.idxmax()
+        part["best"] = part["variant"] == best
+        diffs, pvals = [], []
+        for v in part["variant"]:
+            if best is None or v == best:
+                diffs.append(0.0 if v == best else np.nan)
+                pvals.append(np.nan)
+                continue
+            a = df[df.variant == v].sort_values("replicate")[metric].to_numpy(dtype=float)
+            b = df[df.variant == best].sort_values("replicate")[metric].to_numpy(dtype=float)
+            if len(a) != len(b) or len(a) < 2:
+                diffs.append(float(np.nanmean(a) - np.nanmean(b)))
+                pvals.append(np.nan)
+                continue
+            with warnings.catch_warnings():
+                # identical replications (e.g. a deterministic metric) make scipy warn; p is NaN then
+                warnings.simplefilter("ignore", RuntimeWarning)
+                pdiff = paired_difference(a, b, confidence=confidence)
+            diffs.append(pdiff.mean)
+            pvals.append(pdiff.p_value)
+        part["diff_vs_best"] = diffs
+        part["p_value"] = pvals
+        part["significant"] = part["p_value"] < (1 - confidence)
+        out.append(part)
+    res = pd.concat(out, ignore_index=True) if out else agg
+    return res
+
+
+def recovery_verdicts(reps_df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+    """Per variant and fault: the share of replications that did not recover (binomial CI)."""
+    df = reps_df.copy()
+    df["variant"] = df["variant"].fillna("").astype(str)
+    return aggregate_recovery(df, group_cols=["variant"], confidence=confidence)
+
+
+def _fmt(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    ax = abs(x)
+    if ax != 0 and (ax >= 1e5 or ax < 1e-3):
+        return f"{x:.3g}"
+    return f"{x:.4g}"
+
+
+def compare_table(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None,
+                  confidence: float = 0.95, max_metrics: int = 40) -> str:
+    """A plain-text comparison: per metric, each variant's mean ± CI, the best marked.
+
+    ``*`` marks the best variant; ``~`` marks a variant whose difference from the best is
+    not significant (paired test); plain entries differ significantly.
+    """
+    cmp = compare_frame(reps_df, metrics=metrics, confidence=confidence)
+    variants = list(dict.fromkeys(reps_df["variant"].fillna("").astype(str)))
+    labels = [v or "(as written)" for v in variants]
+    n = int(reps_df.groupby(reps_df["variant"].fillna("").astype(str)).size().min())
+    order = [m for m in HEADLINE if m in set(cmp.metric)]
+    order += [m for m in dict.fromkeys(cmp.metric) if m not in order]
+    order = order[:max_metrics]
+    cells: dict[tuple[str, str], str] = {}
+    for row in cmp.itertuples(index=False):
+        mark = "*" if row.best else ("~" if not row.significant and not math.isnan(row.p_value) else " ")
+        hw = "" if math.isnan(row.halfwidth) or n < 2 else f" ±{_fmt(row.halfwidth)}"
+        cells[(row.metric, row.variant)] = f"{_fmt(row.mean)}{hw}{mark}"
+    mw = max(len(m) for m in order) if order else 6
+    cw = [max(len(lab), *(len(cells.get((m, v), "-")) for m in order)) for v, lab in zip(variants, labels)]
+    lines = [f"{'metric':<{mw}}  " + "  ".join(f"{lab:>{w}}" for lab, w in zip(labels, cw))]
+    for m in order:
+        lines.append(f"{m:<{mw}}  " + "  ".join(f"{cells.get((m, v), '-'):>{w}}" for v, w in zip(variants, cw)))
+    pct = round(confidence * 100)
+    lines.append(f"\n{n} replication(s) per variant, mean ±{pct}% CI; * best, ~ not significantly different "
+                 "from the best (paired t-test), common random numbers across variants")
+    rec = recovery_verdicts(reps_df)
+    if len(rec):
+        lines.append("\nrecovery after each fault (share of replications that did NOT recover, 95% Wilson CI):")
+        for r in rec.itertuples(index=False):
+            lab = r.variant or "(as written)"
+            t50 = "-" if math.isnan(r.recovery_time_p50) else f"{r.recovery_time_p50:.1f}s"
+            lines.append(f"  {lab:<20} {r.fault:<20} {r.not_recovered}/{r.n} stuck "
+                         f"[{r.lo:.2f}, {r.hi:.2f}]  median recovery {t50}")
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""The job: one try in flight from a caller to an instance, itself the SimPy event the caller waits on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from simpy import Environment, Event
+from simpy.events import PENDING, Timeout
+
+from simres.outcomes import (
+    TIMEOUT,
+)
+
+if TYPE_CHECKING:
+    from simres.model.network import Link
+
+
+
+INF = float("inf")
+READ = 1
+"""Job.op of an optimistic-concurrency read (the reply carries the row version)."""
+WRITE = 2
+"""Job.op of a conditional write (succeeds only if Job.version is still current)."""
+
+
+class Job(Event):
+    """One try in flight from a caller to an instance; the job is itself the SimPy event.
+
+    It fires once with the outcome seen by the caller: the reply, or TIMEOUT when the
+    caller's timer fires first. ``gone`` tells the server the caller gave up. Being the
+    event (rather than holding one) saves an object per try on the hot path.
+    """
+
+    __slots__ = (
+        "back", "deadline", "epoch", "gone", "idx", "member", "op", "priority", "req_id", "retry_after", "t0",
+        "version",
+    )
+
+    def __init__(self, env: Environment, req_id: int, priority: str, deadline: float, back: Link):
+        # inlined Event.__init__ (hot path)
+        self.env = env
+        self.callbacks = []
+        self._value = PENDING
+        self.gone = False
+        self.req_id = req_id
+        self.priority = priority
+        self.deadline = deadline
+        self.back = back
+        self.epoch = 0
+        self.retry_after: float | None = None
+        self.op = 0  # 0 plain call, READ or WRITE against an occ_row resource
+        self.version = 0
+
+    def expire(self, _ev: Event) -> None:
+        """The caller's per-try timer fired."""
+        if self._value is PENDING:
+            self.gone = True
+            self.succeed(TIMEOUT)
+
+    def reply(self, outcome: str) -> None:
+        """The server answers; the reply crosses the network back (or is lost)."""
+        d = self.back.delay()
+        if d is None:
+            return
+        if d > 0:
+            Timeout(self.env, d, outcome).callbacks.append(self._arrive)
+        elif self._value is PENDING:
+            self.succeed(outcome)
+
+    def _arrive(self, ev: Event) -> None:
+        if self._value is PENDING:
+            self.succeed(ev._value)

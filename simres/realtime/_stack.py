@@ -1,0 +1,273 @@
+"""The policy stack's decisions on the wall clock: admit, finish, retry delay, deadline.
+
+Every decision is taken under one lock and never while the protected call runs, so the
+sync (thread) and asyncio drivers in :mod:`simres.realtime.resilient` share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+from simres.clock import Clock, WallClock
+from simres.errors import SimresError
+from simres.outcomes import (
+    BREAKER_OPEN,
+    BULKHEAD_FULL,
+    CANCELLED,
+    THROTTLED,
+)
+from simres.policies.breaker import BreakerConfig, CircuitBreaker
+from simres.policies.budget import RetryBudget
+from simres.policies.bulkhead import ADMIT, WAIT, Bulkhead, BulkheadConfig
+from simres.policies.retry import RetryCall, RetryConfig
+from simres.policies.throttle import AdaptiveThrottle, ThrottleConfig
+from simres.realtime.classify import Classifier, default_classify
+from simres.realtime.errors import BreakerOpenError, BulkheadFullError, DeadlineExceeded, ThrottledError
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------- waiters
+
+
+class _ThreadWaiter:
+    """A bulkhead waiter in a thread."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def wake(self) -> None:
+        self.event.set()
+
+
+class _TaskWaiter:
+    """A bulkhead waiter in an event loop (may be woken from any thread)."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[None] = self.loop.create_future()
+
+    def wake(self) -> None:
+        def _set() -> None:
+            if not self.future.done():
+                self.future.set_result(None)
+        self.loop.call_soon_threadsafe(_set)
+
+
+class _Call:
+    """Per logical call bookkeeping."""
+
+    __slots__ = ("deadline_at", "is_retry", "retry", "retry_cost")
+
+    def __init__(self, retry: RetryCall | None, deadline_at: float | None) -> None:
+        self.retry = retry
+        self.deadline_at = deadline_at
+        self.is_retry = False
+        self.retry_cost: float | None = None
+
+
+class _Try:
+    """What a try holds while it runs: the breaker permit and whether it has a slot."""
+
+    __slots__ = ("permit", "slot", "start")
+
+    def __init__(self, permit: int | None, slot: bool, start: float) -> None:
+        self.permit = permit
+        self.slot = slot
+        self.start = start
+
+
+# ---------------------------------------------------------------------------- Resilient
+
+
+class PolicyStack:
+    """The decisions of a policy stack on the wall clock, shared by the sync and asyncio entry points.
+
+    Thread-safe: every policy decision is taken under one lock, held only for the
+    decision (never while the protected call runs or while waiting).
+    """
+
+    def __init__(
+        self, *,
+        timeout: float | None = None,
+        deadline: float | None = None,
+        retry: RetryConfig | None = None,
+        budget: RetryBudget | None = None,
+        breaker: BreakerConfig | CircuitBreaker | None = None,
+        bulkhead: BulkheadConfig | Bulkhead | None = None,
+        throttle: ThrottleConfig | AdaptiveThrottle | None = None,
+        rng: np.random.Generator | None = None,
+        clock: Clock | None = None,
+        classify: Classifier | None = None,
+        timeout_via: Literal["thread", "argument"] = "thread",
+    ) -> None:
+        for name, value in (("timeout", timeout), ("deadline", deadline)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name}: must be > 0 or None, got {value}")
+        if timeout_via not in ("thread", "argument"):
+            raise ValueError(f"timeout_via: must be 'thread' or 'argument', got {timeout_via!r}")
+        self.timeout = timeout
+        self.deadline = deadline
+        self.retry = retry
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.clock: Clock = clock if clock is not None else WallClock()
+        self.classify: Classifier = classify if classify is not None else default_classify
+        self.timeout_via = timeout_via
+        self.budget = budget if budget is not None else (
+            retry.budget.build() if retry is not None and retry.budget is not None else None)
+        self.breaker = (breaker.build(rng=self.rng) if isinstance(breaker, BreakerConfig)
+                        else breaker)
+        self.bulkhead = bulkhead.build() if isinstance(bulkhead, BulkheadConfig) else bulkhead
+        self.throttle = throttle.build() if isinstance(throttle, ThrottleConfig) else throttle
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (f"Resilient(timeout={self.timeout!r}, deadline={self.deadline!r}, "
+                f"retry={self.retry!r}, breaker={self.breaker!r}, bulkhead={self.bulkhead!r}, "
+                f"throttle={self.throttle!r})")
+
+    # ------------------------------------------------------------------ decisions
+
+    def _classify(self, value: Any) -> tuple[str, float | None]:
+        got = self.classify(value)
+        return (got, None) if isinstance(got, str) else (got[0], got[1])
+
+    def _begin(self) -> _Call:
+        now = self.clock.now()
+        with self._lock:
+            if self.budget is not None:
+                self.budget.on_request(now)
+        retry = self.retry.new_call() if self.retry is not None else None
+        return _Call(retry, None if self.deadline is None else now + self.deadline)
+
+    def _admit(self, call: _Call) -> tuple[_Try | None, str, Exception | None]:
+        """Throttle, breaker, bulkhead: (try, bulkhead verdict, local error)."""
+        now = self.clock.now()
+        with self._lock:
+            if call.retry is not None:
+                call.retry.on_try()
+            if self.throttle is not None and self.throttle.should_reject(now, self.rng.random()):
+                self.throttle.record_rejection(now)
+                self._end_budget(now, call, THROTTLED)
+                return None, "", ThrottledError("adaptive throttle rejected the call")
+            permit = None
+            if self.breaker is not None:
+                permit = self.breaker.allow(now)
+                if permit is None:
+                    self._end_budget(now, call, BREAKER_OPEN)
+                    return None, "", BreakerOpenError(
+                        f"circuit breaker is {self.breaker.state}")
+            verdict = ADMIT
+            if self.bulkhead is not None:
+                verdict = self.bulkhead.try_enter(now)
+                if verdict not in (ADMIT, WAIT):
+                    self._reject_bulkhead(now, call, permit)
+                    return None, "", BulkheadFullError("bulkhead is full")
+            return _Try(permit, verdict == ADMIT, now), verdict, None
+
+    def _reject_bulkhead(self, now: float, call: _Call, permit: int | None) -> None:
+        if self.breaker is not None and permit is not None:
+            self.breaker.release(permit)
+        self._end_budget(now, call, BULKHEAD_FULL)
+
+    def _end_budget(self, now: float, call: _Call, outcome: str) -> None:
+        if self.budget is not None:
+            self.budget.on_try_end(now, outcome, call.is_retry, call.retry_cost)
+
+    def _wait_limit(self, call: _Call) -> float | None:
+        limit = self.bulkhead.max_wait if self.bulkhead is not None else None
+        if call.deadline_at is not None:
+            left = max(0.0, call.deadline_at - self.clock.now())
+            limit = left if limit is None else min(limit, left)
+        return limit
+
+    def _after_wait(self, call: _Call, attempt: _Try, waiter: object,
+                    ) -> SimresError | None:
+        now = self.clock.now()
+        with self._lock:
+            if self.bulkhead.abandon(waiter):  # type: ignore[union-attr]
+                self._reject_bulkhead(now, call, attempt.permit)
+                if call.deadline_at is not None and now >= call.deadline_at:
+                    return DeadlineExceeded(
+                        f"deadline of {self.deadline} s passed waiting for the bulkhead")
+                return BulkheadFullError("bulkhead wait expired")
+        attempt.slot = True
+        attempt.start = now
+        return None
+
+    def _wait_slot(self, call: _Call, attempt: _Try) -> SimresError | None:
+        """Block until the bulkhead hands this try a slot, or the wait expires."""
+        waiter = _ThreadWaiter()
+        with self._lock:
+            self.bulkhead.enqueue(self.clock.now(), waiter)  # type: ignore[union-attr]
+        waiter.event.wait(self._wait_limit(call))
+        return self._after_wait(call, attempt, waiter)
+
+    async def _await_slot(self, call: _Call, attempt: _Try) -> SimresError | None:
+        """Await a bulkhead slot; a cancelled waiter gives back whatever it holds."""
+        waiter = _TaskWaiter()
+        with self._lock:
+            self.bulkhead.enqueue(self.clock.now(), waiter)  # type: ignore[union-attr]
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter.future), self._wait_limit(call))
+        except asyncio.CancelledError:
+            error = self._after_wait(call, attempt, waiter)
+            if error is None:  # the slot arrived as we were cancelled: hand it on
+                self._finish(call, attempt, CANCELLED)
+            raise
+        return self._after_wait(call, attempt, waiter)
+
+    def _try_timeout(self, call: _Call) -> float | None:
+        t = self.timeout
+        if call.deadline_at is not None:
+            left = call.deadline_at - self.clock.now()
+            t = left if t is None else min(t, left)
+        return t
+
+    def _finish(self, call: _Call, attempt: _Try, outcome: str) -> None:
+        now = self.clock.now()
+        woken = None
+        with self._lock:
+            if attempt.slot and self.bulkhead is not None:
+                woken = self.bulkhead.leave(now)
+            if self.breaker is not None and attempt.permit is not None:
+                self.breaker.on_result(now, attempt.permit, outcome, now - attempt.start)
+            if self.throttle is not None and outcome != CANCELLED:
+                self.throttle.record_outcome(now, outcome)
+            self._end_budget(now, call, outcome)
+        if woken is not None:
+            woken.wake()  # type: ignore[attr-defined]
+
+    def _retry_delay(self, call: _Call, outcome: str, hint: float | None,
+                     last: BaseException | None) -> float | None:
+        """The wait before the next try, None to give up; raises DeadlineExceeded."""
+        if call.retry is None:
+            return None
+        now = self.clock.now()
+        with self._lock:
+            delay = call.retry.next_delay(outcome, self.rng, hint)
+            if delay is None:
+                return None
+            if call.deadline_at is not None and now + delay >= call.deadline_at:
+                raise DeadlineExceeded(
+                    f"deadline of {self.deadline} s would pass during the retry wait") from last
+            if self.budget is not None:
+                if not self.budget.try_acquire_retry(now, outcome):
+                    return None
+                call.retry_cost = getattr(self.budget, "last_cost", None)
+            call.is_retry = True
+        return delay
+
+    def _check_deadline(self, call: _Call, last: BaseException | None) -> None:
+        if call.deadline_at is not None and self.clock.now() >= call.deadline_at:
+            raise DeadlineExceeded(f"deadline of {self.deadline} s passed") from last

@@ -1,0 +1,25 @@
+"""The errors :class:`~simres.realtime.Resilient` raises to its caller (local rejections and timeouts)."""
+
+from __future__ import annotations
+
+from simres.errors import SimresError
+
+
+class BreakerOpenError(SimresError):
+    """The circuit breaker rejected the call without contacting the dependency."""
+
+
+class BulkheadFullError(SimresError):
+    """The bulkhead had no free slot (and no wait, or the wait expired)."""
+
+
+class ThrottledError(SimresError):
+    """The adaptive throttle rejected the call locally."""
+
+
+class DeadlineExceeded(SimresError, TimeoutError):
+    """The overall deadline passed before a try could succeed."""
+
+
+class AttemptTimeout(SimresError, TimeoutError):
+    """A try took longer than the per-try timeout."""

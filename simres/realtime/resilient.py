@@ -1,0 +1,261 @@
+"""The policy objects of :mod:`simres.policies` around real calls, on the wall clock.
+
+:class:`Resilient` applies a policy stack to a real callable, in the order the simulation
+applies it (outermost first): deadline, retry loop, retry budget, adaptive throttle,
+circuit breaker, bulkhead, per-try timeout. The same configs (or already-built state
+objects) that a scenario tunes are used here, so a tuned threshold is the deployed one::
+
+    guard = Resilient(timeout=0.5, deadline=2.0,
+                      retry=RetryConfig(preset="aws_standard"),
+                      breaker=BreakerConfig(preset="resilience4j"))
+
+    @guard
+    def fetch(url): ...
+
+    data = guard.call(urllib.request.urlopen, url)        # or: await guard.acall(afn, ...)
+    with guard.attempt():                                 # one protected block, no retries
+        ...
+
+Per-try timeout. Synchronous calls run in a daemon worker thread and the caller stops
+waiting after ``timeout`` (Python cannot kill a thread: the abandoned call runs on in the
+background, as a real server's work does). With ``timeout_via="argument"`` the callable
+is instead called with ``timeout=<seconds left>`` in the calling thread and must enforce
+it itself (``urllib.request.urlopen`` does). Coroutines are cancelled on timeout.
+
+Errors raised to the caller: :class:`BreakerOpenError`, :class:`BulkheadFullError`,
+:class:`ThrottledError` (local rejections, never retried), :class:`DeadlineExceeded`
+(the overall deadline passed, or the next wait would pass it), :class:`AttemptTimeout`
+(the last try timed out), or the last try's own exception once retries run out. A
+result that the classifier calls a failure is returned as it is once retries run out.
+
+Classification. ``classify(value)`` receives the exception raised or the value returned
+and gives an outcome from :mod:`simres.outcomes`, or ``(outcome, retry_after)`` where
+``retry_after`` is a server hint in seconds (honoured if the retry config says so).
+:func:`default_classify` understands urllib: 429 -> rejected, 5xx -> error (with its
+``Retry-After``), timeouts, refused and reset connections; other 4xx count as success
+for the policies (the caller still gets the exception).
+"""
+
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import inspect
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+from simres.outcomes import (
+    CANCELLED,
+    OK,
+    SUCCESS_OUTCOMES,
+    TIMEOUT,
+)
+from simres.policies.bulkhead import WAIT
+from simres.realtime._stack import PolicyStack
+from simres.realtime.errors import AttemptTimeout
+
+T = TypeVar("T")
+
+
+class Resilient(PolicyStack):
+    """A policy stack around real calls: decorator, ``call``/``acall``, or ``attempt()``.
+
+    Thread-safe: every policy decision is taken under one lock, held only for the
+    decision (never while the protected call runs or while waiting).
+    """
+
+    # ------------------------------------------------------------------ sync
+
+    def _run_sync(self, fn: Callable[..., T], timeout: float | None, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> T:
+        if timeout is None:
+            return fn(*args, **kwargs)
+        if self.timeout_via == "argument":
+            return fn(*args, timeout=max(timeout, 1e-3), **kwargs)
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def work() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # delivered to the caller through the future
+                future.set_exception(exc)
+
+        threading.Thread(target=work, daemon=True, name="simres-try").start()
+        done, _ = concurrent.futures.wait([future], timeout=max(timeout, 0.0))
+        if not done:
+            raise AttemptTimeout(f"try timed out after {timeout:.3g} s")
+        return future.result()
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn(*args, **kwargs)`` through the policy stack (blocking)."""
+        call = self._begin()
+        last: BaseException | None = None
+        while True:
+            self._check_deadline(call, last)
+            attempt, verdict, local = self._admit(call)
+            if local is not None:
+                raise local from last
+            assert attempt is not None
+            if verdict == WAIT:
+                error = self._wait_slot(call, attempt)
+                if error is not None:
+                    raise error from last
+            result: Any = None
+            try:
+                result = self._run_sync(fn, self._try_timeout(call), args, kwargs)
+            except Exception as exc:
+                outcome, hint = self._classify(exc)
+                last = exc
+                failed_value: Any = exc
+            else:
+                outcome, hint = self._classify(result)
+                last = None
+                failed_value = result
+            self._finish(call, attempt, outcome)
+            if outcome in SUCCESS_OUTCOMES:
+                if isinstance(failed_value, BaseException):
+                    raise failed_value
+                return result
+            delay = self._retry_delay(call, outcome, hint, last)
+            if delay is None:
+                if outcome == TIMEOUT:
+                    self._check_deadline(call, last)
+                if last is not None:
+                    raise last
+                return result
+            if delay > 0:
+                time.sleep(delay)
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorate a function (sync or ``async def``) so each call goes through the stack."""
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await self.acall(fn, *args, **kwargs)
+            return async_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return self.call(fn, *args, **kwargs)
+        return wrapper
+
+    @contextlib.contextmanager
+    def attempt(self) -> Iterator[None]:
+        """Protect one block: admission, then the block's outcome is recorded.
+
+        A with-block runs once, so there are no retries and no per-try timeout (the block
+        cannot be interrupted); the deadline is not applied either. Exceptions propagate.
+        """
+        call = self._begin()
+        attempt, verdict, local = self._admit(call)
+        if local is not None:
+            raise local
+        assert attempt is not None
+        if verdict == WAIT:
+            error = self._wait_slot(call, attempt)
+            if error is not None:
+                raise error
+        try:
+            yield
+        except Exception as exc:
+            self._finish(call, attempt, self._classify(exc)[0])
+            raise
+        except BaseException:
+            self._finish(call, attempt, CANCELLED)
+            raise
+        self._finish(call, attempt, OK)
+
+    # ------------------------------------------------------------------ asyncio
+
+    async def _run_async(self, fn: Callable[..., Awaitable[T]], timeout: float | None,
+                         args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        task = asyncio.ensure_future(fn(*args, **kwargs))
+        if timeout is None:
+            return await task
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(timeout, 0.0))
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            task.add_done_callback(_swallow)
+            raise AttemptTimeout(f"try timed out after {timeout:.3g} s")
+        return task.result()
+
+    async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Await ``fn(*args, **kwargs)`` through the policy stack."""
+        call = self._begin()
+        last: BaseException | None = None
+        while True:
+            self._check_deadline(call, last)
+            attempt, verdict, local = self._admit(call)
+            if local is not None:
+                raise local from last
+            assert attempt is not None
+            if verdict == WAIT:
+                error = await self._await_slot(call, attempt)
+                if error is not None:
+                    raise error from last
+            result: Any = None
+            try:
+                result = await self._run_async(fn, self._try_timeout(call), args, kwargs)
+            except asyncio.CancelledError:
+                self._finish(call, attempt, CANCELLED)
+                raise
+            except Exception as exc:
+                outcome, hint = self._classify(exc)
+                last = exc
+                failed_value: Any = exc
+            else:
+                outcome, hint = self._classify(result)
+                last = None
+                failed_value = result
+            self._finish(call, attempt, outcome)
+            if outcome in SUCCESS_OUTCOMES:
+                if isinstance(failed_value, BaseException):
+                    raise failed_value
+                return result
+            delay = self._retry_delay(call, outcome, hint, last)
+            if delay is None:
+                if outcome == TIMEOUT:
+                    self._check_deadline(call, last)
+                if last is not None:
+                    raise last
+                return result
+            await asyncio.sleep(delay)
+
+    @contextlib.asynccontextmanager
+    async def aattempt(self) -> AsyncIterator[None]:
+        """The asyncio form of :meth:`attempt` (same rules: no retries, no timeout)."""
+        call = self._begin()
+        attempt, verdict, local = self._admit(call)
+        if local is not None:
+            raise local
+        assert attempt is not None
+        if verdict == WAIT:
+            error = await self._await_slot(call, attempt)
+            if error is not None:
+                raise error
+        try:
+            yield
+        except Exception as exc:
+            self._finish(call, attempt, self._classify(exc)[0])
+            raise
+        except BaseException:
+            self._finish(call, attempt, CANCELLED)
+            raise
+        self._finish(call, attempt, OK)
+
+
+def _swallow(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned task's result so asyncio does not warn about it."""
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,67 @@
+"""The one picture of a comparison, for a README or a slide."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from simres.metrics.faults import fault_intervals
+from simres.reporting.plots._base import (
+    Palette,
+    _by_variant,
+    _check_metric,
+    _clean_results,
+    _figure,
+    _palette,
+    _styled,
+    save_figure,
+)
+from simres.reporting.plots.latency import PERCENTILES, _draw_bars, _draw_distribution
+from simres.reporting.plots.timeseries import _draw_over_time
+
+
+@_styled
+def headline_figure(*, requests: Mapping[str, pd.DataFrame] | pd.DataFrame, reps: pd.DataFrame,
+                    events: pd.DataFrame | None = None, window: float = 1.0, palette: Palette | None = None,
+                    title: str | None = None) -> Figure:
+    """The one picture of a comparison: behaviour over time (or the latency tail) and percentiles.
+
+    Left: success rate per variant over time with fault windows shaded when ``events``
+    holds a fault, otherwise the latency CCDF. Right: p50 / p99 / p99.9 per variant with
+    confidence intervals from ``reps``.
+    """
+    per = _by_variant(requests, "requests")
+    df = _clean_results(reps, "reps")
+    for m in PERCENTILES:
+        _check_metric(df, m, "reps")
+    variants = list(dict.fromkeys([*per, *df["variant"]]))
+    pal = _palette(palette, variants)
+    fig = _figure(11.0, 4.0)
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1.0]})
+    has_faults = events is not None and len(events) > 0 and len(fault_intervals(events)) > 0
+    if has_faults:
+        _draw_over_time(left, per, pal, events=events, metric="success_rate", window=window)
+        left.set_title("Success rate over time (requests by start)")
+    else:
+        _draw_distribution(left, per, pal, ccdf=True, population="success", log_x=True)
+        left.set_title("Latency tail (CCDF)")
+    _draw_bars(right, df, PERCENTILES, pal, list(dict.fromkeys(df["variant"])), confidence=0.95, log_y=None)
+    right.set_ylabel("latency (ms)")
+    n = int(df.groupby("variant").size().min())
+    right.set_title(f"Latency percentiles (mean, 95% CI, {n} rep.)" if n > 1 else "Latency percentiles")
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def save_headline_figure(path: str | os.PathLike[str], *, requests: Mapping[str, pd.DataFrame] | pd.DataFrame,
+                         reps: pd.DataFrame, events: pd.DataFrame | None = None, title: str | None = None,
+                         dpi: int = 110) -> Path:
+    """Build :func:`headline_figure` and write it to ``path`` (png/svg/pdf, deterministic)."""
+    fig = headline_figure(requests=requests, reps=reps, events=events, title=title)
+    return save_figure(fig, path, dpi=dpi)

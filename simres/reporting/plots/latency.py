@@ -1,0 +1,169 @@
+"""Latency distributions per variant: CDF, tail (CCDF) and percentile bars with intervals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from simres.metrics.latency import latency_values
+from simres.metrics.stats import mean_ci
+from simres.reporting.plots._base import (
+    Palette,
+    _by_variant,
+    _check_metric,
+    _clean_results,
+    _figure,
+    _log,
+    _need_columns,
+    _palette,
+    _styled,
+    format_number,
+    metric_name,
+    metric_scale,
+    variant_label,
+)
+
+
+def _thin(n: int, keep: int = 1500) -> np.ndarray:
+    """Indices into a sorted array of ``n`` values that keep the shape of both body and tail."""
+    if n <= 2 * keep:
+        return np.arange(n)
+    body = np.linspace(0, n - 1, keep)
+    tail = n - np.geomspace(1, n, keep)
+    return np.unique(np.clip(np.rint(np.concatenate([body, tail])), 0, n - 1).astype(np.int64))
+
+
+def _draw_distribution(ax: Axes, per_variant: Mapping[str, pd.DataFrame], pal: Palette, *, ccdf: bool,
+                       population: str, log_x: bool) -> None:
+    for v, frame in per_variant.items():
+        _need_columns(frame, ("latency", "outcome"), f"requests[{v!r}]")
+        lat = np.sort(latency_values(frame, population=population)) * 1000.0  # type: ignore[arg-type]
+        if log_x:
+            lat = lat[lat > 0]
+        n = lat.size
+        idx = _thin(n)
+        x = lat[idx]
+        y = (n - idx) / n if ccdf else (idx + 1) / n
+        ax.plot(x, y, drawstyle="steps-post", label=f"{variant_label(v)} (n={n})", **pal[v].line())
+    if ccdf:
+        _log(ax, "y")
+        for q, name in ((1e-2, "p99"), (1e-3, "p99.9")):
+            ax.axhline(q, color="0.5", linewidth=0.7, linestyle=(0, (2, 2)), label=f"_{name}")
+            ax.annotate(name, (1.0, q), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                        fontsize=7, color="0.35")
+        ax.set_ylabel("share of requests slower than x")
+    else:
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("share of requests faster than x")
+    if log_x:
+        _log(ax, "x")
+    who = "successful requests" if population == "success" else "finished requests"
+    ax.set_xlabel(f"latency of {who} (ms)")
+    ax.legend(loc="lower right" if not ccdf else "lower left")
+
+
+@_styled
+def latency_cdf(requests: Mapping[str, pd.DataFrame] | pd.DataFrame, *, population: str = "success",
+                palette: Palette | None = None, log_x: bool = True, title: str | None = None) -> Figure:
+    """Empirical latency CDF, one line per variant.
+
+    Args:
+        requests: per-variant requests frames (a mapping, or one frame with a ``variant`` column).
+        population: ``"success"`` (successful requests) or ``"all"`` (every finished request).
+        palette: variant styles shared with the other figures of a report.
+        log_x: log-scale latency axis (zero latencies are then left out).
+        title: figure title.
+    """
+    per = _by_variant(requests, "requests")
+    fig = _figure(6.4, 4.0)
+    ax = fig.subplots()
+    _draw_distribution(ax, per, _palette(palette, list(per)), ccdf=False, population=population, log_x=log_x)
+    ax.set_title(title or "Latency distribution")
+    return fig
+
+
+@_styled
+def latency_ccdf(requests: Mapping[str, pd.DataFrame] | pd.DataFrame, *, population: str = "success",
+                 palette: Palette | None = None, log_x: bool = True, title: str | None = None) -> Figure:
+    """Latency tail: the share of requests slower than x (log scale), one line per variant.
+
+    Arguments as :func:`latency_cdf`; dotted guides mark the p99 and p99.9 levels.
+    """
+    per = _by_variant(requests, "requests")
+    fig = _figure(6.4, 4.0)
+    ax = fig.subplots()
+    _draw_distribution(ax, per, _palette(palette, list(per)), ccdf=True, population=population, log_x=log_x)
+    ax.set_title(title or "Latency tail (CCDF)")
+    return fig
+
+PERCENTILES: tuple[str, ...] = ("latency_p50", "latency_p99", "latency_p999")
+
+
+def _draw_bars(ax: Axes, reps: pd.DataFrame, metrics: Sequence[str], pal: Palette, variants: Sequence[str],
+               *, confidence: float, log_y: bool | None) -> None:
+    scale, _ = metric_scale(metrics[0])
+    nv = len(variants)
+    width = 0.8 / nv
+    highs = []
+    lows = []
+    for j, v in enumerate(variants):
+        rows = reps.loc[reps["variant"] == v]
+        cis = [mean_ci(rows[m].to_numpy(dtype=float), confidence=confidence) for m in metrics]
+        means = np.array([c.mean for c in cis]) * scale
+        err = np.array([c.halfwidth for c in cis]) * scale
+        xs = np.arange(len(metrics)) - 0.4 + width * (j + 0.5)
+        st = pal[v]
+        bars = ax.bar(xs, np.nan_to_num(means), width, color=st.color, hatch=st.hatch, edgecolor="black",
+                      linewidth=0.6, label=variant_label(v),
+                      yerr=np.where(np.isfinite(err), err, 0.0), capsize=3, error_kw={"elinewidth": 0.9})
+        for rect, m, e in zip(bars, means, err):
+            ax.annotate(format_number(m), (rect.get_x() + rect.get_width() / 2, m + (e if math.isfinite(e) else 0.0)),
+                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7)
+        finite = means[np.isfinite(means) & (means > 0)]
+        highs.extend(finite + np.nan_to_num(err[np.isfinite(means) & (means > 0)]))
+        lows.extend(finite)
+    ax.set_xticks(np.arange(len(metrics)), [metric_name(m).replace(" latency", "") for m in metrics])
+    use_log = log_y if log_y is not None else bool(lows and max(lows) / min(lows) > 20)
+    if use_log and lows:
+        _log(ax, "y")
+        ax.set_ylim(min(lows) / 2, max(highs) * 3)
+    elif highs:
+        ax.set_ylim(0, max(highs) * 1.15)
+    ax.grid(axis="x", visible=False)
+
+
+@_styled
+def percentile_bars(reps: pd.DataFrame, *, metrics: Sequence[str] = PERCENTILES, confidence: float = 0.95,
+                    palette: Palette | None = None, log_y: bool | None = None,
+                    title: str | None = None) -> Figure:
+    """Latency percentiles per variant: mean over replications with a confidence interval.
+
+    Args:
+        reps: a replications frame (``variant`` plus metric columns, one row per replication);
+            a single row per variant draws bars without intervals.
+        metrics: the percentile columns (latencies, drawn in ms).
+        confidence: level of the Student-t interval of the error bars.
+        palette: variant styles.
+        log_y: log-scale values; by default when they span more than a factor of 20.
+        title: figure title.
+    """
+    df = _clean_results(reps, "reps")
+    for m in metrics:
+        _check_metric(df, m, "metrics")
+    variants = list(dict.fromkeys(df["variant"]))
+    pal = _palette(palette, variants)
+    fig = _figure(6.4, 4.0)
+    ax = fig.subplots()
+    _draw_bars(ax, df, list(metrics), pal, variants, confidence=confidence, log_y=log_y)
+    n = int(df.groupby("variant").size().min())
+    scale_label = metric_scale(metrics[0])[1]
+    ax.set_ylabel("latency (ms)" if metrics[0].startswith("latency") else scale_label)
+    ci = f"mean and {confidence:.0%} CI over {n} replications" if n > 1 else "one run per variant"
+    ax.set_title(title or f"Latency percentiles ({ci})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return fig

@@ -1,0 +1,116 @@
+"""Services and their handlers: instances, workers, queues, and the downstream calls with their policy stacks.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from simres.dists import Dist, Exponential
+from simres.policies import (
+    BreakerConfig,
+    BulkheadConfig,
+    RetryConfig,
+    SheddingConfig,
+)
+from simres.scenario._base import PositiveFloat, _Model
+
+# ---------------------------------------------------------------------------- calls
+
+
+class CallPolicy(_Model):
+    """The policy stack of one logical call, applied outermost first.
+
+    Order: deadline, retry loop, retry budget (inside ``retry``), circuit breaker,
+    bulkhead, per-try timeout, then the network, the remote queue and the work.
+    """
+
+    timeout: PositiveFloat | None = Field(default=None, description="Per-try timeout (seconds); none = wait forever.")
+    deadline: PositiveFloat | None = Field(
+        default=None,
+        description="Overall deadline over all tries and backoff waits (seconds).",
+    )
+    retry: RetryConfig | None = Field(default=None, description="Retry policy; none = a single try.")
+    breaker: BreakerConfig | None = Field(default=None, description="Circuit breaker on this call.")
+    bulkhead: BulkheadConfig | None = Field(default=None, description="Bulkhead limiting concurrent calls.")
+
+
+class FallbackConfig(_Model):
+    """What an optional downstream call does when it fails: answer from a fallback."""
+
+    latency: Dist = Field(default=0.0, description="Time to produce the fallback answer (seconds).")
+
+
+class DownstreamCall(CallPolicy):
+    """One downstream call made by a service's handler."""
+
+    to: str = Field(description="Name of the service called.")
+    critical: bool = Field(
+        default=True,
+        description="A failure fails the request; if false the response is degraded instead.",
+    )
+    fallback: FallbackConfig = Field(
+        default_factory=FallbackConfig,
+        description="Fallback used when a non-critical call fails.",
+    )
+
+
+class HandlerConfig(_Model):
+    """What a service does for a request after its own work: downstream calls."""
+
+    mode: Literal["sequential", "parallel"] = Field(
+        default="sequential",
+        description="Call downstreams one after another, or all at once (fan-out).",
+    )
+    calls: list[DownstreamCall] = Field(default_factory=list, description="Downstream calls.")
+
+
+# ---------------------------------------------------------------------------- services
+
+
+class QueueConfig(_Model):
+    """The request queue in front of an instance's workers."""
+
+    discipline: Literal["fifo", "lifo"] = Field(
+        default="fifo",
+        description="Which waiting request a free worker takes.",
+    )
+    capacity: int | None = Field(
+        default=None, ge=0,
+        description="Maximum waiting requests; a full queue rejects at once. None = unbounded.",
+    )
+
+
+class ServiceConfig(_Model):
+    """A service: instances behind a load balancer, each with workers and a queue."""
+
+    instances: int = Field(default=1, ge=1, description="Number of instances.")
+    workers: int = Field(default=1, ge=1, description="Workers (concurrent requests) per instance, c.")
+    queue: QueueConfig = Field(default_factory=QueueConfig, description="Queue per instance.")
+    service_time: Dist = Field(
+        default_factory=lambda: Exponential(mean=0.01),
+        description="Own work per request (seconds), before downstream calls.",
+    )
+    error_rate: float = Field(default=0.0, ge=0, le=1, description="Probability a request ends in an error reply.")
+    slowdown_per_inflight: float = Field(
+        default=0.0, ge=0,
+        description="Service time is multiplied by 1 + k x in-flight requests at the instance.",
+    )
+    on_caller_gone: Literal["continue", "cancel"] = Field(
+        default="continue",
+        description="Work whose caller gave up: done anyway (continue), or dropped at the head of the queue and "
+        "not passed downstream (cancel, deadline propagation).",
+    )
+    load_balancer: Literal["round_robin", "random", "least_outstanding", "power_of_two"] = Field(
+        default="round_robin",
+        description="How callers pick an instance.",
+    )
+    handler: HandlerConfig = Field(default_factory=HandlerConfig, description="Downstream calls made for each request.")
+    shedding: SheddingConfig | None = Field(default=None, description="Priority load shedding at admission.")
+    resource: Literal["none", "occ_row"] = Field(
+        default="none",
+        description="occ_row: the service guards one row under optimistic concurrency. A read returns the "
+        "version; a conditional write succeeds only if the version is unchanged (then increments it), "
+        "otherwise it is answered with an error (a conflict).",
+    )
