@@ -93,7 +93,16 @@ class TokenBucketBudgetConfig(PolicyModel):
     cost: float = Field(default=5.0, ge=0,
                         description="Tokens a retry takes (AWS RETRY_COST 5).")
     timeout_cost: float = Field(default=10.0, ge=0,
-                                description="Tokens a retry after a timeout takes (AWS 10).")
+                                description="Tokens a retry after a timeout takes (AWS mode 2.0: "
+                                            "10; mode 2.1 has no separate timeout cost: 14).")
+    throttling_cost: float | None = Field(
+        default=None, ge=0,
+        description="Tokens a retry after a throttling outcome takes (AWS mode 2.1: 5); None = "
+                    "cost / timeout_cost as for other failures.")
+    throttling_outcomes: tuple[str, ...] = Field(
+        default=("rejected", "shed"),
+        description="Outcomes that are throttling errors for throttling_cost (AWS: Throttling "
+                    "error codes and a 429; in simres a full queue or a shed).")
     refund: float = Field(default=1.0, ge=0,
                           description="Tokens a successful first try (no retry) gives back "
                                       "(AWS NO_RETRY_INCREMENT 1).")
@@ -116,6 +125,11 @@ class TokenBucketBudgetConfig(PolicyModel):
             raise ValueError(f"initial: must be <= capacity ({self.capacity}), got {self.initial}")
         return self
 
+    @field_validator("throttling_outcomes")
+    @classmethod
+    def _known_outcomes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_failure_outcomes(value)
+
     def build(self) -> TokenBucketBudget:
         """Fresh budget state."""
         return TokenBucketBudget(self)
@@ -125,7 +139,8 @@ class TokenBucketBudget(RetryBudget):
     """State of a token-bucket budget; tokens never go below zero or above capacity."""
 
     __slots__ = ("_cap", "_cost", "_min", "_refill", "_refund", "_refund_retry", "_tcost",
-                 "_tokens", "config", "last_cost", "retries_denied", "retries_granted")
+                 "_thr", "_thr_cost", "_tokens", "config", "last_cost", "retries_denied",
+                 "retries_granted")
 
     def __init__(self, config: TokenBucketBudgetConfig) -> None:
         self.config = config
@@ -133,6 +148,8 @@ class TokenBucketBudget(RetryBudget):
         self._tokens = config.capacity if config.initial is None else config.initial
         self._cost = config.cost
         self._tcost = config.timeout_cost
+        self._thr_cost = config.throttling_cost
+        self._thr = frozenset(config.throttling_outcomes)
         self._refund = config.refund
         self._refund_retry = config.refund_retry_cost
         self._refill = config.refill_per_request
@@ -147,7 +164,10 @@ class TokenBucketBudget(RetryBudget):
             self._tokens = min(self._cap, self._tokens + self._refill)
 
     def try_acquire_retry(self, now: float, outcome: str) -> bool:
-        cost = self._tcost if outcome == TIMEOUT else self._cost
+        if self._thr_cost is not None and outcome in self._thr:
+            cost = self._thr_cost
+        else:
+            cost = self._tcost if outcome == TIMEOUT else self._cost
         tokens = self._tokens
         if cost > tokens or (self._min is not None and tokens <= self._min):
             self.retries_denied += 1
