@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from simres.outcomes import RETRYABLE_KINDS, SUCCESS_OUTCOMES, TIMEOUT
@@ -58,12 +59,18 @@ class RetryBudget:
         """May a retry follow a try that failed with ``outcome``? Consumes its cost if so."""
         raise NotImplementedError
 
+    def on_try_start(self, now: float, is_retry: bool) -> None:
+        """A try is being sent (only the Envoy-exact concurrency budget needs this; the
+        simulation driver does not call it yet)."""
+
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
-                   retry_cost: float | None = None) -> None:
+                   retry_cost: float | None = None, *, sent: bool = True) -> None:
         """A try ended with ``outcome`` (success or not); ``is_retry``: not the first try.
 
         ``retry_cost`` is only used by the token bucket: what the retry acquired (the
-        driver may remember ``last_cost`` right after ``try_acquire_retry``).
+        driver may remember ``last_cost`` right after ``try_acquire_retry``). ``sent``:
+        the try reached the network (False for a local rejection or a retry abandoned in
+        its backoff); only the Envoy-exact concurrency budget reads it.
         """
 
     @property
@@ -178,7 +185,7 @@ class TokenBucketBudget(RetryBudget):
         return True
 
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
-                   retry_cost: float | None = None) -> None:
+                   retry_cost: float | None = None, *, sent: bool = True) -> None:
         if outcome not in SUCCESS_OUTCOMES:
             return
         if not is_retry:
@@ -221,7 +228,9 @@ class GrpcBudgetConfig(PolicyModel):
                                description="Tokens a successful try adds (gRPC tokenRatio).")
     failure_outcomes: tuple[str, ...] = Field(
         default=RETRYABLE_KINDS,
-        description="Outcomes that cost a token (gRPC: retryable status codes and pushback).")
+        description="Outcomes that cost a token: gRPC counts only the retry policy's "
+                    "retryableStatusCodes (and a do-not-retry pushback), so keep this equal to "
+                    "retry_on (the grpc preset: connection, error, rejected, shed; not timeout).")
     scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
     preset: str | None = Field(default=None, description=_PRESET_DOC)
 
@@ -235,11 +244,19 @@ class GrpcBudgetConfig(PolicyModel):
         return GrpcBudget(self)
 
 
+def _milli(value: float) -> int:
+    """``(int) (value * 1000)`` with Java ``float`` arithmetic, as grpc-java's Throttle."""
+    return int(np.float32(value) * np.float32(1000))
+
+
 class GrpcBudget(RetryBudget):
     """gRPC throttling state, in thousandths of a token as grpc-java and grpc-core keep it.
 
-    Retries are allowed only while ``tokens > max_tokens / 2``. A failed try already paid
-    its token in :meth:`on_try_end`, so :meth:`try_acquire_retry` only checks.
+    grpc-java's ``RetriableStream.Throttle`` truncates ``maxTokens * 1000`` and
+    ``tokenRatio * 1000``, computed in single precision, to integers; the threshold is
+    half of that, by integer division. Retries are allowed only while ``tokens >
+    threshold``. A failed try already paid its token in :meth:`on_try_end`, so
+    :meth:`try_acquire_retry` only checks.
     """
 
     __slots__ = ("_fail", "_max", "_milli", "_ratio", "_threshold", "config",
@@ -247,8 +264,8 @@ class GrpcBudget(RetryBudget):
 
     def __init__(self, config: GrpcBudgetConfig) -> None:
         self.config = config
-        self._max = round(config.max_tokens * 1000)
-        self._ratio = round(config.token_ratio * 1000)
+        self._max = _milli(config.max_tokens)
+        self._ratio = _milli(config.token_ratio)
         self._threshold = self._max // 2
         self._milli = self._max
         self._fail = frozenset(config.failure_outcomes)
@@ -256,7 +273,7 @@ class GrpcBudget(RetryBudget):
         self.retries_denied = 0
 
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
-                   retry_cost: float | None = None) -> None:
+                   retry_cost: float | None = None, *, sent: bool = True) -> None:
         if outcome in self._fail:
             self._milli = max(0, self._milli - 1000)
         elif outcome in SUCCESS_OUTCOMES:
@@ -368,6 +385,11 @@ class ConcurrencyBudgetConfig(PolicyModel):
         description="Share of the active and pending tries that may be retries (Envoy 20 %).")
     min_retry_concurrency: int = Field(
         default=3, ge=0, description="Concurrent retries always allowed (Envoy 3).")
+    waiting_retries_active: bool = Field(
+        default=True,
+        description="A granted retry counts among the active tries while it waits out its "
+                    "backoff; Envoy counts only requests sent or pending (False), which needs "
+                    "on_try_start and on_try_end(sent=...) from the driver.")
     scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
     preset: str | None = Field(default=None, description=_PRESET_DOC)
 
@@ -377,15 +399,22 @@ class ConcurrencyBudgetConfig(PolicyModel):
 
 
 class ConcurrencyBudget(RetryBudget):
-    """Counts tries in flight and retries in flight (granted, through backoff, until they end)."""
+    """Counts tries in flight and retries in flight (granted, through backoff, until they end).
 
-    __slots__ = ("_min", "_pct", "active", "active_retries", "config", "retries_denied",
-                 "retries_granted")
+    The limit is ``max(trunc(budget_percent * active), min_retry_concurrency)``, truncated
+    to an integer as Envoy's ``RetryBudgetImpl::max`` returns ``uint64_t``.
+    """
+
+    __slots__ = ("_min", "_pct", "_waiting_active", "active", "active_retries", "config",
+                 "retries_denied", "retries_granted", "waiting")
 
     def __init__(self, config: ConcurrencyBudgetConfig) -> None:
         self.config = config
         self._pct = config.budget_percent
         self._min = config.min_retry_concurrency
+        self._waiting_active = config.waiting_retries_active
+        self.waiting = 0
+        """Granted retries not yet sent (counted apart when waiting_retries_active is off)."""
         self.active = 0
         """Tries started and not yet ended (first tries and granted retries)."""
         self.active_retries = 0
@@ -396,19 +425,32 @@ class ConcurrencyBudget(RetryBudget):
     def on_request(self, now: float) -> None:
         self.active += 1
 
+    def _limit(self) -> int:
+        return max(int(self._pct * self.active), self._min)
+
     def try_acquire_retry(self, now: float, outcome: str) -> bool:
-        limit = max(self._pct * self.active, self._min)
-        if self.active_retries < limit:
+        if self.active_retries < self._limit():
             self.active_retries += 1
-            self.active += 1
+            if self._waiting_active:
+                self.active += 1
+            else:
+                self.waiting += 1
             self.retries_granted += 1
             return True
         self.retries_denied += 1
         return False
 
+    def on_try_start(self, now: float, is_retry: bool) -> None:
+        if is_retry and not self._waiting_active and self.waiting > 0:
+            self.waiting -= 1
+            self.active += 1
+
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
-                   retry_cost: float | None = None) -> None:
-        if self.active > 0:
+                   retry_cost: float | None = None, *, sent: bool = True) -> None:
+        if is_retry and not self._waiting_active and not sent:
+            if self.waiting > 0:
+                self.waiting -= 1
+        elif self.active > 0:
             self.active -= 1
         if is_retry and self.active_retries > 0:
             self.active_retries -= 1
@@ -416,7 +458,7 @@ class ConcurrencyBudget(RetryBudget):
     @property
     def tokens(self) -> float:
         """Retries that could start now: the limit minus the retries in flight."""
-        return max(0.0, max(self._pct * self.active, self._min) - self.active_retries)
+        return float(max(0, self._limit() - self.active_retries))
 
     def __repr__(self) -> str:
         return (f"ConcurrencyBudget(active={self.active}, active_retries={self.active_retries}, "
@@ -472,7 +514,7 @@ class FailureRatioBudget(RetryBudget):
         self.retries_denied = 0
 
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
-                   retry_cost: float | None = None) -> None:
+                   retry_cost: float | None = None, *, sent: bool = True) -> None:
         failed = outcome in self._fail
         if self._counts is None:
             self._calls += 1

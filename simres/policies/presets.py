@@ -43,14 +43,20 @@ BUDGET_PRESETS: dict[str, dict[str, Any]] = {
     },
     # Brooker's retry "circuit breaker": stop retrying while failures/calls > 10 %.
     "brooker_breaker": {"kind": "failure_ratio", "threshold": 0.1, "window": None},
-    # gRFC A6 retryThrottling example: maxTokens 10, tokenRatio 0.1.
-    "grpc": {"kind": "grpc", "max_tokens": 10.0, "token_ratio": 0.1},
+    # gRFC A6 retryThrottling example: maxTokens 10, tokenRatio 0.1; only the retry policy's
+    # retryable codes cost a token (grpc-java RetriableStream.makeRetryDecision), here the
+    # grpc retry preset's retry_on (a per-try timeout is not one of them).
+    "grpc": {"kind": "grpc", "max_tokens": 10.0, "token_ratio": 0.1,
+             "failure_outcomes": ("connection", "error", "rejected", "shed")},
     # Finagle RetryBudget defaults: ttl 10 s, minRetriesPerSec 10, percentCanRetry 20 %.
     "finagle": {"kind": "ratio", "percent": 0.2, "min_per_second": 10.0, "ttl": 10.0},
     # Google SRE book: per-client retries at most 10 % of requests (window: simres choice).
     "sre": {"kind": "ratio", "percent": 0.1, "min_per_second": 0.0, "ttl": 60.0},
     # Envoy retry_budget defaults: budget_percent 20 %, min_retry_concurrency 3.
-    "envoy": {"kind": "concurrency", "budget_percent": 0.2, "min_retry_concurrency": 3},
+    # (Envoy does not count retries in their backoff as active; simres does until the driver
+    # reports when a try is sent: waiting_retries_active.)
+    "envoy": {"kind": "concurrency", "budget_percent": 0.2, "min_retry_concurrency": 3,
+              "waiting_retries_active": True},
 }
 
 
