@@ -2,8 +2,8 @@
 
 States: ``closed`` (calls flow, results are counted), ``open`` (calls are rejected at once
 for ``open_for`` seconds) and ``half_open`` (a few calls probe the dependency). The move
-from open to half-open happens lazily, when :meth:`CircuitBreaker.allow` is called at or
-after the open deadline, as in Resilience4j, Polly and pybreaker.
+from open to half-open happens lazily, when :meth:`CircuitBreaker.allow` is called after
+the open deadline (see ``half_open_at`` below).
 
 Trip rules, each mirroring a library:
 
@@ -16,7 +16,8 @@ Trip rules, each mirroring a library:
 Half-open modes: ``permits`` (Resilience4j: admit ``half_open_permits`` calls, decide on
 the failure rate of the first ``min(minimum_calls, half_open_permits)`` results),
 ``single_probe`` (Polly v8, Finagle: one probe, every other call rejected until it ends)
-and ``all`` (pybreaker: admit everyone; the first result decides).
+and ``all`` (pybreaker: admit everyone; a failure reopens, ``close_after_successes``
+successes close).
 
 A permit handed out by :meth:`CircuitBreaker.allow` is the state epoch. A result whose
 permit is from an earlier epoch is *late* (the call started before the current state
