@@ -318,11 +318,27 @@ class RatioBudgetConfig(PolicyModel):
     buckets: int = Field(default=10, ge=1,
                          description="Time slices the window is kept in (Finagle's "
                                      "WindowedAdder uses 10).")
+    slices: Literal["grid", "finagle"] = Field(
+        default="grid",
+        description="grid: slices aligned to multiples of ttl/buckets, the real inequality; "
+                    "finagle: Finagle's TokenRetryBudget exactly (integer milli-tokens, "
+                    "withdrawals that expire too, and WindowedAdder slices that start when an "
+                    "access finds the current one expired; ttl in whole seconds, buckets > 1).")
     scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
     preset: str | None = Field(default=None, description=_PRESET_DOC)
 
-    def build(self) -> RatioBudget:
+    @model_validator(mode="after")
+    def _finagle_limits(self) -> RatioBudgetConfig:
+        if self.slices == "finagle" and (self.buckets < 2 or float(self.ttl) != int(self.ttl)
+                                         or float(self.min_per_second) != int(self.min_per_second)):
+            raise ValueError("slices: 'finagle' needs buckets > 1 and a whole ttl and "
+                             f"min_per_second, got {self.buckets}, {self.ttl}, {self.min_per_second}")
+        return self
+
+    def build(self) -> RatioBudget | FinagleRetryBudget:
         """Fresh budget state."""
+        if self.slices == "finagle":
+            return FinagleRetryBudget(self)
         return RatioBudget(self)
 
 
@@ -369,6 +385,93 @@ class RatioBudget(RetryBudget):
 
     def __repr__(self) -> str:
         return f"RatioBudget(tokens={self.tokens!r}, config={self.config!r})"
+
+
+class _WindowedAdder:
+    """Finagle's ``WindowedAdder`` (finagle-core util/WindowedAdder.scala): ``slices - 1``
+    kept slices plus the one being written; a slice ends when an access finds it older
+    than ``range / slices`` (integer milliseconds), and skipped slices are cleared."""
+
+    __slots__ = ("_buf", "_i", "_n", "_old", "_window", "_writer")
+
+    def __init__(self, range_ms: int, slices: int) -> None:
+        self._window = range_ms // slices
+        self._n = slices - 1
+        self._buf = [0] * self._n
+        self._i = 0
+        self._old = 0  # Finagle reads the clock when the adder is built: the simulation start
+        self._writer = 0
+
+    def _expire_if_due(self, now_ms: int) -> None:
+        if now_ms - self._old < self._window:
+            return
+        n = self._n
+        self._buf[self._i] = self._writer
+        self._writer = 0
+        self._i = (self._i + 1) % n
+        nskip = min((now_ms - self._old) // self._window - 1, n)
+        if nskip > 0:
+            r = min(nskip, n - self._i)
+            for k in range(self._i, self._i + r):
+                self._buf[k] = 0
+            for k in range(nskip - r):
+                self._buf[k] = 0
+            self._i = (self._i + nskip) % n
+        self._old = now_ms
+
+    def add(self, now_ms: int, x: int) -> None:
+        self._expire_if_due(now_ms)
+        self._writer += x
+
+    def sum(self, now_ms: int) -> int:
+        self._expire_if_due(now_ms)
+        return self._writer + sum(self._buf)
+
+
+class FinagleRetryBudget(RetryBudget):
+    """Finagle's ``RetryBudget(ttl, minRetriesPerSec, percentCanRetry)`` exactly
+    (finagle-core service/RetryBudget.scala, util/TokenBucket.scala ``newLeakyBucket``):
+    a request deposits 1000; a retry withdraws ``int(1000 / percent)`` if the windowed sum
+    plus the reserve ``min_per_second * ttl * withdrawal`` covers it. Time is read in
+    whole milliseconds; the budget counts as built at time 0."""
+
+    __slots__ = ("_adder", "_deposit", "_reserve", "_withdraw", "config", "retries_denied",
+                 "retries_granted")
+
+    def __init__(self, config: RatioBudgetConfig) -> None:
+        self.config = config
+        pct = config.percent
+        self._deposit = 0 if pct == 0 else 1000
+        self._withdraw = 1 if pct == 0 else int(1000.0 / pct)
+        self._reserve = int(config.min_per_second) * int(config.ttl) * self._withdraw
+        self._adder = _WindowedAdder(int(config.ttl) * 1000, config.buckets)
+        self.retries_granted = 0
+        self.retries_denied = 0
+
+    @staticmethod
+    def _ms(now: float) -> int:
+        return round(now * 1000)
+
+    def on_request(self, now: float) -> None:
+        self._adder.add(self._ms(now), self._deposit)
+
+    def try_acquire_retry(self, now: float, outcome: str) -> bool:
+        ms = self._ms(now)
+        if self._adder.sum(ms) + self._reserve >= self._withdraw:
+            self._adder.add(ms, -self._withdraw)
+            self.retries_granted += 1
+            return True
+        self.retries_denied += 1
+        return False
+
+    @property
+    def tokens(self) -> float:
+        """Finagle's ``balance``: retries the bucket would allow, as of the last access."""
+        a = self._adder
+        return float((a._writer + sum(a._buf) + self._reserve) // self._withdraw)
+
+    def __repr__(self) -> str:
+        return f"FinagleRetryBudget(balance={self.tokens!r}, config={self.config!r})"
 
 
 # ---------------------------------------------------------------------------- concurrency

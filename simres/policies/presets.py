@@ -49,9 +49,13 @@ BUDGET_PRESETS: dict[str, dict[str, Any]] = {
     "grpc": {"kind": "grpc", "max_tokens": 10.0, "token_ratio": 0.1,
              "failure_outcomes": ("connection", "error", "rejected", "shed")},
     # Finagle RetryBudget defaults: ttl 10 s, minRetriesPerSec 10, percentCanRetry 20 %.
-    "finagle": {"kind": "ratio", "percent": 0.2, "min_per_second": 10.0, "ttl": 10.0},
+    # (finagle-core service/RetryBudget.scala: integer milli-tokens in a WindowedAdder of
+    # 10 slices started on demand.)
+    "finagle": {"kind": "ratio", "percent": 0.2, "min_per_second": 10.0, "ttl": 10.0,
+                "buckets": 10, "slices": "finagle"},
     # Google SRE book: per-client retries at most 10 % of requests (window: simres choice).
-    "sre": {"kind": "ratio", "percent": 0.1, "min_per_second": 0.0, "ttl": 60.0},
+    "sre": {"kind": "ratio", "percent": 0.1, "min_per_second": 0.0, "ttl": 60.0,
+            "slices": "grid"},
     # Envoy retry_budget defaults: budget_percent 20 %, min_retry_concurrency 3.
     # (Envoy does not count retries in their backoff as active; simres does until the driver
     # reports when a try is sent: waiting_retries_active.)

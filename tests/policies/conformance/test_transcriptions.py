@@ -14,9 +14,21 @@ import numpy as np
 import pytest
 
 from simres.outcomes import CONNECTION, ERROR, OK, REJECTED, SHED, TIMEOUT
-from simres.policies import BreakerConfig, ConcurrencyBudgetConfig, GrpcBudgetConfig, RetryConfig
+from simres.policies import (
+    BreakerConfig,
+    ConcurrencyBudgetConfig,
+    GrpcBudgetConfig,
+    RatioBudgetConfig,
+    RetryConfig,
+)
 
-from .transcriptions import EnvoyRetryBudget, GrpcThrottle, Resilience4jCountBreaker, grpc_should_retry
+from .transcriptions import (
+    EnvoyRetryBudget,
+    FinagleRetryBudget,
+    GrpcThrottle,
+    Resilience4jCountBreaker,
+    grpc_should_retry,
+)
 
 GRID = 1 / 64
 
@@ -183,4 +195,41 @@ def test_envoy_preset_today_counts_waiting_retries(waiting_active: bool) -> None
     bad = [0]
     for seed in range(90):
         run_envoy(seed, lambda same, what: bad.__setitem__(0, bad[0] + (not same)), waiting_active)
+    assert bad[0] > 0
+
+
+def run_finagle(seed: int, check: Any, slices: str = "finagle") -> None:
+    if True:
+        gen = np.random.default_rng(seed)
+        ttl = int(gen.choice([1, 2, 10]))
+        reserve = int(gen.choice([0, 1, 10]))
+        percent = float(gen.choice([0.2, 0.1, 0.3, 1.5, 0.0])) if reserve else 0.2
+        now = [0]
+        lib = FinagleRetryBudget(ttl, reserve, percent, now)
+        sim = RatioBudgetConfig(preset="finagle", ttl=ttl, min_per_second=reserve, percent=percent,
+                                slices=slices).build()
+        step = int(gen.choice([1, 7, 50, 400]))  # ms between events: slices of ttl/10 are 100 ms+
+        for _ in range(300):
+            now[0] += int(gen.integers(0, step * 2 + 1))
+            if gen.random() < 0.05:
+                now[0] += int(gen.integers(0, 3 * ttl * 1000))  # an idle gap
+            if gen.random() < 0.5:
+                lib.deposit()
+                sim.on_request(now[0] / 1000)
+                continue
+            check(lib.try_withdraw() == sim.try_acquire_retry(now[0] / 1000, ERROR), (seed, now[0]))
+
+
+def test_finagle_retry_budget(tally: Any) -> None:
+    t = tally("Finagle RetryBudget + WindowedAdder (transcribed) vs budget finagle",
+              "finagle 0e26b576")
+    for seed in range(70):
+        run_finagle(seed, t.check)
+    t.assert_clean()
+
+
+def test_finagle_harness_notices_grid_slices() -> None:
+    bad = [0]
+    for seed in range(70):
+        run_finagle(seed, lambda same, what: bad.__setitem__(0, bad[0] + (not same)), "grid")
     assert bad[0] > 0

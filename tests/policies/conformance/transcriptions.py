@@ -147,3 +147,57 @@ class EnvoyRetryBudget:
 
     def can_create(self) -> bool:
         return self.retries < self.max()
+
+
+class FinagleWindowedAdder:
+    """finagle-core ``com.twitter.finagle.util.WindowedAdder`` (commit 0e26b576):
+    ``apply(range, slices, now)`` builds ``new WindowedAdder(range/slices, slices-1, now)``;
+    ``add``/``sum`` call ``expired()`` when ``now() - old >= window``."""
+
+    def __init__(self, range_ms: int, slices: int, now: list[int]) -> None:
+        self.window, self.N, self.now = range_ms // slices, slices - 1, now
+        self.writer, self.buf, self.i, self.old = 0, [0] * (slices - 1), 0, now[0]
+
+    def expired(self) -> None:
+        self.buf[self.i] = self.writer  # writer.sumThenReset()
+        self.writer = 0
+        self.i = (self.i + 1) % self.N
+        nskip = min((self.now[0] - self.old) // self.window - 1, self.N)
+        if nskip > 0:
+            r = min(nskip, self.N - self.i)
+            self.buf[self.i:self.i + r] = [0] * r  # Arrays.fill(buf, i, i+r, 0L)
+            self.buf[0:nskip - r] = [0] * (nskip - r)  # Arrays.fill(buf, 0, nskip - r, 0L)
+            self.i = (self.i + nskip) % self.N
+        self.old = self.now[0]
+
+    def add(self, x: int) -> None:
+        if self.now[0] - self.old >= self.window:
+            self.expired()
+        self.writer += x
+
+    def sum(self) -> int:
+        if self.now[0] - self.old >= self.window:
+            self.expired()
+        return self.writer + sum(self.buf)
+
+
+class FinagleRetryBudget:
+    """finagle-core ``service/RetryBudget.scala`` ``RetryBudget.apply(ttl, minRetriesPerSec,
+    percentCanRetry)`` (commit 0e26b576) over ``TokenBucket.newLeakyBucket(ttl, reserve)``
+    (``util/TokenBucket.scala``: ``tryGet(n)`` is ``count >= n`` then ``add(-n)``,
+    ``count = w.sum() + reserve``, ``WindowedAdder(ttl.inMilliseconds, 10, nowMs)``)."""
+
+    def __init__(self, ttl_s: int, min_retries_per_sec: int, percent: float, now: list[int]) -> None:
+        self.deposit_amount = 0 if percent == 0.0 else int(1000.0)
+        self.withdrawal_amount = 1 if percent == 0.0 else int(1000.0 / percent)
+        self.reserve = min_retries_per_sec * ttl_s * self.withdrawal_amount
+        self.w = FinagleWindowedAdder(ttl_s * 1000, 10, now)
+
+    def deposit(self) -> None:
+        self.w.add(self.deposit_amount)
+
+    def try_withdraw(self) -> bool:
+        ok = self.w.sum() + self.reserve >= self.withdrawal_amount
+        if ok:
+            self.w.add(-self.withdrawal_amount)
+        return ok
