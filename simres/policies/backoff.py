@@ -5,7 +5,9 @@ unless the retry policy starts elsewhere); a jitter spreads it. They combine the
 tenacity combines its ``wait_*`` strategies. A :class:`Waiter` is the per-call state: it
 keeps ``n`` and the previous wait, which the decorrelated jitters need.
 
-Every wait is clamped to ``[0, cap]``, whatever the jitter.
+Every wait is clamped to ``[floor, cap]``, whatever the jitter, except the additive jitter
+with ``over_cap`` (tenacity's ``wait_exponential(max=...) + wait_random(...)`` is an uncapped
+sum). ``zero_first`` makes the first retry wait nothing and draw nothing (urllib3).
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ class BackoffConfig(PolicyModel):
     multiplier: float = Field(
         default=2.0, gt=0,
         description="Growth factor per retry of the exponential backoff.")
+    floor: float = Field(
+        default=0.0, ge=0,
+        description="Seconds: no wait is shorter (tenacity's min=); applied after the cap, so "
+                    "floor wins over cap as in tenacity. The full jitter draws U[floor, c).")
+    zero_first: bool = Field(
+        default=False,
+        description="The first retry waits 0 and draws nothing; the second uses retry index 1 "
+                    "(urllib3: backoff_factor * 2**(retries-1) from the second retry on).")
 
     def raw(self, n: int) -> float:
         """The wait for retry index ``n`` before capping (finite even when it overflows)."""
@@ -90,6 +100,11 @@ class JitterConfig(PolicyModel):
     amount: float = Field(
         default=0.0, ge=0,
         description="Seconds: j of the additive jitter, which adds U[0, j).")
+    over_cap: bool = Field(
+        default=False,
+        description="additive: add the draw after capping, so the wait may exceed cap "
+                    "(tenacity's wait_exponential(max=m) + wait_random(0, j)); False caps the "
+                    "sum (tenacity wait_exponential_jitter, urllib3 backoff_jitter).")
 
 
 Jitter = Annotated[JitterConfig, BeforeValidator(_jitter_from_str)]
@@ -106,7 +121,8 @@ def waiter_params(backoff: BackoffConfig, jitter: JitterConfig) -> tuple[Any, ..
         raise PolicyConfigError(
             f"backoff.base: must be > 0 for {jitter.kind} jitter, got {backoff.base}")
     return (backoff.kind, float(backoff.base), float(backoff.cap), float(backoff.multiplier),
-            jitter.kind, float(jitter.fraction), float(jitter.amount))
+            jitter.kind, float(jitter.fraction), float(jitter.amount), float(backoff.floor),
+            backoff.zero_first, jitter.over_cap)
 
 
 class Waiter:
@@ -116,53 +132,80 @@ class Waiter:
     decorrelated wait, so the random stream only advances when randomness is used.
     """
 
-    __slots__ = ("_base", "_bkind", "_cap", "_f", "_j", "_jkind", "_mult", "n", "prev")
+    __slots__ = ("_alt", "_alt_on", "_base", "_bkind", "_cap", "_f", "_floor", "_j", "_jkind",
+                 "_mult", "_over", "_zero_first", "n", "prev")
 
     def __init__(self, backoff: BackoffConfig, jitter: JitterConfig,
-                 first_index: int = 0) -> None:
-        self._set(waiter_params(backoff, jitter), first_index)
+                 first_index: int = 0, *, alt_backoff: BackoffConfig | None = None,
+                 alt_outcomes: frozenset[str] = frozenset()) -> None:
+        alt = None if alt_backoff is None else waiter_params(alt_backoff, jitter)
+        self._set(waiter_params(backoff, jitter), first_index, alt, alt_outcomes)
 
-    def _set(self, params: tuple[Any, ...], first_index: int) -> None:
+    def _set(self, params: tuple[Any, ...], first_index: int,
+             alt: tuple[Any, ...] | None = None, alt_on: frozenset[str] = frozenset()) -> None:
         (self._bkind, self._base, self._cap, self._mult, self._jkind, self._f,
-         self._j) = params
+         self._j, self._floor, self._zero_first, self._over) = params
+        self._alt = alt
+        """Backoff values used after an outcome in ``_alt_on`` (AWS throttling errors)."""
+        self._alt_on = alt_on
         self.n = first_index
         """Retry index of the next wait."""
         self.prev: float | None = None
         """The previous wait of this call (None before the first)."""
 
     @classmethod
-    def from_params(cls, params: tuple[Any, ...], first_index: int = 0) -> Waiter:
+    def from_params(cls, params: tuple[Any, ...], first_index: int = 0,
+                    alt: tuple[Any, ...] | None = None,
+                    alt_on: frozenset[str] = frozenset()) -> Waiter:
         """A waiter from :func:`waiter_params` (cheaper than re-reading the configs per call)."""
         waiter = cls.__new__(cls)
-        waiter._set(params, first_index)
+        waiter._set(params, first_index, alt, alt_on)
         return waiter
 
-    def _raw(self, n: int) -> float:
+    def _raw(self, n: int, base: float | None = None) -> float:
         kind = self._bkind
+        if base is None:
+            base = self._base
         if kind == "exponential":
             try:
-                value = self._base * self._mult**n
+                value = base * self._mult**n
             except OverflowError:
                 return _HUGE
             return value if value < _HUGE else _HUGE
         if kind == "constant":
-            return self._base
+            return base
         if kind == "linear":
-            return (n + 1) * self._base
+            return (n + 1) * base
         return 0.0
 
-    def next(self, rng: Uniform) -> float:
-        """The wait before the next retry, in seconds; advances the state."""
+    def next(self, rng: Uniform, outcome: str | None = None) -> float:
+        """The wait before the next retry after ``outcome``, in seconds; advances the state.
+
+        ``outcome`` only matters with an alternative backoff (AWS standard mode 2.1 uses a
+        1 s base after throttling errors and 50 ms after others, with the same index).
+        """
         kind = self._jkind
-        cap = self._cap
         n = self.n
         self.n = n + 1
+        if n == 0 and self._zero_first:
+            self.prev = 0.0
+            return 0.0
+        if self._alt is not None and outcome in self._alt_on:
+            _, base, cap = self._alt[:3]
+        else:
+            base, cap = self._base, self._cap
+        floor = self._floor
         if kind == "full":
-            wait = draw(rng) * min(cap, self._raw(n))
+            c = min(cap, self._raw(n, base))
+            if floor:
+                c = c if c > floor else floor
+                wait = floor + draw(rng) * (c - floor)
+            else:
+                wait = draw(rng) * c
         elif kind == "none":
-            wait = min(cap, self._raw(n))
+            wait = min(cap, self._raw(n, base))
         elif kind == "equal":
-            half = min(cap, self._raw(n)) / 2
+            half = min(cap, self._raw(n, base)) / 2
             wait = half + draw(rng) * half
         elif kind == "decorrelated":
             base = self._base
@@ -177,13 +220,20 @@ class Waiter:
                 wait = prev + draw(rng) * (upper - prev) if upper > prev else upper
         elif kind == "proportional":
             f = self._f
-            wait = min(cap, self._raw(n) * (1 - f + 2 * f * draw(rng)))
+            wait = min(cap, self._raw(n, base) * (1 - f + 2 * f * draw(rng)))
+        elif self._over:  # additive, uncapped sum (tenacity wait_exponential + wait_random)
+            c = min(cap, self._raw(n, base))
+            wait = (c if c > floor else floor) + draw(rng) * self._j
+            self.prev = wait
+            return wait
         else:  # additive
-            wait = min(cap, min(cap, self._raw(n)) + draw(rng) * self._j)
+            wait = min(cap, min(cap, self._raw(n, base)) + draw(rng) * self._j)
         if not wait > 0:  # also maps a NaN to 0
             wait = 0.0
         elif wait > cap:
             wait = cap
+        if wait < floor:
+            wait = floor
         self.prev = wait
         return wait
 

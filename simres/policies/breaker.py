@@ -2,8 +2,8 @@
 
 States: ``closed`` (calls flow, results are counted), ``open`` (calls are rejected at once
 for ``open_for`` seconds) and ``half_open`` (a few calls probe the dependency). The move
-from open to half-open happens lazily, when :meth:`CircuitBreaker.allow` is called at or
-after the open deadline, as in Resilience4j, Polly and pybreaker.
+from open to half-open happens lazily, when :meth:`CircuitBreaker.allow` is called after
+the open deadline (see ``half_open_at`` below).
 
 Trip rules, each mirroring a library:
 
@@ -16,13 +16,21 @@ Trip rules, each mirroring a library:
 Half-open modes: ``permits`` (Resilience4j: admit ``half_open_permits`` calls, decide on
 the failure rate of the first ``min(minimum_calls, half_open_permits)`` results),
 ``single_probe`` (Polly v8, Finagle: one probe, every other call rejected until it ends)
-and ``all`` (pybreaker: admit everyone; the first result decides).
+and ``all`` (pybreaker: admit everyone; a failure reopens, ``close_after_successes``
+successes close).
 
 A permit handed out by :meth:`CircuitBreaker.allow` is the state epoch. A result whose
 permit is from an earlier epoch is *late* (the call started before the current state
-began); it is ignored unless ``count_late_results`` (the libraries count it: a late
-failure reopens a half-open Polly or pybreaker breaker). A late result never changes an
-open breaker.
+began); it is ignored unless ``count_late_results``. Counted late results are handled by
+the current state (``late_result_state: current``, Resilience4j and Polly; a late result
+never changes an open breaker) or by the state that admitted the call (``admitting``,
+pybreaker: a closed-state failure arriving while open restarts the open timer, a
+half-open call's failure reopens a closed breaker, a closed-state success arriving in
+half-open does not close it).
+
+The open period ends at ``open_until``: the breaker half-opens on a call at or after it
+(``half_open_at: deadline``, pybreaker and cockatiel) or strictly after it
+(``after_deadline``, Resilience4j ``Instant.isAfter``).
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ Listener = Callable[[float, str, str, str], None]
 """``listener(now, old_state, new_state, reason)``, called on every transition."""
 
 _IGNORED = frozenset(LOCAL_OUTCOMES | {CANCELLED, UNFINISHED})
+_CODE = {CLOSED: 0, OPEN: 1, HALF_OPEN: 2}
 
 
 class BreakerConfig(PolicyModel):
@@ -96,6 +105,15 @@ class BreakerConfig(PolicyModel):
                     "probe at a time (Polly, Finagle); all: admit everyone (pybreaker).")
     half_open_permits: int = Field(
         default=10, ge=1, description="Calls admitted in half-open (permits mode).")
+    close_after_successes: int = Field(
+        default=1, ge=1,
+        description="single_probe and all modes: half-open successes that close the breaker "
+                    "(pybreaker success_threshold); a failure reopens it at once.")
+    half_open_at: Literal["deadline", "after_deadline"] = Field(
+        default="deadline",
+        description="deadline: a call at or after the end of the open period half-opens the "
+                    "breaker (pybreaker, cockatiel, Polly); after_deadline: only strictly after "
+                    "it (Resilience4j isAfter).")
     half_open_max_wait: float | None = Field(
         default=None, gt=0,
         description="Seconds in half-open without a verdict before reopening (Resilience4j "
@@ -107,6 +125,10 @@ class BreakerConfig(PolicyModel):
         default=False,
         description="Count results of calls admitted before the current state began (the "
                     "libraries do); False ignores them.")
+    late_result_state: Literal["current", "admitting"] = Field(
+        default="current",
+        description="Which state handles a counted late result: the current one (Resilience4j, "
+                    "Polly) or the one that admitted the call (pybreaker).")
     scope: Literal["per_client", "shared"] = Field(
         default="per_client",
         description="per_client: one breaker per client instance; shared: one for every "
@@ -142,11 +164,40 @@ class CircuitBreaker:
     """The state of one breaker; see the module docstring for the rules."""
 
     __slots__ = (
-        "_eval_on_failure_only", "_fail", "_ho_fail", "_ho_needed", "_ho_results",
-        "_ho_since", "_ho_slow", "_ho_taken", "_late", "_listener", "_min_calls", "_mode",
-        "_opens_in_row", "_permits", "_probe_busy", "_rng", "_slow_dur", "_slow_thr",
-        "_streak", "_threshold", "_trip", "_window", "config", "epoch", "open_until",
-        "opened_count", "rejected_count", "state", "transitions",
+        "_admitting",
+        "_epoch_state",
+        "_eval_on_failure_only",
+        "_fail",
+        "_ho_fail",
+        "_ho_needed",
+        "_ho_ok",
+        "_ho_results",
+        "_ho_since",
+        "_ho_slow",
+        "_ho_taken",
+        "_late",
+        "_listener",
+        "_min_calls",
+        "_mode",
+        "_ok_needed",
+        "_opens_in_row",
+        "_permits",
+        "_probe_busy",
+        "_rng",
+        "_slow_dur",
+        "_slow_thr",
+        "_streak",
+        "_strict",
+        "_threshold",
+        "_trip",
+        "_window",
+        "config",
+        "epoch",
+        "open_until",
+        "opened_count",
+        "rejected_count",
+        "state",
+        "transitions",
     )
 
     def __init__(self, config: BreakerConfig, listener: Listener | None = None,
@@ -162,6 +213,12 @@ class CircuitBreaker:
         self._slow_dur = config.slow_call_duration
         self._fail = frozenset(config.failure_outcomes)
         self._late = config.count_late_results
+        self._admitting = config.count_late_results and config.late_result_state == "admitting"
+        self._epoch_state = bytearray([0])
+        """The state of every epoch so far (admitting mode reads a permit's state from it)."""
+        self._strict = config.half_open_at == "after_deadline"
+        self._ok_needed = config.close_after_successes
+        self._ho_ok = 0
         self._mode = config.half_open
         self._permits = config.half_open_permits
         self._ho_needed = min(config.minimum_calls, config.half_open_permits)
@@ -196,7 +253,7 @@ class CircuitBreaker:
         if state == CLOSED:
             return self.epoch
         if state == OPEN:
-            if now < self.open_until:
+            if now < self.open_until or (self._strict and now == self.open_until):
                 self.rejected_count += 1
                 return None
             self._to(now, HALF_OPEN, "open_elapsed")
@@ -229,6 +286,9 @@ class CircuitBreaker:
             return
         failed = outcome in self._fail
         slow = duration > self._slow_dur
+        if self._admitting:
+            self._admitted_result(now, permit, failed, slow)
+            return
         state = self.state
         if state == CLOSED:
             self._closed_result(now, failed, slow)
@@ -288,12 +348,41 @@ class CircuitBreaker:
         elif self._slow_thr is not None and slows / total >= self._slow_thr:
             self._open(now, "slow_rate")
 
+    def _admitted_result(self, now: float, permit: int, failed: bool, slow: bool) -> None:
+        """pybreaker: the state that admitted the call handles its result, whatever the
+        breaker's state now; the failure streak counts every result (any success resets it)."""
+        admitted = self._epoch_state[permit]
+        if admitted == 0:  # closed
+            if self._window is None:
+                if failed:
+                    self._streak += 1
+                    if self._streak >= self.config.failure_threshold:
+                        self._open(now, "consecutive_failures")
+                else:
+                    self._streak = 0
+                return
+            self._closed_result(now, failed, slow)
+        elif admitted == 2:  # half-open
+            if self._mode == "permits":
+                if permit == self.epoch:
+                    self._half_open_result(now, failed, slow)
+                return
+            if failed:
+                self._streak += 1
+            else:
+                self._streak = 0
+            self._half_open_result(now, failed, slow)
+
     def _half_open_result(self, now: float, failed: bool, slow: bool) -> None:
         if self._mode != "permits":
             if failed:
                 self._open(now, "probe_failed")
             else:
-                self._to(now, CLOSED, "probe_succeeded")
+                self._ho_ok += 1
+                if self._ho_ok >= self._ok_needed:
+                    self._to(now, CLOSED, "probe_succeeded")
+                else:
+                    self._probe_busy = False  # the next probe may start
             return
         self._ho_results += 1
         self._ho_fail += failed
@@ -335,6 +424,8 @@ class CircuitBreaker:
         old = self.state
         self.state = new
         self.epoch += 1
+        self._epoch_state.append(_CODE[new])
+        self._ho_ok = 0
         self.transitions += 1
         if new == CLOSED:
             self._streak = 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from simres.outcomes import RETRYABLE_KINDS, SUCCESS_OUTCOMES, TIMEOUT
@@ -58,12 +59,18 @@ class RetryBudget:
         """May a retry follow a try that failed with ``outcome``? Consumes its cost if so."""
         raise NotImplementedError
 
+    def on_try_start(self, now: float, is_retry: bool) -> None:
+        """A try is being sent (only the Envoy-exact concurrency budget needs this; the
+        simulation driver does not call it yet)."""
+
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
-                   retry_cost: float | None = None) -> None:
+                   retry_cost: float | None = None, *, sent: bool = True) -> None:
         """A try ended with ``outcome`` (success or not); ``is_retry``: not the first try.
 
         ``retry_cost`` is only used by the token bucket: what the retry acquired (the
-        driver may remember ``last_cost`` right after ``try_acquire_retry``).
+        driver may remember ``last_cost`` right after ``try_acquire_retry``). ``sent``:
+        the try reached the network (False for a local rejection or a retry abandoned in
+        its backoff); only the Envoy-exact concurrency budget reads it.
         """
 
     @property
@@ -93,7 +100,16 @@ class TokenBucketBudgetConfig(PolicyModel):
     cost: float = Field(default=5.0, ge=0,
                         description="Tokens a retry takes (AWS RETRY_COST 5).")
     timeout_cost: float = Field(default=10.0, ge=0,
-                                description="Tokens a retry after a timeout takes (AWS 10).")
+                                description="Tokens a retry after a timeout takes (AWS mode 2.0: "
+                                            "10; mode 2.1 has no separate timeout cost: 14).")
+    throttling_cost: float | None = Field(
+        default=None, ge=0,
+        description="Tokens a retry after a throttling outcome takes (AWS mode 2.1: 5); None = "
+                    "cost / timeout_cost as for other failures.")
+    throttling_outcomes: tuple[str, ...] = Field(
+        default=("rejected", "shed"),
+        description="Outcomes that are throttling errors for throttling_cost (AWS: Throttling "
+                    "error codes and a 429; in simres a full queue or a shed).")
     refund: float = Field(default=1.0, ge=0,
                           description="Tokens a successful first try (no retry) gives back "
                                       "(AWS NO_RETRY_INCREMENT 1).")
@@ -116,6 +132,11 @@ class TokenBucketBudgetConfig(PolicyModel):
             raise ValueError(f"initial: must be <= capacity ({self.capacity}), got {self.initial}")
         return self
 
+    @field_validator("throttling_outcomes")
+    @classmethod
+    def _known_outcomes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_failure_outcomes(value)
+
     def build(self) -> TokenBucketBudget:
         """Fresh budget state."""
         return TokenBucketBudget(self)
@@ -125,7 +146,8 @@ class TokenBucketBudget(RetryBudget):
     """State of a token-bucket budget; tokens never go below zero or above capacity."""
 
     __slots__ = ("_cap", "_cost", "_min", "_refill", "_refund", "_refund_retry", "_tcost",
-                 "_tokens", "config", "last_cost", "retries_denied", "retries_granted")
+                 "_thr", "_thr_cost", "_tokens", "config", "last_cost", "retries_denied",
+                 "retries_granted")
 
     def __init__(self, config: TokenBucketBudgetConfig) -> None:
         self.config = config
@@ -133,6 +155,8 @@ class TokenBucketBudget(RetryBudget):
         self._tokens = config.capacity if config.initial is None else config.initial
         self._cost = config.cost
         self._tcost = config.timeout_cost
+        self._thr_cost = config.throttling_cost
+        self._thr = frozenset(config.throttling_outcomes)
         self._refund = config.refund
         self._refund_retry = config.refund_retry_cost
         self._refill = config.refill_per_request
@@ -147,7 +171,10 @@ class TokenBucketBudget(RetryBudget):
             self._tokens = min(self._cap, self._tokens + self._refill)
 
     def try_acquire_retry(self, now: float, outcome: str) -> bool:
-        cost = self._tcost if outcome == TIMEOUT else self._cost
+        if self._thr_cost is not None and outcome in self._thr:
+            cost = self._thr_cost
+        else:
+            cost = self._tcost if outcome == TIMEOUT else self._cost
         tokens = self._tokens
         if cost > tokens or (self._min is not None and tokens <= self._min):
             self.retries_denied += 1
@@ -158,7 +185,7 @@ class TokenBucketBudget(RetryBudget):
         return True
 
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
-                   retry_cost: float | None = None) -> None:
+                   retry_cost: float | None = None, *, sent: bool = True) -> None:
         if outcome not in SUCCESS_OUTCOMES:
             return
         if not is_retry:
@@ -201,7 +228,9 @@ class GrpcBudgetConfig(PolicyModel):
                                description="Tokens a successful try adds (gRPC tokenRatio).")
     failure_outcomes: tuple[str, ...] = Field(
         default=RETRYABLE_KINDS,
-        description="Outcomes that cost a token (gRPC: retryable status codes and pushback).")
+        description="Outcomes that cost a token: gRPC counts only the retry policy's "
+                    "retryableStatusCodes (and a do-not-retry pushback), so keep this equal to "
+                    "retry_on (the grpc preset: connection, error, rejected, shed; not timeout).")
     scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
     preset: str | None = Field(default=None, description=_PRESET_DOC)
 
@@ -215,11 +244,19 @@ class GrpcBudgetConfig(PolicyModel):
         return GrpcBudget(self)
 
 
+def _milli(value: float) -> int:
+    """``(int) (value * 1000)`` with Java ``float`` arithmetic, as grpc-java's Throttle."""
+    return int(np.float32(value) * np.float32(1000))
+
+
 class GrpcBudget(RetryBudget):
     """gRPC throttling state, in thousandths of a token as grpc-java and grpc-core keep it.
 
-    Retries are allowed only while ``tokens > max_tokens / 2``. A failed try already paid
-    its token in :meth:`on_try_end`, so :meth:`try_acquire_retry` only checks.
+    grpc-java's ``RetriableStream.Throttle`` truncates ``maxTokens * 1000`` and
+    ``tokenRatio * 1000``, computed in single precision, to integers; the threshold is
+    half of that, by integer division. Retries are allowed only while ``tokens >
+    threshold``. A failed try already paid its token in :meth:`on_try_end`, so
+    :meth:`try_acquire_retry` only checks.
     """
 
     __slots__ = ("_fail", "_max", "_milli", "_ratio", "_threshold", "config",
@@ -227,8 +264,8 @@ class GrpcBudget(RetryBudget):
 
     def __init__(self, config: GrpcBudgetConfig) -> None:
         self.config = config
-        self._max = round(config.max_tokens * 1000)
-        self._ratio = round(config.token_ratio * 1000)
+        self._max = _milli(config.max_tokens)
+        self._ratio = _milli(config.token_ratio)
         self._threshold = self._max // 2
         self._milli = self._max
         self._fail = frozenset(config.failure_outcomes)
@@ -236,7 +273,7 @@ class GrpcBudget(RetryBudget):
         self.retries_denied = 0
 
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
-                   retry_cost: float | None = None) -> None:
+                   retry_cost: float | None = None, *, sent: bool = True) -> None:
         if outcome in self._fail:
             self._milli = max(0, self._milli - 1000)
         elif outcome in SUCCESS_OUTCOMES:
@@ -281,11 +318,27 @@ class RatioBudgetConfig(PolicyModel):
     buckets: int = Field(default=10, ge=1,
                          description="Time slices the window is kept in (Finagle's "
                                      "WindowedAdder uses 10).")
+    slices: Literal["grid", "finagle"] = Field(
+        default="grid",
+        description="grid: slices aligned to multiples of ttl/buckets, the real inequality; "
+                    "finagle: Finagle's TokenRetryBudget exactly (integer milli-tokens, "
+                    "withdrawals that expire too, and WindowedAdder slices that start when an "
+                    "access finds the current one expired; ttl in whole seconds, buckets > 1).")
     scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
     preset: str | None = Field(default=None, description=_PRESET_DOC)
 
-    def build(self) -> RatioBudget:
+    @model_validator(mode="after")
+    def _finagle_limits(self) -> RatioBudgetConfig:
+        if self.slices == "finagle" and (self.buckets < 2 or float(self.ttl) != int(self.ttl)
+                                         or float(self.min_per_second) != int(self.min_per_second)):
+            raise ValueError("slices: 'finagle' needs buckets > 1 and a whole ttl and "
+                             f"min_per_second, got {self.buckets}, {self.ttl}, {self.min_per_second}")
+        return self
+
+    def build(self) -> RatioBudget | FinagleRetryBudget:
         """Fresh budget state."""
+        if self.slices == "finagle":
+            return FinagleRetryBudget(self)
         return RatioBudget(self)
 
 
@@ -334,6 +387,93 @@ class RatioBudget(RetryBudget):
         return f"RatioBudget(tokens={self.tokens!r}, config={self.config!r})"
 
 
+class _WindowedAdder:
+    """Finagle's ``WindowedAdder`` (finagle-core util/WindowedAdder.scala): ``slices - 1``
+    kept slices plus the one being written; a slice ends when an access finds it older
+    than ``range / slices`` (integer milliseconds), and skipped slices are cleared."""
+
+    __slots__ = ("_buf", "_i", "_n", "_old", "_window", "_writer")
+
+    def __init__(self, range_ms: int, slices: int) -> None:
+        self._window = range_ms // slices
+        self._n = slices - 1
+        self._buf = [0] * self._n
+        self._i = 0
+        self._old = 0  # Finagle reads the clock when the adder is built: the simulation start
+        self._writer = 0
+
+    def _expire_if_due(self, now_ms: int) -> None:
+        if now_ms - self._old < self._window:
+            return
+        n = self._n
+        self._buf[self._i] = self._writer
+        self._writer = 0
+        self._i = (self._i + 1) % n
+        nskip = min((now_ms - self._old) // self._window - 1, n)
+        if nskip > 0:
+            r = min(nskip, n - self._i)
+            for k in range(self._i, self._i + r):
+                self._buf[k] = 0
+            for k in range(nskip - r):
+                self._buf[k] = 0
+            self._i = (self._i + nskip) % n
+        self._old = now_ms
+
+    def add(self, now_ms: int, x: int) -> None:
+        self._expire_if_due(now_ms)
+        self._writer += x
+
+    def sum(self, now_ms: int) -> int:
+        self._expire_if_due(now_ms)
+        return self._writer + sum(self._buf)
+
+
+class FinagleRetryBudget(RetryBudget):
+    """Finagle's ``RetryBudget(ttl, minRetriesPerSec, percentCanRetry)`` exactly
+    (finagle-core service/RetryBudget.scala, util/TokenBucket.scala ``newLeakyBucket``):
+    a request deposits 1000; a retry withdraws ``int(1000 / percent)`` if the windowed sum
+    plus the reserve ``min_per_second * ttl * withdrawal`` covers it. Time is read in
+    whole milliseconds; the budget counts as built at time 0."""
+
+    __slots__ = ("_adder", "_deposit", "_reserve", "_withdraw", "config", "retries_denied",
+                 "retries_granted")
+
+    def __init__(self, config: RatioBudgetConfig) -> None:
+        self.config = config
+        pct = config.percent
+        self._deposit = 0 if pct == 0 else 1000
+        self._withdraw = 1 if pct == 0 else int(1000.0 / pct)
+        self._reserve = int(config.min_per_second) * int(config.ttl) * self._withdraw
+        self._adder = _WindowedAdder(int(config.ttl) * 1000, config.buckets)
+        self.retries_granted = 0
+        self.retries_denied = 0
+
+    @staticmethod
+    def _ms(now: float) -> int:
+        return round(now * 1000)
+
+    def on_request(self, now: float) -> None:
+        self._adder.add(self._ms(now), self._deposit)
+
+    def try_acquire_retry(self, now: float, outcome: str) -> bool:
+        ms = self._ms(now)
+        if self._adder.sum(ms) + self._reserve >= self._withdraw:
+            self._adder.add(ms, -self._withdraw)
+            self.retries_granted += 1
+            return True
+        self.retries_denied += 1
+        return False
+
+    @property
+    def tokens(self) -> float:
+        """Finagle's ``balance``: retries the bucket would allow, as of the last access."""
+        a = self._adder
+        return float((a._writer + sum(a._buf) + self._reserve) // self._withdraw)
+
+    def __repr__(self) -> str:
+        return f"FinagleRetryBudget(balance={self.tokens!r}, config={self.config!r})"
+
+
 # ---------------------------------------------------------------------------- concurrency
 
 
@@ -348,6 +488,11 @@ class ConcurrencyBudgetConfig(PolicyModel):
         description="Share of the active and pending tries that may be retries (Envoy 20 %).")
     min_retry_concurrency: int = Field(
         default=3, ge=0, description="Concurrent retries always allowed (Envoy 3).")
+    waiting_retries_active: bool = Field(
+        default=True,
+        description="A granted retry counts among the active tries while it waits out its "
+                    "backoff; Envoy counts only requests sent or pending (False), which needs "
+                    "on_try_start and on_try_end(sent=...) from the driver.")
     scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
     preset: str | None = Field(default=None, description=_PRESET_DOC)
 
@@ -357,15 +502,22 @@ class ConcurrencyBudgetConfig(PolicyModel):
 
 
 class ConcurrencyBudget(RetryBudget):
-    """Counts tries in flight and retries in flight (granted, through backoff, until they end)."""
+    """Counts tries in flight and retries in flight (granted, through backoff, until they end).
 
-    __slots__ = ("_min", "_pct", "active", "active_retries", "config", "retries_denied",
-                 "retries_granted")
+    The limit is ``max(trunc(budget_percent * active), min_retry_concurrency)``, truncated
+    to an integer as Envoy's ``RetryBudgetImpl::max`` returns ``uint64_t``.
+    """
+
+    __slots__ = ("_min", "_pct", "_waiting_active", "active", "active_retries", "config",
+                 "retries_denied", "retries_granted", "waiting")
 
     def __init__(self, config: ConcurrencyBudgetConfig) -> None:
         self.config = config
         self._pct = config.budget_percent
         self._min = config.min_retry_concurrency
+        self._waiting_active = config.waiting_retries_active
+        self.waiting = 0
+        """Granted retries not yet sent (counted apart when waiting_retries_active is off)."""
         self.active = 0
         """Tries started and not yet ended (first tries and granted retries)."""
         self.active_retries = 0
@@ -376,19 +528,32 @@ class ConcurrencyBudget(RetryBudget):
     def on_request(self, now: float) -> None:
         self.active += 1
 
+    def _limit(self) -> int:
+        return max(int(self._pct * self.active), self._min)
+
     def try_acquire_retry(self, now: float, outcome: str) -> bool:
-        limit = max(self._pct * self.active, self._min)
-        if self.active_retries < limit:
+        if self.active_retries < self._limit():
             self.active_retries += 1
-            self.active += 1
+            if self._waiting_active:
+                self.active += 1
+            else:
+                self.waiting += 1
             self.retries_granted += 1
             return True
         self.retries_denied += 1
         return False
 
+    def on_try_start(self, now: float, is_retry: bool) -> None:
+        if is_retry and not self._waiting_active and self.waiting > 0:
+            self.waiting -= 1
+            self.active += 1
+
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
-                   retry_cost: float | None = None) -> None:
-        if self.active > 0:
+                   retry_cost: float | None = None, *, sent: bool = True) -> None:
+        if is_retry and not self._waiting_active and not sent:
+            if self.waiting > 0:
+                self.waiting -= 1
+        elif self.active > 0:
             self.active -= 1
         if is_retry and self.active_retries > 0:
             self.active_retries -= 1
@@ -396,7 +561,7 @@ class ConcurrencyBudget(RetryBudget):
     @property
     def tokens(self) -> float:
         """Retries that could start now: the limit minus the retries in flight."""
-        return max(0.0, max(self._pct * self.active, self._min) - self.active_retries)
+        return float(max(0, self._limit() - self.active_retries))
 
     def __repr__(self) -> str:
         return (f"ConcurrencyBudget(active={self.active}, active_retries={self.active_retries}, "
@@ -452,7 +617,7 @@ class FailureRatioBudget(RetryBudget):
         self.retries_denied = 0
 
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
-                   retry_cost: float | None = None) -> None:
+                   retry_cost: float | None = None, *, sent: bool = True) -> None:
         failed = outcome in self._fail
         if self._counts is None:
             self._calls += 1

@@ -15,13 +15,24 @@ from typing import Any
 
 _REMOTE_FAILURES = ("timeout", "connection", "error", "rejected", "shed")
 
+_AWS_THROTTLING = ("rejected", "shed")
+"""simres outcomes that stand for AWS throttling errors (Throttling* codes, SlowDown, 429)."""
+
 BUDGET_PRESETS: dict[str, dict[str, Any]] = {
-    # botocore RetryQuotaChecker (mode 2.0): INITIAL 500, RETRY_COST 5, TIMEOUT 10,
-    # NO_RETRY_INCREMENT 1, and a successful retried call gives back what it acquired.
+    # botocore 1.44 retries/standard.py RetryQuotaChecker (retry mode 2.1, the default):
+    # quota 500, _RETRY_COST 14, _THROTTLING_RETRY_COST 5, no timeout cost,
+    # _NO_RETRY_INCREMENT 1; a successful retried call gives back what it last acquired.
     "aws_standard": {
-        "kind": "token_bucket", "capacity": 500.0, "cost": 5.0, "timeout_cost": 10.0,
+        "kind": "token_bucket", "capacity": 500.0, "cost": 14.0, "timeout_cost": 14.0,
+        "throttling_cost": 5.0, "throttling_outcomes": _AWS_THROTTLING,
         "refund": 1.0, "refund_retry_cost": True, "refill_per_request": 0.0,
         "min_tokens_to_retry": None,
+    },
+    # botocore <= 1.42 RetryQuotaChecker (retry mode 2.0): RETRY_COST 5, TIMEOUT 10.
+    "aws_standard_2_0": {
+        "kind": "token_bucket", "capacity": 500.0, "cost": 5.0, "timeout_cost": 10.0,
+        "throttling_cost": None, "refund": 1.0, "refund_retry_cost": True,
+        "refill_per_request": 0.0, "min_tokens_to_retry": None,
     },
     # Brooker 2022, "Fixing retries with token buckets and circuit breakers": capacity 5,
     # starts full, +0.1 per new call, a retry needs more than 1 token and costs 1.
@@ -32,14 +43,24 @@ BUDGET_PRESETS: dict[str, dict[str, Any]] = {
     },
     # Brooker's retry "circuit breaker": stop retrying while failures/calls > 10 %.
     "brooker_breaker": {"kind": "failure_ratio", "threshold": 0.1, "window": None},
-    # gRFC A6 retryThrottling example: maxTokens 10, tokenRatio 0.1.
-    "grpc": {"kind": "grpc", "max_tokens": 10.0, "token_ratio": 0.1},
+    # gRFC A6 retryThrottling example: maxTokens 10, tokenRatio 0.1; only the retry policy's
+    # retryable codes cost a token (grpc-java RetriableStream.makeRetryDecision), here the
+    # grpc retry preset's retry_on (a per-try timeout is not one of them).
+    "grpc": {"kind": "grpc", "max_tokens": 10.0, "token_ratio": 0.1,
+             "failure_outcomes": ("connection", "error", "rejected", "shed")},
     # Finagle RetryBudget defaults: ttl 10 s, minRetriesPerSec 10, percentCanRetry 20 %.
-    "finagle": {"kind": "ratio", "percent": 0.2, "min_per_second": 10.0, "ttl": 10.0},
+    # (finagle-core service/RetryBudget.scala: integer milli-tokens in a WindowedAdder of
+    # 10 slices started on demand.)
+    "finagle": {"kind": "ratio", "percent": 0.2, "min_per_second": 10.0, "ttl": 10.0,
+                "buckets": 10, "slices": "finagle"},
     # Google SRE book: per-client retries at most 10 % of requests (window: simres choice).
-    "sre": {"kind": "ratio", "percent": 0.1, "min_per_second": 0.0, "ttl": 60.0},
+    "sre": {"kind": "ratio", "percent": 0.1, "min_per_second": 0.0, "ttl": 60.0,
+            "slices": "grid"},
     # Envoy retry_budget defaults: budget_percent 20 %, min_retry_concurrency 3.
-    "envoy": {"kind": "concurrency", "budget_percent": 0.2, "min_retry_concurrency": 3},
+    # (Envoy does not count retries in their backoff as active; simres does until the driver
+    # reports when a try is sent: waiting_retries_active.)
+    "envoy": {"kind": "concurrency", "budget_percent": 0.2, "min_retry_concurrency": 3,
+              "waiting_retries_active": True},
 }
 
 
@@ -75,14 +96,68 @@ RETRY_PRESETS: dict[str, dict[str, Any]] = {
         "jitter": {"kind": "full"},
         "budget": _budget("envoy"),
     },
-    # AWS SDK standard mode (botocore retries/standard.py, mode version 2.0): 3 tries,
-    # wait rand(0,1) * min(2^(attempt-1), 20 s), retry quota 500 / 5 / 10 / refund 1.
+    # AWS SDK standard mode as botocore 1.44 (retries/standard.py, retry mode 2.1, the
+    # default): 3 tries; wait rand() * min(base * 2^(attempt-1), 20 s) with base 1 s after a
+    # throttling error and 50 ms otherwise; x-amz-retry-after raises the wait to
+    # max(t, min(hint, t + 5)); quota 500 / 14 / throttling 5 / refund 1.
     "aws_standard": {
+        "max_attempts": 3,
+        "retry_on": _REMOTE_FAILURES,
+        "backoff": {"kind": "exponential", "base": 0.05, "cap": 20.0, "multiplier": 2.0},
+        "throttling_outcomes": _AWS_THROTTLING,
+        "throttling_backoff": {"kind": "exponential", "base": 1.0, "cap": 20.0, "multiplier": 2.0},
+        "jitter": {"kind": "full"},
+        "retry_after_mode": "aws",
+        "budget": _budget("aws_standard"),
+    },
+    # The same for DynamoDB and DynamoDB Streams: 4 tries, 25 ms base for other errors.
+    "aws_standard_dynamodb": {
+        "max_attempts": 4,
+        "retry_on": _REMOTE_FAILURES,
+        "backoff": {"kind": "exponential", "base": 0.025, "cap": 20.0, "multiplier": 2.0},
+        "throttling_outcomes": _AWS_THROTTLING,
+        "throttling_backoff": {"kind": "exponential", "base": 1.0, "cap": 20.0, "multiplier": 2.0},
+        "jitter": {"kind": "full"},
+        "retry_after_mode": "aws",
+        "budget": _budget("aws_standard"),
+    },
+    # AWS SDK standard mode 2.0 (botocore <= 1.42): rand() * min(2^(attempt-1), 20 s) for every
+    # error, no x-amz-retry-after, quota 500 / 5 / timeout 10 / refund 1.
+    "aws_standard_2_0": {
         "max_attempts": 3,
         "retry_on": _REMOTE_FAILURES,
         "backoff": {"kind": "exponential", "base": 1.0, "cap": 20.0, "multiplier": 2.0},
         "jitter": {"kind": "full"},
-        "budget": _budget("aws_standard"),
+        "honor_retry_after": False,
+        "budget": _budget("aws_standard_2_0"),
+    },
+    # urllib3 2.x Retry(total=3, backoff_factor=1, status_forcelist=[429, 500, 502, 503, 504])
+    # for a method in allowed_methods (GET...): 3 retries; no wait before the first retry,
+    # then backoff_factor * 2^(retries-1) capped at backoff_max 120 s; Retry-After honoured
+    # (whole seconds, capped at 6 h, 0 = use the backoff); 413/429/503 with Retry-After are
+    # retried even outside the forcelist. For POST use retry_on: [connection].
+    "urllib3": {
+        "max_attempts": 4,
+        "retry_on": _REMOTE_FAILURES,
+        "backoff": {"kind": "exponential", "base": 1.0, "cap": 120.0, "multiplier": 2.0,
+                    "zero_first": True},
+        "jitter": {"kind": "none"},
+        "honor_retry_after": True,
+        "retry_after_mode": "urllib3",
+        "retry_after_max": 21600.0,
+        "retry_on_hint": ("rejected", "shed"),
+    },
+    # tenacity 9: @retry(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=1,
+    # max=10)) retrying every exception; wait 2^(attempt-1) s capped at 10 s, no jitter.
+    # (tenacity's own default is to retry forever without waiting; this is its documented
+    # recipe.) wait_random_exponential is jitter full; wait_exponential_jitter is additive.
+    "tenacity": {
+        "max_attempts": 3,
+        "retry_on": _REMOTE_FAILURES,
+        "backoff": {"kind": "exponential", "base": 1.0, "cap": 10.0, "multiplier": 2.0,
+                    "floor": 0.0},
+        "jitter": {"kind": "none"},
+        "honor_retry_after": False,
     },
     # gRPC (gRFC A6): the example policy maxAttempts 4, initialBackoff 0.1 s, maxBackoff
     # 1 s, multiplier 2, retryable UNAVAILABLE; the n-th retry waits
@@ -114,7 +189,8 @@ BREAKER_PRESETS: dict[str, dict[str, Any]] = {
         "minimum_calls": 100, "slow_call_duration": 60.0, "slow_threshold": 1.0,
         "open_for": 60.0, "open_for_multiplier": 1.0, "open_for_max": None,
         "open_for_jitter": "none", "half_open": "permits", "half_open_permits": 10,
-        "half_open_max_wait": None, "count_late_results": True,
+        "half_open_max_wait": None, "half_open_at": "after_deadline",
+        "count_late_results": True, "late_result_state": "current",
     },
     # Polly v8 CircuitBreakerStrategyOptions: FailureRatio 0.1, SamplingDuration 30 s
     # (10 rolling sub-windows), MinimumThroughput 100, BreakDuration 5 s, one probe.
@@ -125,12 +201,16 @@ BREAKER_PRESETS: dict[str, dict[str, Any]] = {
         "open_for_multiplier": 1.0, "open_for_max": None, "open_for_jitter": "none",
         "half_open": "single_probe", "half_open_max_wait": None, "count_late_results": True,
     },
-    # pybreaker: fail_max 5 consecutive, reset_timeout 60 s, half-open admits every call.
+    # pybreaker 1.4: fail_max 5 consecutive, reset_timeout 60 s (half-open at or after it),
+    # success_threshold 1; half-open admits every call (through calling(); call() and the
+    # decorator serialise calls under a lock); a result is handled by the state object that
+    # admitted the call.
     "pybreaker": {
         "trip": "consecutive", "failure_threshold": 5, "slow_threshold": None,
         "open_for": 60.0, "open_for_multiplier": 1.0, "open_for_max": None,
         "open_for_jitter": "none", "half_open": "all", "half_open_max_wait": None,
-        "count_late_results": True,
+        "close_after_successes": 1, "half_open_at": "deadline",
+        "count_late_results": True, "late_result_state": "admitting",
     },
     # Finagle FailureAccrualFactory: 5 consecutive failures, dead for
     # Backoff.equalJittered(5 s, 300 s), then one probe request.

@@ -10,7 +10,7 @@ while :class:`RetryCall` lives for one logical call.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -41,8 +41,16 @@ def _plan(config: RetryConfig) -> tuple[Any, ...]:
     entry = _PLANS.get(key)
     if entry is not None and entry[0]() is config:
         return entry[1]
+    alt = (None if config.throttling_backoff is None
+           else waiter_params(config.throttling_backoff, config.jitter))
+    limits = tuple((frozenset(outs), n) for outs, n in (
+        (("connection",), config.connect_retries), (("timeout",), config.read_retries),
+        (("error", "rejected", "shed"), config.status_retries)) if n is not None)
     plan = (config.max_attempts, frozenset(config.retry_on), config.honor_retry_after,
-            waiter_params(config.backoff, config.jitter), config.first_retry_index)
+            waiter_params(config.backoff, config.jitter), config.first_retry_index,
+            alt, frozenset(config.throttling_outcomes), config.retry_after_mode,
+            config.retry_after_max, frozenset(config.retry_on_hint) if config.honor_retry_after
+            else frozenset(), limits)
 
     def forget(ref: weakref.ref[Any], key: int = key) -> None:
         current = _PLANS.get(key)
@@ -75,18 +83,51 @@ class RetryConfig(PolicyModel):
         default=True,
         description="A server hint (Retry-After, gRPC pushback) replaces the computed wait; a "
                     "negative hint means do not retry (gRPC pushback).")
+    retry_after_mode: Literal["replace", "aws", "urllib3"] = Field(
+        default="replace",
+        description="How an honoured hint sets the wait: replace (the hint is the wait; a "
+                    "negative hint means do not retry); aws (botocore x-amz-retry-after: "
+                    "max(t, min(hint, t + 5)) with t the computed wait; a negative hint is "
+                    "ignored); urllib3 (Retry-After: whole seconds, a hint of 0 or less uses the "
+                    "backoff).")
+    retry_after_max: float | None = Field(
+        default=None, gt=0,
+        description="Seconds: longest honoured hint (urllib3 retry_after_max 21600); None = no cap.")
+    retry_on_hint: tuple[str, ...] = Field(
+        default=(),
+        description="Outcomes retried only when the server sent a hint, even outside retry_on "
+                    "(urllib3 retries 413/429/503 with a Retry-After header); needs "
+                    "honor_retry_after.")
+    throttling_outcomes: tuple[str, ...] = Field(
+        default=(),
+        description="Outcomes that are throttling errors, which use throttling_backoff "
+                    "(AWS standard mode 2.1).")
+    throttling_backoff: BackoffConfig | None = Field(
+        default=None,
+        description="The backoff after a throttling outcome (AWS: base 1 s); None = backoff.")
+    connect_retries: int | None = Field(
+        default=None, ge=0,
+        description="Most retries after connection failures (urllib3 Retry connect=); None = "
+                    "only max_attempts applies.")
+    read_retries: int | None = Field(
+        default=None, ge=0,
+        description="Most retries after timeouts (urllib3 Retry read=); None = no own limit.")
+    status_retries: int | None = Field(
+        default=None, ge=0,
+        description="Most retries after error, rejected and shed replies (urllib3 Retry "
+                    "status=); None = no own limit.")
     budget: BudgetConfig | None = Field(
         default=None, description="Retry budget that must grant each retry; None = unlimited.")
     preset: str | None = Field(
         default=None, description="Name of a library preset whose values fill every field "
                                   "not given here.")
 
-    @field_validator("retry_on")
+    @field_validator("retry_on", "retry_on_hint", "throttling_outcomes")
     @classmethod
     def _known_kinds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         bad = [o for o in value if o not in RETRYABLE_KINDS]
         if bad:
-            raise ValueError(f"retry_on: must be among {list(RETRYABLE_KINDS)}, got {bad}")
+            raise ValueError(f"must be among {list(RETRYABLE_KINDS)}, got {bad}")
         return tuple(dict.fromkeys(value))
 
     @model_validator(mode="after")
@@ -102,17 +143,22 @@ class RetryConfig(PolicyModel):
 
     def waiter(self) -> Waiter:
         """A fresh per-call :class:`Waiter` for this config's backoff and jitter."""
-        return Waiter(self.backoff, self.jitter, self.first_retry_index)
+        return Waiter(self.backoff, self.jitter, self.first_retry_index,
+                      alt_backoff=self.throttling_backoff,
+                      alt_outcomes=frozenset(self.throttling_outcomes))
 
 
 class RetryCall:
     """The retry state of one logical call: tries made so far and the backoff position."""
 
-    __slots__ = ("_honor", "_max", "_retry_on", "_waiter", "attempts")
+    __slots__ = ("_hint_max", "_hint_mode", "_hint_on", "_honor", "_limits", "_max",
+                 "_retry_on", "_used", "_waiter", "attempts")
 
     def __init__(self, config: RetryConfig) -> None:
-        self._max, self._retry_on, self._honor, params, first = _plan(config)
-        self._waiter = Waiter.from_params(params, first)
+        (self._max, self._retry_on, self._honor, params, first, alt, alt_on, self._hint_mode,
+         self._hint_max, self._hint_on, self._limits) = _plan(config)
+        self._waiter = Waiter.from_params(params, first, alt, alt_on)
+        self._used = [0] * len(self._limits) if self._limits else None
         self.attempts = 0
         """Tries made so far (the driver calls :meth:`on_try` before each)."""
 
@@ -133,14 +179,42 @@ class RetryCall:
         an honoured server hint is negative (gRPC pushback "do not retry"). An honoured
         ``retry_after`` replaces the computed wait (and draws nothing from ``rng``).
         """
-        if outcome not in self._retry_on or self.attempts >= self._max:
+        if self.attempts >= self._max:
             return None
-        if retry_after is not None and self._honor:
+        if outcome not in self._retry_on and not (retry_after is not None
+                                                  and outcome in self._hint_on):
+            return None
+        if self._used is not None:
+            over = False
+            for i, (outs, most) in enumerate(self._limits):
+                if outcome in outs:
+                    self._used[i] += 1
+                    over = over or self._used[i] > most
+            if over:
+                return None
+        if retry_after is None or not self._honor:
+            return self._waiter.next(rng, outcome)
+        mode = self._hint_mode
+        cap = self._hint_max
+        if mode == "replace":
             if retry_after < 0:
                 return None
             self._waiter.skip()
-            return float(retry_after)
-        return self._waiter.next(rng)
+            return float(retry_after) if cap is None else min(cap, float(retry_after))
+        if mode == "aws":
+            t = self._waiter.next(rng, outcome)
+            if retry_after < 0:
+                return t
+            hint = retry_after if cap is None else min(cap, retry_after)
+            return max(t, min(hint, 5 + t))
+        # urllib3: a whole number of seconds, capped; 0 (or less) falls back to the backoff
+        seconds = max(int(retry_after), 0)
+        if cap is not None and seconds > cap:
+            seconds = cap
+        if seconds:
+            self._waiter.skip()
+            return float(seconds)
+        return self._waiter.next(rng, outcome)
 
     def __repr__(self) -> str:
         return f"RetryCall(attempts={self.attempts}, max_attempts={self._max})"

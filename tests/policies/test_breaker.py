@@ -92,16 +92,24 @@ def test_open_rejects_until_open_for_then_half_opens_lazily() -> None:
     assert breaker.state == OPEN and breaker.open_until == 15.0
     assert breaker.allow(14.999) is None
     assert breaker.state == OPEN  # no timer: still open at the deadline until asked
-    assert breaker.allow(15.0) is not None
+    assert breaker.allow(15.0) is None  # Resilience4j half-opens strictly after (isAfter)
+    assert breaker.allow(15.001) is not None
     assert breaker.state == HALF_OPEN
-    assert breaker.rejected_count == 1 and breaker.opened_count == 1
+    assert breaker.rejected_count == 2 and breaker.opened_count == 1
+
+
+def test_half_open_at_the_deadline_when_asked() -> None:
+    breaker = r4j(window={"kind": "count", "size": 2}, minimum_calls=2, open_for=5.0,
+                  half_open_at="deadline")
+    feed(breaker, [ERROR, ERROR], now=10.0)
+    assert breaker.allow(15.0) is not None and breaker.state == HALF_OPEN
 
 
 def test_half_open_admits_exactly_the_permits() -> None:
     breaker = r4j(window={"kind": "count", "size": 2}, minimum_calls=2, open_for=1.0,
                   half_open_permits=3)
     feed(breaker, [ERROR, ERROR])
-    permits = [breaker.allow(1.0) for _ in range(4)]
+    permits = [breaker.allow(1.5) for _ in range(4)]
     assert [p is not None for p in permits] == [True, True, True, False]
 
 
@@ -109,7 +117,7 @@ def test_half_open_decides_after_min_of_minimum_calls_and_permits() -> None:
     breaker = r4j(window={"kind": "count", "size": 4}, minimum_calls=4, open_for=1.0,
                   half_open_permits=10)
     feed(breaker, [ERROR] * 4)
-    permits = [breaker.allow(1.0) for _ in range(10)]
+    permits = [breaker.allow(1.5) for _ in range(10)]
     for p in permits[:3]:
         breaker.on_result(1.1, p, OK, 0.01)  # type: ignore[arg-type]
     assert breaker.state == HALF_OPEN
@@ -121,7 +129,7 @@ def test_half_open_reopens_when_rate_reaches_threshold() -> None:
     breaker = r4j(window={"kind": "count", "size": 2}, minimum_calls=2, open_for=1.0,
                   half_open_permits=10)
     feed(breaker, [ERROR, ERROR])
-    permits = [breaker.allow(1.0) for _ in range(10)]
+    permits = [breaker.allow(1.5) for _ in range(10)]
     outcomes = [ERROR] * 5 + [OK] * 4
     # minimum_calls 2 < permits 10: the verdict comes after 2 results
     breaker.on_result(1.1, permits[0], outcomes[0], 0.01)  # type: ignore[arg-type]
@@ -146,30 +154,30 @@ def test_release_returns_a_half_open_permit() -> None:
     breaker = r4j(window={"kind": "count", "size": 2}, minimum_calls=2, open_for=1.0,
                   half_open_permits=1)
     feed(breaker, [ERROR, ERROR])
-    p = breaker.allow(1.0)
-    assert breaker.allow(1.0) is None
+    p = breaker.allow(1.5)
+    assert breaker.allow(1.5) is None
     breaker.release(p)  # type: ignore[arg-type]
-    assert breaker.allow(1.0) is not None
+    assert breaker.allow(1.5) is not None
 
 
 def test_local_outcomes_release_instead_of_counting() -> None:
     breaker = r4j(window={"kind": "count", "size": 2}, minimum_calls=2, open_for=1.0,
                   half_open_permits=1)
     feed(breaker, [ERROR, ERROR])
-    p = breaker.allow(1.0)
+    p = breaker.allow(1.5)
     breaker.on_result(1.0, p, BULKHEAD_FULL, 0.0)  # type: ignore[arg-type]
     assert breaker.state == HALF_OPEN
-    assert breaker.allow(1.0) is not None
+    assert breaker.allow(1.5) is not None
 
 
 def test_half_open_max_wait_reopens() -> None:
     breaker = r4j(window={"kind": "count", "size": 2}, minimum_calls=2, open_for=1.0,
                   half_open_permits=1, half_open_max_wait=3.0)
     feed(breaker, [ERROR, ERROR])
-    assert breaker.allow(1.0) is not None  # a probe that never reports
-    assert breaker.allow(3.9) is None and breaker.state == HALF_OPEN
-    assert breaker.allow(4.0) is None and breaker.state == OPEN
-    assert breaker.open_until == 5.0
+    assert breaker.allow(1.5) is not None  # a probe that never reports
+    assert breaker.allow(4.4) is None and breaker.state == HALF_OPEN
+    assert breaker.allow(4.5) is None and breaker.state == OPEN
+    assert breaker.open_until == 5.5
 
 
 # ---------------------------------------------------------------- Polly

@@ -34,13 +34,21 @@ budget_adapter = TypeAdapter(BudgetConfig)
 # ---------------------------------------------------------------- AWS standard quota
 
 
-def test_aws_hundred_error_retries_drain_the_quota() -> None:
-    bucket = TokenBucketBudgetConfig(preset="aws_standard").build()
+def test_aws_hundred_error_retries_drain_the_legacy_quota() -> None:
+    bucket = TokenBucketBudgetConfig(preset="aws_standard_2_0").build()
     assert bucket.tokens == 500
     granted = sum(bucket.try_acquire_retry(0.0, ERROR) for _ in range(101))
     assert granted == 100
     assert bucket.tokens == 0
     assert bucket.retries_denied == 1
+
+
+def test_aws_mode_2_1_costs_14_and_5_for_throttling() -> None:
+    bucket = TokenBucketBudgetConfig(preset="aws_standard").build()
+    assert sum(bucket.try_acquire_retry(0.0, ERROR) for _ in range(36)) == 35  # 35 * 14 = 490
+    assert bucket.tokens == 10
+    assert bucket.try_acquire_retry(0.0, "timeout") is False  # no separate timeout cost
+    assert bucket.try_acquire_retry(0.0, "rejected") is True and bucket.tokens == 5
 
 
 def test_aws_timeout_retries_cost_ten() -> None:
@@ -242,9 +250,10 @@ def test_concurrency_percent_of_active() -> None:
     for _ in range(50):
         budget.on_request(0.0)
     granted = sum(budget.try_acquire_retry(0.0, ERROR) for _ in range(20))
-    # each granted retry is itself active: r < 0.2 * (50 + r) allows r up to 12
-    assert granted == 13
-    assert budget.active_retries == 13 and budget.active == 63
+    # each granted retry is itself active; Envoy truncates the limit:
+    # r < int(0.2 * (50 + r)) allows r up to 11
+    assert granted == 12
+    assert budget.active_retries == 12 and budget.active == 62
 
 
 def test_concurrency_counts_never_negative() -> None:

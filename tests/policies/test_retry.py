@@ -163,6 +163,23 @@ def test_preset_envoy() -> None:
 def test_preset_aws_standard_waits() -> None:
     config = RetryConfig(preset="aws_standard")
     assert isinstance(config.budget, TokenBucketBudgetConfig)
+    assert (config.budget.capacity, config.budget.cost, config.budget.throttling_cost) == (500, 14, 5)
+    # botocore 1.44 (mode 2.1): rand(0,1) * min(base * 2 ** (attempt - 1), 20), base 50 ms
+    # for errors and 1 s for throttling errors
+    u = np.random.default_rng(1).random(6)
+    gen = np.random.default_rng(1)
+    waiter = config.waiter()
+    assert [waiter.next(gen, "error") for _ in range(6)] == pytest.approx(
+        [u[i] * min(0.05 * 2**i, 20) for i in range(6)])
+    gen = np.random.default_rng(1)
+    waiter = config.waiter()
+    assert [waiter.next(gen, "rejected") for _ in range(6)] == pytest.approx(
+        [u[i] * min(2**i, 20) for i in range(6)])
+
+
+def test_preset_aws_standard_2_0_waits() -> None:
+    config = RetryConfig(preset="aws_standard_2_0")
+    assert isinstance(config.budget, TokenBucketBudgetConfig)
     assert (config.budget.capacity, config.budget.cost, config.budget.timeout_cost) == (500, 5, 10)
     # botocore: rand(0,1) * min(2 ** (attempt - 1), 20) with attempt = 1 for the first retry
     u = np.random.default_rng(1).random(6)
@@ -193,7 +210,7 @@ def test_preset_override_merges_nested_fields() -> None:
          "budget": {"capacity": 100}})
     assert config.max_attempts == 5
     assert config.backoff.base == 0.05 and config.backoff.cap == 20.0
-    assert config.budget.capacity == 100 and config.budget.cost == 5  # type: ignore[union-attr]
+    assert config.budget.capacity == 100 and config.budget.cost == 14  # type: ignore[union-attr]
     assert config.preset == "aws_standard"
 
 
@@ -207,7 +224,8 @@ def test_preset_budget_can_be_removed() -> None:
 
 
 def test_unknown_preset_lists_valid_names() -> None:
-    with pytest.raises(ValidationError, match="aws_standard, envoy, finagle, grpc, polly"):
+    with pytest.raises(ValidationError, match="aws_standard, aws_standard_2_0, aws_standard_dynamodb, envoy, "
+                                                "finagle, grpc, polly"):
         RetryConfig(preset="hystrix")
 
 
