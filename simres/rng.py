@@ -1,13 +1,16 @@
 """Named random streams derived from (seed, component, purpose).
 
-Every random draw in a run comes from a stream keyed by the run seed, the component that
-draws (``client:web``, ``service:api/0``) and the purpose (``arrivals``, ``service_time``).
+Every random draw in a run comes from a stream keyed by the run seed, the full identity of
+the component that draws (``client:web/3`` for member 3 of a population, ``service:api/0``,
+``link:web#3->api/0`` for one direction of one member's link) and the purpose
+(``arrivals``, ``service_time``, ``latency``).
 Adding a client therefore never shifts another client's arrivals, and two policy variants
 with the same seed see the same arrivals and service times (common random numbers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
 
@@ -29,9 +32,29 @@ def seed_sequence(seed: int, component: str, purpose: str) -> np.random.SeedSequ
                                   spawn_key=tuple(_key(purpose)))
 
 
+_AUDIT: list[tuple[str, str]] | None = None
+
+
 def stream(seed: int, component: str, purpose: str) -> np.random.Generator:
     """A fresh ``numpy.random.Generator`` for one named stream."""
+    if _AUDIT is not None:
+        _AUDIT.append((component, purpose))
     return np.random.Generator(np.random.PCG64(seed_sequence(seed, component, purpose)))
+
+
+@contextlib.contextmanager
+def audit_streams() -> Iterator[list[tuple[str, str]]]:
+    """Collect the ``(component, purpose)`` key of every stream created inside the block.
+
+    Two components that draw independently must never share a key (they would draw the
+    same numbers); the test suite builds every bundled scenario under this and checks.
+    """
+    global _AUDIT
+    previous, _AUDIT = _AUDIT, []
+    try:
+        yield _AUDIT
+    finally:
+        _AUDIT = previous
 
 
 def replication_seeds(seed: int, reps: int) -> list[int]:

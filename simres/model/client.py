@@ -50,7 +50,8 @@ class ClientPopulation:
 
     def __init__(self, *, env: Environment, name: str, cfg: ClientConfig, sites: list[CallSite],
                  recorder: Recorder, ids: itertools.count[int], seed: int, end: float,
-                 max_load_factor: float, open_requests: dict[int, tuple[Any, ...]]):
+                 max_load_factor: float, open_requests: dict[int, tuple[Any, ...]],
+                 min_load_factor: float = 1.0, surge_start: float = 0.0):
         self.env = env
         self.name = name
         self.cfg = cfg
@@ -61,6 +62,8 @@ class ClientPopulation:
         self.stop = min(cfg.stop, end) if cfg.stop is not None else end
         self.load_factor = 1.0  # changed by load faults
         self.max_load_factor = max_load_factor
+        self.min_load_factor = min_load_factor
+        self.surge_start = surge_start
         self.open = open_requests
 
     def start(self) -> None:
@@ -92,32 +95,65 @@ class ClientPopulation:
                 else:
                     env.process(self._request(m, site))
         assert isinstance(arr, PoissonArrivals | ProfileArrivals)
+        # The scenario's own traffic is drawn from streams that no fault touches, so a run
+        # with a load fault and the same run without it see identical arrivals until the
+        # fault starts (common random numbers). A factor f < 1 thins this traffic with its
+        # own uniform stream (drawn only while f < 1); the part of f > 1 above 1 is a second,
+        # independent Poisson process (superposition) that starts with the first load fault.
+        fire = (lambda: self._fast_request(m, site)) if fast else (lambda: env.process(self._request(m, site)))
+        if self.max_load_factor > 1.0:
+            env.process(self._surge(m, fire))
+        if self.min_load_factor < 1.0:
+            thin = uniform_sampler(stream(self.seed, comp, "load_thinning"))
+            send = fire
+
+            def fire() -> None:
+                if self.load_factor >= 1.0 or thin() < self.load_factor:
+                    send()
+
         rng = stream(self.seed, comp, "arrivals")
         gaps = batched(lambda n: rng.exponential(1.0, n))
-        u = uniform_sampler(stream(self.seed, comp, "thinning"))
-        profile = arr if isinstance(arr, ProfileArrivals) else None
-        base = arr.max_rate if profile is not None else arr.rate
-        lam_max = base * self.max_load_factor
-        thinning = profile is not None or self.max_load_factor != 1.0
-        if not thinning:
-            # The common case runs on callbacks alone (no generator resumed per arrival); the
-            # events and their order are exactly those of the loop below.
-            fire = (lambda: self._fast_request(m, site)) if fast else (lambda: env.process(self._request(m, site)))
-            _PoissonSource(env, gaps, lam_max, stop, fire).schedule()
+        if not isinstance(arr, ProfileArrivals):
+            # The common case runs on callbacks alone (no generator resumed per arrival).
+            _PoissonSource(env, gaps, arr.rate, stop, fire).schedule()
             return
+        u = uniform_sampler(stream(self.seed, comp, "thinning"))
+        lam_max = arr.max_rate
         while True:
             yield Timeout(env, gaps() / lam_max)
             now = env.now
             if now >= stop:
                 return
-            if thinning:
-                rate = (profile.rate_at(now) if profile is not None else base) * self.load_factor
-                if u() * lam_max >= rate:
-                    continue
-            if fast:
-                self._fast_request(m, site)
-            else:
-                env.process(self._request(m, site))
+            if u() * lam_max < arr.rate_at(now):
+                fire()
+
+    def _surge(self, m: int, fire: Any) -> Generator[Event, Any, None]:
+        """The extra arrivals of load faults with factor > 1: rate (f - 1) x the base rate.
+
+        Thinned from a Poisson process at the bound ``(max_load_factor - 1) x max rate``,
+        on streams of its own, from the first load fault on (a Poisson process may start
+        anywhere: it has no memory).
+        """
+        env = self.env
+        arr = self.cfg.arrival
+        comp = f"client:{self.name}/{m}"
+        profile = arr if isinstance(arr, ProfileArrivals) else None
+        base = arr.max_rate if profile is not None else arr.rate  # type: ignore[union-attr]
+        lam = (self.max_load_factor - 1.0) * base
+        rng = stream(self.seed, comp, "surge_arrivals")
+        gaps = batched(lambda n: rng.exponential(1.0, n))
+        u = uniform_sampler(stream(self.seed, comp, "surge_thinning"))
+        if self.surge_start > env.now:
+            yield Timeout(env, self.surge_start - env.now)
+        stop = self.stop
+        while True:
+            yield Timeout(env, gaps() / lam)
+            now = env.now
+            if now >= stop:
+                return
+            extra = self.load_factor - 1.0
+            if extra > 0 and u() * lam < extra * (profile.rate_at(now) if profile is not None else base):
+                fire()
 
     def _request(self, m: int, site: CallSite) -> Generator[Event, Any, None]:
         start = self.env.now

@@ -191,3 +191,18 @@ def max_load_factor(faults: list[Any], client: str) -> float:
         if isinstance(f, LoadFault) and f.client == client and f.factor > 1:
             bound *= f.factor
     return bound
+
+
+def min_load_factor(faults: list[Any], client: str) -> float:
+    """Lower bound of a client's load multiplier over the run (below 1: traffic is thinned)."""
+    bound = 1.0
+    for f in faults:
+        if isinstance(f, LoadFault) and f.client == client and f.factor < 1:
+            bound *= f.factor
+    return bound
+
+
+def surge_start(faults: list[Any], client: str) -> float:
+    """When the first load fault with factor > 1 on ``client`` starts (inf if none does)."""
+    return min((f.at for f in faults if isinstance(f, LoadFault) and f.client == client and f.factor > 1),
+               default=float("inf"))

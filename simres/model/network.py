@@ -73,13 +73,18 @@ class Network:
             return self.cfg.default.latency, self.cfg.default.loss
         return best.latency, best.loss
 
-    def link(self, src: str, dst: str) -> Link:
-        """A new link from node ``src`` to node ``dst`` with its own random stream."""
+    def link(self, src: str, dst: str, key: str | None = None) -> Link:
+        """A new link from node ``src`` to node ``dst`` with its own random streams.
+
+        ``key`` is the link's full identity for its streams (default ``src->dst``): the
+        members of one client population share a node name (faults address them together)
+        but each draws its own delays, so their call sites pass ``web#3->api/0``.
+        """
         dist, loss = self._config_for(src, dst)
         zero = isinstance(dist, Constant) and dist.value == 0.0
-        rng = stream(self.seed, f"link:{src}->{dst}", "latency")
-        sample = None if zero else dist.sampler(rng)  # type: ignore[attr-defined]
-        u = uniform_sampler(stream(self.seed, f"link:{src}->{dst}", "loss")) if loss else None
+        ident = f"link:{key or f'{src}->{dst}'}"
+        sample = None if zero else dist.sampler(stream(self.seed, ident, "latency"))  # type: ignore[attr-defined]
+        u = uniform_sampler(stream(self.seed, ident, "loss")) if loss else None
         lk = Link(_names(src), _names(dst), sample, loss, u)
         self.links.append(lk)
         return lk

@@ -18,7 +18,7 @@ from simpy.events import Timeout
 from simres.metrics.recorder import Recorder
 from simres.model.client import ClientPopulation, record_unfinished
 from simres.model.driver import CallSite, SharedState
-from simres.model.faults import FaultInjector, max_load_factor
+from simres.model.faults import FaultInjector, max_load_factor, min_load_factor, surge_start
 from simres.model.network import Network
 from simres.model.service import Service
 from simres.outcomes import TIMEOUT
@@ -45,34 +45,39 @@ class World:
         # downstream call sites, one per (instance, call)
         for name, cfg in scenario.services.items():
             for inst in self.services[name].instances:
-                for call in cfg.handler.calls:
+                targets = [call.to for call in cfg.handler.calls]
+                for i, call in enumerate(cfg.handler.calls):
                     member = inst.index if cfg.instances > 1 else None
+                    repeat = f"@{i}" if targets.count(call.to) > 1 else ""
                     site = self._site(caller=name, caller_node=inst.node, member=member,
-                                      target=call.to, policy=call, depth=1)
+                                      target=call.to, policy=call, depth=1, repeat=repeat)
                     fb = None
                     if not call.critical:
-                        fb = call.fallback.latency.sampler(stream(seed, f"service:{inst.node}", f"fallback:{call.to}"))
+                        fb = call.fallback.latency.sampler(
+                            stream(seed, f"service:{inst.node}", f"fallback:{call.to}{repeat}"))
                     inst.handler.append((site, call.critical, fb))
         self.clients: dict[str, ClientPopulation] = {}
         for name, c in scenario.clients.items():
             sites = [
                 self._site(caller=name, caller_node=name, member=m if c.count > 1 else None,
-                           target=c.target, policy=c, depth=0, throttle=c.throttle)
+                           target=c.target, policy=c, depth=0, throttle=c.throttle,
+                           node_key=f"{name}#{m}" if c.count > 1 else None)
                 for m in range(c.count)
             ]
             self.clients[name] = ClientPopulation(
                 env=env, name=name, cfg=c, sites=sites, recorder=self.recorder, ids=self.ids,
                 seed=seed, end=scenario.duration, max_load_factor=max_load_factor(scenario.faults, name),
-                open_requests=self.open_requests,
+                open_requests=self.open_requests, min_load_factor=min_load_factor(scenario.faults, name),
+                surge_start=surge_start(scenario.faults, name),
             )
         self.faults = FaultInjector(env, self.recorder, self.network, self.services, self.clients)
 
     def _site(self, *, caller: str, caller_node: str, member: int | None, target: str, policy: Any,
-              depth: int, throttle: Any = None) -> CallSite:
+              depth: int, throttle: Any = None, node_key: str | None = None, repeat: str = "") -> CallSite:
         return CallSite(
             env=self.env, recorder=self.recorder, caller=caller, caller_node=caller_node, member=member,
             target=self.services[target], policy=policy, depth=depth, network=self.network,
-            seed=self.seed, shared=self.shared, throttle_cfg=throttle,
+            seed=self.seed, shared=self.shared, throttle_cfg=throttle, node_key=node_key, repeat=repeat,
         )
 
     def _sampler(self) -> Generator[Event, Any, None]:
