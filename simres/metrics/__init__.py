@@ -12,6 +12,8 @@ from simres.metrics.amplification import (
     attempts_of,
     retry_amplification,
     tries_per_request,
+    tries_per_success,
+    useful_tries,
     work_per_success,
 )
 from simres.metrics.breaker import (
@@ -91,6 +93,8 @@ __all__ = [
     "throughput",
     "tries_per_request",
     "tries_per_second",
+    "tries_per_success",
+    "useful_tries",
     "utilization",
     "work_per_success",
 ]

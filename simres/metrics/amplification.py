@@ -8,13 +8,12 @@ Three views, each a ratio of counts from the ``attempts`` frame:
   independent failure probability p and R retries it tends to ``sum_{k<=R} p^k``.
 - per request, *tries per request* = client-level tries sent (``depth == 0``) per
   logical request (Brooker's "load").
-- overall, *work per success* = every try sent at any depth per successful request: the
-  price of one useful answer, which explodes when retries pile up on a failing system.
-
-Why not "total work / useful work" with useful = the tries on each successful request's
-final path: the attempts frame links a try to its root request but not to its parent
-try, so a downstream try cannot be attributed to the retry that caused it. Work per
-success is exact with the data we record and ranks policies the same way.
+- overall, *work per success* = total work / useful work: every try sent at any depth,
+  divided by the tries on successful paths (the successful try of each successful
+  request and, through ``parent_try``, the successful tries of the downstream calls its
+  handler made, recursively). 1 when nothing was wasted; it explodes when retries pile up
+  on a failing system. *Tries per success* is the simpler every try sent per successful
+  request (it grows with the depth of the call tree even when nothing fails).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from simres.metrics._common import factorize, labels_of, ratio, success_mask
+from simres.metrics._common import MetricsError, factorize, labels_of, ratio, success_mask
 
 
 def attempts_of(attempts: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
@@ -63,7 +62,7 @@ def tries_per_request(requests: pd.DataFrame, attempts: pd.DataFrame) -> float:
     return float(ratio(sent0.sum(), len(requests)))
 
 
-def work_per_success(requests: pd.DataFrame, attempts: pd.DataFrame) -> float:
+def tries_per_success(requests: pd.DataFrame, attempts: pd.DataFrame) -> float:
     """Tries sent at every depth on behalf of ``requests``, per successful request.
 
     NaN when no request succeeded (the work bought nothing).
@@ -71,3 +70,38 @@ def work_per_success(requests: pd.DataFrame, attempts: pd.DataFrame) -> float:
     own = attempts_of(attempts, requests)
     sent = own["sent"].to_numpy(dtype=bool).sum()
     return float(ratio(sent, success_mask(requests["outcome"]).sum()))
+
+
+def useful_tries(requests: pd.DataFrame, attempts: pd.DataFrame) -> np.ndarray:
+    """Boolean mask over ``attempts``: the tries on the successful paths of ``requests``.
+
+    A successful request's successful client try is on its path; so is every successful
+    try whose ``parent_try`` is on a path (the downstream calls that try's handler made and
+    that ended well). Failed tries, retried ones and tries of failed requests are not.
+    Needs the ``try_id`` and ``parent_try`` columns the engine records.
+    """
+    if not {"try_id", "parent_try"} <= set(attempts.columns):
+        raise MetricsError("attempts: needs the try_id and parent_try columns (recorded since simres 0.2)")
+    ok_try = success_mask(attempts["outcome"]) & attempts["sent"].to_numpy(dtype=bool)
+    won = requests["request_id"].to_numpy()[success_mask(requests["outcome"])]
+    parent = attempts["parent_try"].to_numpy(dtype=np.int64)
+    try_id = attempts["try_id"].to_numpy(dtype=np.int64)
+    root = (parent < 0) & (attempts["depth"].to_numpy(dtype=np.int64) == 0)
+    useful = ok_try & root & np.isin(attempts["request_id"].to_numpy(), won)
+    frontier = useful
+    # One pass per level of the call tree: a handful, each vectorised.
+    while frontier.any():
+        frontier = ok_try & ~useful & np.isin(parent, try_id[frontier])
+        useful |= frontier
+    return useful
+
+
+def work_per_success(requests: pd.DataFrame, attempts: pd.DataFrame) -> float:
+    """Total work / useful work: tries sent at every depth over the tries on successful paths.
+
+    Counts the tries of ``requests`` only. 1.0 when every try was on a successful path;
+    NaN when no request succeeded (the work bought nothing).
+    """
+    own = attempts_of(attempts, requests)
+    sent = own["sent"].to_numpy(dtype=bool).sum()
+    return float(ratio(sent, useful_tries(requests, own).sum()))

@@ -6,6 +6,7 @@ bound ``append`` methods the model caches on its hot path.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,11 @@ class Recorder:
         self.a_sent: list[bool] = []
         self.a_wait: list[float] = []
         self.a_depth: list[int] = []
+        self.a_try: list[int] = []
+        self.a_parent: list[int] = []
+        self.a_served: list[float] = []
+        self.next_try = itertools.count().__next__
+        """A new try id: tries are numbered in the order they start (or are refused)."""
         # events
         self.e_time: list[float] = []
         self.e_kind: list[str] = []
@@ -109,6 +115,9 @@ class Recorder:
             "sent": np.asarray(self.a_sent, dtype=bool),
             "wait": np.asarray(self.a_wait, dtype=float),
             "depth": np.asarray(self.a_depth, dtype=np.int8),
+            "try_id": np.asarray(self.a_try, dtype=np.int64),
+            "parent_try": np.asarray(self.a_parent, dtype=np.int64),
+            "service_start": np.asarray(self.a_served, dtype=float),
         })
 
     def events_frame(self) -> pd.DataFrame:

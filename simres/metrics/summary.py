@@ -26,7 +26,7 @@ from simres.metrics._common import (
     priority_labels,
     success_mask,
 )
-from simres.metrics.amplification import attempts_of, retry_amplification
+from simres.metrics.amplification import attempts_of, retry_amplification, work_per_success
 from simres.metrics.breaker import breaker_events, breaker_link_shares
 from simres.metrics.herd import herd_after_faults, herd_stats
 from simres.metrics.latency import latency_by, latency_percentiles
@@ -36,7 +36,7 @@ from simres.metrics.rates import (
     slo_attainment,
     tries_per_second,
 )
-from simres.metrics.recovery import recovery
+from simres.metrics.recovery import recovery, stable_at_end
 from simres.metrics.utilization import service_load
 
 RATE_KEYS: dict[str, str] = {
@@ -107,7 +107,8 @@ def summarize(requests: pd.DataFrame, attempts: pd.DataFrame, timeline: pd.DataF
     sent = own["sent"].to_numpy(dtype=bool)
     depth0 = own["depth"].to_numpy(dtype=np.int64) == 0
     out["tries_per_request"] = float((sent & depth0).sum() / n) if n else np.nan
-    out["work_per_success"] = float(sent.sum() / ok.sum()) if ok.sum() else np.nan
+    out["tries_per_success"] = float(sent.sum() / ok.sum()) if ok.sum() else np.nan
+    out["work_per_success"] = work_per_success(measured, own) if "parent_try" in own.columns else np.nan
     _per_service(out, attempts, own, timeline, warmup=warmup, duration=duration)
     _breakers(out, requests, attempts, events, warmup=warmup, duration=duration,
               breaker_links=breaker_links)
@@ -201,9 +202,11 @@ def _faults(out: dict[str, float], requests: pd.DataFrame, attempts: pd.DataFram
     """Recovery verdict/time per fault and post-fault herd metrics per service and fault."""
     rec = recovery(requests, events, t_end=duration, warmup=warmup, window=RECOVERY_WINDOW,
                    hold=RECOVERY_HOLD)
-    for fault, recovered, time in zip(rec["fault"], rec["recovered"], rec["recovery_time"],
-                                      strict=True):
+    out["stable_at_end"] = stable_at_end(requests, events, t_end=duration, warmup=warmup, hold=RECOVERY_HOLD)
+    for fault, recovered, time, status in zip(rec["fault"], rec["recovered"], rec["recovery_time"],
+                                              rec["status"], strict=True):
         out[f"recovered:{fault}"] = np.nan if pd.isna(recovered) else float(bool(recovered))
+        out[f"relapsed:{fault}"] = np.nan if pd.isna(recovered) else float(status == "relapsed")
         out[f"recovery_time:{fault}"] = float(time)
     if len(rec) == 0:
         return

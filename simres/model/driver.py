@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from simres.scenario.services import CallPolicy
 
 INF = float("inf")
+NAN = float("nan")
 _BREAKER_CODE = {"closed": 0.0, "open": 1.0, "half_open": 2.0}
 
 
@@ -102,6 +103,8 @@ class CallSite:
         seed: int,
         shared: SharedState,
         throttle_cfg: Any = None,
+        node_key: str | None = None,
+        repeat: str = "",
     ):
         self.env = env
         self.recorder = recorder
@@ -115,16 +118,23 @@ class CallSite:
         self.timeout = policy.timeout
         self.deadline = policy.deadline
         self.retry = policy.retry
-        self.out_links: list[Link] = [network.link(caller_node, inst.node) for inst in target.instances]
-        self.back_links: list[Link] = [network.link(inst.node, caller_node) for inst in target.instances]
-        self.rng: np.random.Generator = stream(seed, f"call:{self.component}", "retry")
+        # Every stream is keyed by the site's full identity: ``node_key`` names the calling
+        # member (``web#3``: members of a population share their node name ``web``), and
+        # ``repeat`` tells apart two calls of one handler to the same target (``@1``).
+        node = (node_key or caller_node) + repeat
+        ident = f"call:{self.component}{repeat}"
+        self.out_links: list[Link] = [network.link(caller_node, inst.node, f"{node}->{inst.node}")
+                                      for inst in target.instances]
+        self.back_links: list[Link] = [network.link(inst.node, caller_node, f"{inst.node}->{node}")
+                                       for inst in target.instances]
+        self.rng: np.random.Generator = stream(seed, ident, "retry")
         self.outstanding = [0] * len(target.instances)
         """Tries this caller has in flight to each instance (what a least-request balancer sees)."""
-        self._lbu = uniform_sampler(stream(seed, f"call:{self.component}", "load_balancer"))
+        self._lbu = uniform_sampler(stream(seed, ident, "load_balancer"))
         n = len(target.instances)
         self._rr = int(self._lbu() * n)  # each caller starts its rotation somewhere else
         self.pick = self._balancer(target.load_balancer, n)
-        self.u = uniform_sampler(stream(seed, f"call:{self.component}", "decisions"))
+        self.u = uniform_sampler(stream(seed, ident, "decisions"))
         edge = f"{caller}->{target.name}"
 
         def scoped(cfg: Any, kind: str, make: Any) -> Any:
@@ -140,7 +150,7 @@ class CallSite:
         self.breaker: CircuitBreaker | None = scoped(
             policy.breaker, "breaker",
             lambda: policy.breaker.build(listener=self._breaker_listener(component),
-                                         rng=stream(seed, f"breaker:{component}", "open_for")),
+                                         rng=stream(seed, f"breaker:{component}{repeat}", "open_for")),
         )
         self.bulkhead: Bulkhead | None = scoped(policy.bulkhead, "bulkhead", lambda: policy.bulkhead.build())
         self.throttle: AdaptiveThrottle | None = scoped(throttle_cfg, "throttle", lambda: throttle_cfg.build())
@@ -153,7 +163,8 @@ class CallSite:
         self._apps = (
             a.a_req.append, a.a_attempt.append, a.a_caller.append, a.a_service.append,
             a.a_instance.append, a.a_start.append, a.a_end.append, a.a_outcome.append,
-            a.a_sent.append, a.a_wait.append, a.a_depth.append,
+            a.a_sent.append, a.a_wait.append, a.a_depth.append, a.a_try.append, a.a_parent.append,
+            a.a_served.append,
         )
 
     def _balancer(self, kind: str, n: int) -> Any:
@@ -198,8 +209,8 @@ class CallSite:
         return on_transition
 
     def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
-                outcome: str, sent: bool, wait: float) -> None:
-        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10 = self._apps
+                outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
+        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13 = self._apps
         r0(req_id)
         r1(attempt)
         r2(self.caller)
@@ -211,6 +222,9 @@ class CallSite:
         r8(sent)
         r9(wait)
         r10(self.depth)
+        r11(try_id)
+        r12(parent)
+        r13(served)
 
     def send(self, req_id: int, priority: str) -> Job:
         """Send a single try with no policy and return its job (an event) without a process.
@@ -222,7 +236,7 @@ class CallSite:
         """
         env = self.env
         idx = self.pick()
-        job = Job(env, req_id, priority, INF, self.back_links[idx])
+        job = Job(env, req_id, priority, INF, self.back_links[idx], self.recorder.next_try())
         job.t0 = env.now
         job.idx = idx
         self._send(job, idx)
@@ -231,11 +245,15 @@ class CallSite:
     def record_simple(self, job: Job) -> None:
         """Record the attempt row of a try made by :meth:`send` (which has now ended)."""
         self.outstanding[job.idx] -= 1
-        self._record(job.req_id, 1, job.idx, job.t0, self.env.now, job._value, True, 0.0)
+        self._record(job.req_id, 1, job.idx, job.t0, self.env.now, job._value, True, 0.0, job.try_id, -1, job.served)
 
-    def call(self, req_id: int, priority: str, parent_deadline: float = INF
+    def call(self, req_id: int, priority: str, parent_deadline: float = INF, parent: int = -1
              ) -> Generator[Event, Any, tuple[str, int]]:
-        """Make one logical call; returns (final outcome, tries made)."""
+        """Make one logical call; returns (final outcome, tries made).
+
+        ``parent`` is the try whose handler makes this call (-1 for a client's call): every
+        try of this call records it, so a request's tries form a tree.
+        """
         env = self.env
         now = env.now
         deadline_at = parent_deadline
@@ -262,13 +280,13 @@ class CallSite:
             # -- local gates: throttle, breaker, bulkhead -------------------------------
             if throttle is not None and throttle.should_reject(t0, self.u()):
                 throttle.record_rejection(t0)
-                outcome = self._reject(req_id, attempt, t0, THROTTLED, "throttled", retry_cost, wait)
+                outcome = self._reject(req_id, attempt, t0, THROTTLED, "throttled", retry_cost, wait, parent)
                 break
             permit = None
             if breaker is not None:
                 permit = breaker.allow(t0)
                 if permit is None:
-                    outcome = self._reject(req_id, attempt, t0, BREAKER_OPEN, None, retry_cost, wait)
+                    outcome = self._reject(req_id, attempt, t0, BREAKER_OPEN, None, retry_cost, wait, parent)
                     break
             if bulkhead is not None:
                 decision = bulkhead.try_enter(t0)
@@ -280,10 +298,12 @@ class CallSite:
                         if breaker is not None:
                             breaker.release(permit)
                         outcome = self._reject(req_id, attempt, t0, BULKHEAD_FULL, "bulkhead_rejected",
-                                               retry_cost, wait)
+                                               retry_cost, wait, parent)
                         break
             # -- the try --------------------------------------------------------------
-            outcome, job, idx = yield from self._try(req_id, priority, deadline_at)
+            if budget is not None:
+                budget.on_try_start(t0, attempt > 1)
+            outcome, job, idx = yield from self._try(req_id, priority, deadline_at, parent=parent)
             t1 = env.now
             if bulkhead is not None:
                 waiter = bulkhead.leave(t1)
@@ -295,7 +315,7 @@ class CallSite:
                 throttle.record_outcome(t1, outcome)
             if budget is not None:
                 budget.on_try_end(t1, outcome, attempt > 1, retry_cost)
-            self._record(req_id, attempt, idx, t0, t1, outcome, True, wait)
+            self._record(req_id, attempt, idx, t0, t1, outcome, True, wait, job.try_id, parent, job.served)
             if outcome is OK or outcome is DEGRADED or rc is None:
                 break
             # -- retry decision: policy, then the deadline, then the budget --------------
@@ -313,16 +333,16 @@ class CallSite:
         return outcome, attempt
 
     def _reject(self, req_id: int, attempt: int, t0: float, outcome: str, event: str | None,
-                retry_cost: float | None, wait: float) -> str:
+                retry_cost: float | None, wait: float, parent: int) -> str:
         """A try refused locally (throttle, breaker, bulkhead): it still ends for the budget,
         so a concurrency budget's count of active retries stays balanced; it is recorded
         as an unsent attempt (and as an event where the kind has one)."""
         now = self.env.now
         if self.budget is not None:
-            self.budget.on_try_end(now, outcome, attempt > 1, retry_cost)
+            self.budget.on_try_end(now, outcome, attempt > 1, retry_cost, sent=False)
         if event is not None:
             self.recorder.event(now, event, self.component, "", float(req_id))
-        self._record(req_id, attempt, -1, t0, now, outcome, False, wait)
+        self._record(req_id, attempt, -1, t0, now, outcome, False, wait, self.recorder.next_try(), parent, NAN)
         return outcome
 
     def _send(self, job: Job, idx: int) -> None:
@@ -337,8 +357,8 @@ class CallSite:
             else:
                 inst.submit(job)
 
-    def _try(self, req_id: int, priority: str, deadline_at: float, op: int = 0, version: int = 0
-             ) -> Generator[Event, Any, tuple[str, Job, int]]:
+    def _try(self, req_id: int, priority: str, deadline_at: float, op: int = 0, version: int = 0,
+             parent: int = -1) -> Generator[Event, Any, tuple[str, Job, int]]:
         """One try: pick an instance, arm the per-try timer (capped by the deadline), send,
         and wait for the reply or the timer. Returns (outcome, job, instance index).
 
@@ -349,7 +369,7 @@ class CallSite:
         limit = deadline_at - env.now
         if self.timeout is not None and self.timeout < limit:
             limit = self.timeout
-        job = Job(env, req_id, priority, env.now + limit, self.back_links[idx])
+        job = Job(env, req_id, priority, env.now + limit, self.back_links[idx], self.recorder.next_try(), parent)
         job.op = op
         job.version = version
         if limit < INF:
@@ -381,7 +401,7 @@ class CallSite:
             outcome, job, idx = yield from self._try(req_id, priority, deadline_at, READ)
             if outcome is OK:
                 outcome, job, idx = yield from self._try(req_id, priority, deadline_at, WRITE, job.version)
-            self._record(req_id, attempt, idx, t0, env.now, outcome, True, wait)
+            self._record(req_id, attempt, idx, t0, env.now, outcome, True, wait, job.try_id, -1, job.served)
             if outcome is OK or rc is None:
                 break
             delay = rc.next_delay(outcome, self.rng, None)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 INF = float("inf")
+NAN = float("nan")
 READ = 1
 """Job.op of an optimistic-concurrency read (the reply carries the row version)."""
 WRITE = 2
@@ -33,11 +34,12 @@ class Job(Event):
     """
 
     __slots__ = (
-        "back", "deadline", "epoch", "gone", "idx", "member", "op", "priority", "req_id", "retry_after", "t0",
-        "version",
+        "back", "deadline", "epoch", "gone", "idx", "member", "op", "parent", "priority", "req_id", "retry_after",
+        "served", "t0", "try_id", "version",
     )
 
-    def __init__(self, env: Environment, req_id: int, priority: str, deadline: float, back: Link):
+    def __init__(self, env: Environment, req_id: int, priority: str, deadline: float, back: Link,
+                 try_id: int = -1, parent: int = -1):
         # inlined Event.__init__ (hot path)
         self.env = env
         self.callbacks = []
@@ -51,6 +53,9 @@ class Job(Event):
         self.retry_after: float | None = None
         self.op = 0  # 0 plain call, READ or WRITE against an occ_row resource
         self.version = 0
+        self.try_id = try_id  # this try's id in the attempts frame
+        self.parent = parent  # the try whose handler made this call (-1: a client's call)
+        self.served = NAN  # when a worker took it (set by the instance; NaN if never served)
 
     def expire(self, _ev: Event) -> None:
         """The caller's per-try timer fired."""

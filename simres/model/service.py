@@ -159,6 +159,7 @@ class Instance:
     def _start(self, job: Job) -> None:
         self.busy += 1
         job.epoch = self.epoch
+        job.served = self.env.now
         self.running.add(job)
         st = self.sample() * self.slow * self.cold_factor
         if self.k:
@@ -215,7 +216,7 @@ class Instance:
         parent_deadline = job.deadline if self.cancel else INF
         outcome = OK
         if self.parallel:
-            procs = [env.process(site.call(job.req_id, job.priority, parent_deadline))
+            procs = [env.process(site.call(job.req_id, job.priority, parent_deadline, job.try_id))
                      for site, _, _ in self.handler]
             yield AllOf(env, procs)
             results = [p.value[0] for p in procs]
@@ -224,7 +225,7 @@ class Instance:
             for site, critical, _ in self.handler:
                 if self.cancel and job.gone:
                     break
-                res, _ = yield from site.call(job.req_id, job.priority, parent_deadline)
+                res, _ = yield from site.call(job.req_id, job.priority, parent_deadline, job.try_id)
                 results.append(res)
                 if critical and res not in SUCCESS_OUTCOMES:
                     break

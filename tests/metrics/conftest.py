@@ -56,8 +56,9 @@ def build_attempts(request_id: Sequence[int], start: Sequence[float] | float = 0
                    attempt: Sequence[int] | int = 1, service: Sequence[str] | str = "api",
                    sent: Sequence[bool] | bool = True, depth: Sequence[int] | int = 0,
                    outcome: Sequence[str] | str = "ok", caller: Sequence[str] | str = "web",
+                   try_id: Sequence[int] | None = None, parent_try: Sequence[int] | int = -1,
                    ) -> pd.DataFrame:
-    """An attempts frame."""
+    """An attempts frame (try ids 0..n-1 and no parents unless given)."""
     rid = np.asarray(request_id, dtype=np.int64)
     n = rid.size
     start = _column(start, n).astype(float)
@@ -74,6 +75,9 @@ def build_attempts(request_id: Sequence[int], start: Sequence[float] | float = 0
         "sent": _column(sent, n).astype(bool),
         "wait": np.zeros(n),
         "depth": _column(depth, n).astype(np.int8),
+        "try_id": np.arange(n, dtype=np.int64) if try_id is None else np.asarray(try_id, dtype=np.int64),
+        "parent_try": _column(parent_try, n).astype(np.int64),
+        "service_start": start,
     })
 
 

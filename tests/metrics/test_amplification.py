@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simres.metrics import attempts_of, retry_amplification, tries_per_request, work_per_success
+from simres.metrics import (
+    attempts_of,
+    retry_amplification,
+    tries_per_request,
+    tries_per_success,
+    useful_tries,
+    work_per_success,
+)
 
 
 def _retry_tree(make_attempts):
@@ -49,7 +56,29 @@ def test_tries_per_request_and_work_per_success(make_attempts, make_requests):
     req = make_requests(np.arange(10.0), outcome=["ok"] * 8 + ["error"] * 2)
 
     assert tries_per_request(req, att) == pytest.approx(25 / 10)
-    assert work_per_success(req, att) == pytest.approx((25 + 30) / 8)
+    assert tries_per_success(req, att) == pytest.approx((25 + 30) / 8)
+
+
+def test_work_per_success_counts_exactly_the_tries_on_successful_paths(make_attempts, make_requests):
+    # request 0: client try 0 times out, its handler's db try 4 succeeded (wasted work);
+    # the retry, try 1, succeeds after its handler retried db (try 2 error, try 3 ok).
+    # request 1: client try 5 fails although its db try 6 succeeded.
+    att = make_attempts(
+        request_id=[0, 0, 0, 0, 0, 1, 1], try_id=[0, 1, 2, 3, 4, 5, 6],
+        parent_try=[-1, -1, 1, 1, 0, -1, 5], depth=[0, 0, 1, 1, 1, 0, 1],
+        attempt=[1, 2, 1, 2, 1, 1, 1], service=["api", "api", "db", "db", "db", "api", "db"],
+        outcome=["timeout", "ok", "error", "ok", "ok", "error", "ok"])
+    req = make_requests([0.0, 1.0], outcome=["ok", "error"])
+
+    assert useful_tries(req, att).tolist() == [False, True, False, True, False, False, False]
+    assert work_per_success(req, att) == pytest.approx(7 / 2)
+    assert tries_per_success(req, att) == pytest.approx(7 / 1)
+
+
+def test_work_per_success_is_one_when_nothing_is_wasted(make_attempts, make_requests):
+    att = make_attempts(request_id=[0, 0, 1, 1], try_id=[0, 1, 2, 3], parent_try=[-1, 0, -1, 2],
+                        depth=[0, 1, 0, 1], service=["api", "db", "api", "db"])
+    assert work_per_success(make_requests([0.0, 1.0]), att) == pytest.approx(1.0)
 
 
 def test_work_per_success_is_nan_without_success(make_attempts, make_requests):

@@ -81,6 +81,9 @@ def test_amplification_excludes_warmup_tries(small_run):
     assert s["amplification:api"] == pytest.approx(20 / 16)
     assert s["amplification:db"] == pytest.approx(1.0)
     assert s["tries_per_request"] == pytest.approx(20 / 16)
+    assert s["tries_per_success"] == pytest.approx((20 + 12) / 12)
+    # the hand-built db tries name no parent try, so only the 12 successful client tries
+    # are on a successful path
     assert s["work_per_success"] == pytest.approx((20 + 12) / 12)
     assert s["tries_per_s:api"] == pytest.approx(20 / 8)
     assert s["tries_per_s:db"] == pytest.approx(12 / 8)
