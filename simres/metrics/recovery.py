@@ -18,6 +18,18 @@ When no such run fits before ``t_end`` the fault is *not recovered* (``recovered
 ``recovery_time=NaN``): the metastable outcome. A system that only comes back in the last
 ``hold`` seconds is reported not recovered: its recovery cannot be confirmed.
 
+A recovery must also last. The *horizon* is the start of the next fault that begins after
+this one ended, or ``t_end``. The last ``hold`` seconds of whole windows before the horizon
+are judged pooled (their success rate and p99 against the same limits, the success rate
+allowed three standard errors of slack when that is more than the tolerance); when they fail, the
+system came back and fell over again: ``status="relapsed"``, ``recovered=False``, and
+``recovery_time`` keeps the time of the first recovery. When the first recovery itself
+reaches past the horizon, the first hold period is the last one there is to judge.
+
+:func:`stable_at_end` is the fault-free counterpart, computed for every run: the last
+``hold`` seconds before ``t_end`` against the early part of the run (see its docstring), so a
+system that collapses with no trigger at all is flagged too.
+
 Baseline: the whole windows of ``[warmup, fault_start)`` (grid anchored at ``warmup``)
 that overlap no fault's active interval. ``baseline_success_rate`` and ``baseline_p99``
 pool the requests of those windows, as the hold period's p99 does.
@@ -49,6 +61,9 @@ from simres.metrics._common import (
     window_index,
 )
 from simres.metrics.faults import fault_intervals
+
+STATUSES: tuple[str, ...] = ("recovered", "relapsed", "not_recovered", "not_ended", "no_baseline")
+"""Every ``status`` a fault's row can have."""
 
 RECOVERY_COLUMNS: tuple[str, ...] = (
     "fault", "kind", "start", "end", "baseline_success_rate", "baseline_p99", "recovered",
@@ -130,11 +145,21 @@ def recovery(requests: pd.DataFrame, events: pd.DataFrame, *, t_end: float,
                         >= row["baseline_success_rate"] - success_tolerance - EPS) & (count > 0))
         if sparse:
             passing |= count == 0
-        first = _first_hold(passing, need, start, latency, f.end, window,
-                            p99_factor * row["baseline_p99"], allow_empty=sparse)
-        row["recovered"] = first is not None
-        row["recovery_time"] = np.nan if first is None else first * window
-        row["status"] = "recovered" if first is not None else "not_recovered"
+        p99_limit = p99_factor * row["baseline_p99"]
+        first = _first_hold(passing, need, start, latency, f.end, window, p99_limit, allow_empty=sparse)
+        if first is None:
+            row.update(recovered=False, status="not_recovered")
+            continue
+        row["recovery_time"] = first * window
+        later = active_s[active_s >= f.end]
+        horizon = min(t_end, float(later.min())) if later.size else t_end
+        n_h = n_windows(f.end, horizon, window)
+        lasting = True
+        if first + need < n_h:  # the last hold period before the horizon is not the first one
+            lo = f.end + (n_h - need) * window
+            lasting = _healthy(start, ok, latency, lo, lo + need * window, row["baseline_success_rate"],
+                               success_tolerance, p99_limit, allow_empty=sparse)
+        row.update(recovered=lasting, status="recovered" if lasting else "relapsed")
 
     frame = pd.DataFrame(rows, columns=list(RECOVERY_COLUMNS))
     frame["recovered"] = frame["recovered"].astype("boolean")
@@ -143,6 +168,71 @@ def recovery(requests: pd.DataFrame, events: pd.DataFrame, *, t_end: float,
     for col in ("fault", "kind", "status"):
         frame[col] = frame[col].astype(object)
     return frame
+
+
+def _healthy(start: np.ndarray, ok: np.ndarray, latency: np.ndarray, lo: float, hi: float,
+             reference: float, tolerance: float, p99_limit: float, *, allow_empty: bool) -> bool:
+    """Whether the requests started in ``[lo, hi)`` pass, pooled: success rate and p99.
+
+    Pooled over the whole period (not window by window), and the success rate may fall
+    below ``reference`` by ``tolerance`` or by three standard errors of a share of that
+    many requests, whichever is larger: a relapse is a collapse, not sampling noise.
+    """
+    sel = (start >= lo) & (start < hi)
+    n = int(sel.sum())
+    if n == 0:
+        return allow_empty
+    slack = max(tolerance, 3.0 * float(np.sqrt(reference * (1.0 - reference) / n)))
+    if ok[sel].sum() / n < reference - slack - EPS:
+        return False
+    lat = latency[sel]
+    lat = lat[np.isfinite(lat)]
+    if lat.size == 0:
+        return False
+    return bool(np.quantile(lat, 0.99) <= p99_limit)
+
+
+def stable_at_end(requests: pd.DataFrame, events: pd.DataFrame, *, t_end: float, warmup: float = 0.0,
+                  hold: float = 5.0, success_tolerance: float = 0.02, p99_factor: float = 1.5,
+                  population: Population = "success") -> float:
+    """1.0 if the last ``hold`` seconds before ``t_end`` are as healthy as the run's start, else 0.0.
+
+    The fault-free stability verdict, for every run. *Final period*: requests started in
+    ``[t_end - hold, t_end)``. *Reference*: requests started in ``[warmup, r)`` outside
+    every fault's active interval, where ``r`` is the first fault's start or, without faults
+    (or when that leaves nothing), the midpoint of ``[warmup, t_end - hold)``: the early
+    part of the run. Stable when the final period's pooled success rate is at least the
+    reference's minus ``success_tolerance`` (or minus three standard errors, if more) and
+    its pooled p99 at most ``p99_factor`` times the reference's (the recovery limits). NaN
+    when either period has no requests or the reference no successes. A system that tips
+    over with no trigger (offered load above its metastability bound) gives 0.0; one that is
+    steadily bad from the start gives 1.0: it is stable, and its success rate says the rest.
+    """
+    final_lo = t_end - hold
+    if not final_lo > warmup:
+        return float("nan")
+    faults = fault_intervals(events)
+    starts = faults["start"].to_numpy(dtype=float)
+    ends = np.nan_to_num(faults["end"].to_numpy(dtype=float), nan=np.inf)
+    mid = warmup + (final_lo - warmup) / 2.0
+    ref_hi = float(starts.min()) if starts.size and starts.min() > warmup else mid
+    start = requests["start"].to_numpy(dtype=float)
+    ok = success_mask(requests["outcome"])
+    latency = np.where(population_mask(requests, population), requests["latency"].to_numpy(dtype=float), np.nan)
+    ref = (start >= warmup) & (start < min(ref_hi, final_lo))
+    if starts.size:
+        ref &= ~((start[:, None] >= starts) & (start[:, None] < ends)).any(axis=1)
+    n = int(ref.sum())
+    ref_lat = latency[ref]
+    ref_lat = ref_lat[np.isfinite(ref_lat)]
+    if n == 0 or ref_lat.size == 0:
+        return float("nan")
+    final = (start >= final_lo) & (start < t_end)
+    if not final.any():
+        return float("nan")
+    healthy = _healthy(start, ok, latency, final_lo, t_end, ok[ref].sum() / n, success_tolerance,
+                       p99_factor * float(np.quantile(ref_lat, 0.99)), allow_empty=False)
+    return 1.0 if healthy else 0.0
 
 
 def _window_stats(start: np.ndarray, ok: np.ndarray, latency: np.ndarray, t0: float,

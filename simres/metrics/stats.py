@@ -19,6 +19,9 @@ import pandas as pd
 
 from simres.metrics._common import MetricsError
 
+SHARE_PREFIXES = ("recovered:", "relapsed:", "stable_at_end")
+"""Summary keys that are 0/1 per run: their mean over replications is a share, with a Wilson interval."""
+
 ID_COLUMNS: tuple[str, ...] = ("run_id", "replicate", "seed", "wall_time")
 """Columns of a sweep frame that identify a run rather than measure it."""
 
@@ -168,8 +171,9 @@ def aggregate_replications(df: pd.DataFrame, *, group_cols: Sequence[str] = (),
     Returns:
         One row per (group, metric): the group columns, ``metric``, ``mean``, ``lo``,
         ``hi``, ``halfwidth``, ``n`` (non-NaN replications) and ``method``. Metrics named
-        ``recovered:*`` are proportions and get a Wilson interval (method ``"wilson"``,
-        ``halfwidth`` = half the interval's width); every other metric gets Student t
+        ``recovered:*``, ``relapsed:*`` and ``stable_at_end`` are proportions and get a
+        Wilson interval (method ``"wilson"``, ``halfwidth`` = half the interval's width); every
+        other metric gets Student t
         (method ``"t"``). ``recovery_time:*`` is NaN for runs that did not recover, so its
         mean is conditional on recovery; use :func:`aggregate_recovery` for the verdict.
     """
@@ -197,7 +201,7 @@ def aggregate_replications(df: pd.DataFrame, *, group_cols: Sequence[str] = (),
     tidy["method"] = "t"
     tidy.index = tidy.index.set_names([*(group_cols or ["_group"]), "metric"])
     tidy = tidy.reset_index()
-    prop = tidy["metric"].astype(str).str.startswith("recovered:").to_numpy()
+    prop = tidy["metric"].astype(str).str.startswith(SHARE_PREFIXES).to_numpy()
     if prop.any():
         # A handful of rows (faults x design points): a loop over them is fine.
         k = np.rint(tidy.loc[prop, "mean"].fillna(0) * tidy.loc[prop, "n"]).astype(int)
@@ -219,7 +223,8 @@ def aggregate_recovery(df: pd.DataFrame, *, group_cols: Sequence[str] = (),
 
     Reads the summary columns ``recovered:<fault>`` (1.0, 0.0 or NaN = not judged) and
     ``recovery_time:<fault>``. Returns one row per (group, fault): ``n`` (replications
-    judged), ``not_recovered`` (count), ``share_not_recovered`` with its Wilson
+    judged), ``not_recovered`` (count; relapses included), ``relapsed`` (of those, the
+    runs that recovered and fell back, from ``relapsed:<fault>``), ``share_not_recovered`` with its Wilson
     interval ``lo`` / ``hi``, and the recovery time of the replications that recovered:
     ``recovery_time_p50``, ``recovery_time_p90`` (one column per level of
     ``quantiles``), ``recovery_time_max``. A pooled mean is deliberately absent: a
@@ -245,12 +250,14 @@ def aggregate_recovery(df: pd.DataFrame, *, group_cols: Sequence[str] = (),
             times = times[judged & (rec == 1)] if times.size else times
             times = times[~np.isnan(times)]
             row = dict(zip(group_cols, key, strict=True))
-            row.update({"fault": fault, "n": n, "not_recovered": failed,
+            rel_col = f"relapsed:{fault}"
+            relapsed = int(np.nansum(part[rel_col].to_numpy(dtype=float))) if rel_col in part else 0
+            row.update({"fault": fault, "n": n, "not_recovered": failed, "relapsed": relapsed,
                         "share_not_recovered": ci.p, "lo": ci.lo, "hi": ci.hi})
             qv = np.quantile(times, list(quantiles)) if times.size else [np.nan] * len(q_names)
             row.update(dict(zip(q_names, map(float, qv), strict=True)))
             row["recovery_time_max"] = float(times.max()) if times.size else np.nan
             rows.append(row)
-    columns = [*group_cols, "fault", "n", "not_recovered", "share_not_recovered", "lo", "hi",
+    columns = [*group_cols, "fault", "n", "not_recovered", "relapsed", "share_not_recovered", "lo", "hi",
                *q_names, "recovery_time_max"]
     return pd.DataFrame(rows, columns=columns)
