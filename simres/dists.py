@@ -132,11 +132,18 @@ def _Phi(x: float) -> float:
 
 
 class Normal(_DistBase):
-    """Normal(mean, sd) truncated at 0 (negative draws are redrawn, not clipped)."""
+    """Normal(mean, sd) made non-negative: truncated at 0 (redrawn) or folded (|x|).
+
+    ``at_zero: truncate`` (the default) redraws negative values, so the shape above 0 is
+    the normal's; ``fold`` takes the absolute value, |N(mean, sd)|, as the AWS
+    backoff-and-jitter simulator draws its delays.
+    """
 
     kind: Literal["normal"] = "normal"
     mu: float = Field(alias="mean")
     sd: float = Field(ge=0)
+    at_zero: Literal["truncate", "fold"] = Field(
+        default="truncate", description="Negative draws: redrawn (truncate) or their absolute value (fold).")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -147,7 +154,10 @@ class Normal(_DistBase):
     @property
     def mean(self) -> float:
         if self.sd == 0:
-            return max(self.mu, 0.0)
+            return abs(self.mu) if self.at_zero == "fold" else max(self.mu, 0.0)
+        if self.at_zero == "fold":
+            m, s = self.mu, self.sd
+            return s * math.sqrt(2 / math.pi) * math.exp(-m * m / (2 * s * s)) + m * (1 - 2 * _Phi(-m / s))
         a = self._alpha
         return self.mu + self.sd * _phi(a) / (1 - _Phi(a))
 
@@ -155,12 +165,16 @@ class Normal(_DistBase):
     def variance(self) -> float:
         if self.sd == 0:
             return 0.0
+        if self.at_zero == "fold":
+            return self.mu**2 + self.sd**2 - self.mean**2
         a = self._alpha
         lam = _phi(a) / (1 - _Phi(a))
         return self.sd**2 * (1 + a * lam - lam * lam)
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
         mu, sd = self.mu, self.sd
+        if self.at_zero == "fold":
+            return batched(lambda n: np.abs(rng.normal(mu, sd, n)))
 
         def draw(n: int) -> np.ndarray:
             x = rng.normal(mu, sd, n)

@@ -37,7 +37,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
         if all_variants and not sc.variants:
             raise SimresError(f"{scenario}: variants: the scenario defines no variants")
         names = list(sc.variants) if all_variants else [variant]
-        df = replicate(sc, variants=names, reps=reps, seed=seed, progress=not quiet)
+        df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet)
         click.echo(compare_table(df))
         if out:
             write_frame(df, Path(out) / f"replications.{fmt}")
@@ -46,7 +46,8 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
 
     prog = SimProgress(sc.name, enabled=not quiet)
     try:
-        result = run_once(sc, seed=seed, variant=variant, progress=prog)
+        # the variant first, then --set (the explicit flag wins): the scenario `show` prints
+        result = run_once(scenario, seed=seed, variant=variant, overrides=overrides, progress=prog)
     finally:
         prog.close()
     title = f"{sc.name}" + (f" [{variant}]" if variant else "") + f"  seed={result.seed}  wall={result.wall_time:.2f}s"
@@ -93,14 +94,15 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
     from simres.experiments.replications import compare_table, replicate
     from simres.scenario.loading import load_scenario, parse_overrides
 
-    sc = load_scenario(scenario, overrides=parse_overrides(sets))
+    overrides = parse_overrides(sets)
+    sc = load_scenario(scenario, overrides=overrides)
     if not sc.variants and not variants:
         raise SimresError(f"{scenario}: variants: the scenario defines no variants to compare")
     unknown = [v for v in variants if v not in sc.variants]
     if unknown:
         raise SimresError(f"--variant: unknown variant '{unknown[0]}' (variants: {', '.join(sc.variants)})")
     names = list(variants) or list(sc.variants)
-    df = replicate(sc, variants=names, reps=reps, seed=seed, progress=not quiet)
+    df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet)
     if metrics:
         missing = [m for m in metrics if m not in df.columns]
         if missing:

@@ -257,10 +257,17 @@ def plan_sweep(spec: SweepSpec, *, source: str | None = None) -> Plan:
     from simres.scenario.loading import apply_overrides, load_scenario, resolved_dict, validate
 
     where = source or "sweep"
+    # One order everywhere: the scenario, then its variant, then the overrides (--set), then
+    # the point's own parameters. ``base`` is the scenario as written; every point applies
+    # the rest in that order (see :func:`point_overrides`).
     try:
-        scenario = load_scenario(spec.scenario, overrides=spec.overrides or None)
+        scenario = load_scenario(spec.scenario)
     except ScenarioError as e:
-        raise SweepError(str(e) if spec.overrides == {} else f"overrides: {e}") from None
+        raise SweepError(str(e)) from None
+    try:
+        with_sets = load_scenario(scenario, overrides=spec.overrides or None)
+    except ScenarioError as e:
+        raise SweepError(f"overrides: {e}") from None
     base = resolved_dict(scenario)
     if spec.variants == "all":
         if not scenario.variants:
@@ -277,13 +284,13 @@ def plan_sweep(spec: SweepSpec, *, source: str | None = None) -> Plan:
     sections |= {p: "sample" for p in (spec.sample.ranges if spec.sample else {})}
     # Each path alone first (a typo is reported as such), then every combination.
     for path in spec.params:
-        _check(base, {path: combos[0][path]}, f"{where}: {sections[path]}")
+        _check(base, {**spec.overrides, path: combos[0][path]}, f"{where}: {sections[path]}")
     for v in variants:
         data = base if v is None else apply_overrides(base, scenario.variants[v], source=f"variant {v}")
         if v is not None:
             validate(data, source=f"variant {v}")
         for combo in combos:
-            _check(data, combo, f"{where}: {_label(combo, v)}")
+            _check(data, point_overrides(spec, combo), f"{where}: {_label(combo, v)}")
     seed = scenario.seed if spec.seed is None else spec.seed
     seeds = replication_seeds(seed, spec.reps)
     points = [Point(run_id(c, v, r), c, v, r, s)
@@ -295,7 +302,7 @@ def plan_sweep(spec: SweepSpec, *, source: str | None = None) -> Plan:
         "version": 1,
         "scenario": spec.scenario if isinstance(spec.scenario, str) else "<mapping>",
         "scenario_name": scenario.name,
-        "fingerprint": _fingerprint(base),
+        "fingerprint": _fingerprint(resolved_dict(with_sets)),
         "overrides": spec.overrides,
         "params": spec.params,
         "dtypes": dtypes,
@@ -305,6 +312,11 @@ def plan_sweep(spec: SweepSpec, *, source: str | None = None) -> Plan:
         "reps": spec.reps,
     }
     return Plan(spec, scenario, base, combos, variants, seeds, points, meta)
+
+
+def point_overrides(spec: SweepSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What a point applies after its variant: the sweep's fixed overrides, then its parameters."""
+    return {**spec.overrides, **params}
 
 
 def _check(data: dict[str, Any], combo: Mapping[str, Any], where: str) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from simres.metrics.stats import aggregate_recovery, aggregate_replications, paired_difference
 from simres.rng import replication_seeds
-from simres.scenario.loading import load_scenario
+from simres.scenario.loading import load_scenario, parse_overrides
 from simres.scenario.schema import Scenario
 
 LOWER_IS_BETTER_PREFIXES = (
@@ -70,11 +70,18 @@ def replicate(
     scenario as written. ``executor`` is anything with ``map(fn, items)`` preserving
     order (default: serial in this process).
     """
-    sc = load_scenario(scenario, overrides=overrides)
-    names: list[str | None] = list(variants) if variants else [None]
+    # One order everywhere: the scenario, then the variant, then the overrides (the explicit
+    # flag wins). Each task applies its variant and then the overrides to the scenario as written.
+    ov = None if not overrides else dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    base = load_scenario(scenario)
+    sc = load_scenario(base, overrides=ov)
+    for v in names_of(variants):
+        if v is not None:
+            load_scenario(base, variant=v, overrides=ov)  # a bad variant fails here, before any run
+    names = names_of(variants)
     seeds = replication_seeds(sc.seed if seed is None else int(seed), reps)
-    data = sc.model_dump(mode="json", by_alias=True)
-    tasks = [(data, v, i, s) for v in names for i, s in enumerate(seeds)]
+    data = base.model_dump(mode="json", by_alias=True)
+    tasks = [(data, v, ov, i, s) for v in names for i, s in enumerate(seeds)]
     report = _progress(progress, len(tasks), sc.name)
     rows: list[dict[str, Any]] = []
     mapper = executor.map if executor is not None else map
@@ -87,9 +94,14 @@ def replicate(
     return df
 
 
-def _task(task: tuple[dict[str, Any], str | None, int, int]) -> dict[str, Any]:
-    data, variant, rep, seed = task
-    row = run_point(data, seed=seed, variant=variant)
+def names_of(variants: Sequence[str | None] | None) -> list[str | None]:
+    """The variants to run: the given ones, or the scenario as written (``[None]``)."""
+    return list(variants) if variants else [None]
+
+
+def _task(task: tuple[dict[str, Any], str | None, dict[str, Any] | None, int, int]) -> dict[str, Any]:
+    data, variant, overrides, rep, seed = task
+    row = run_point(data, seed=seed, variant=variant, overrides=overrides)
     row["replicate"] = rep
     return row
 
@@ -128,6 +140,7 @@ def compare(
     confidence: float = 0.95,
     progress: bool = False,
     executor: Any = None,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Compare every variant of a scenario (or the given ``variants``) over replications.
 
@@ -142,7 +155,8 @@ def compare(
     else:
         sc = load_scenario(scenario)
         names: list[str | None] = list(variants) if variants else (list(sc.variants) or [None])
-        reps_df = replicate(sc, variants=names, reps=reps, seed=seed, progress=progress, executor=executor)
+        reps_df = replicate(sc, variants=names, reps=reps, seed=seed, progress=progress, executor=executor,
+                            overrides=overrides)
     return compare_frame(reps_df, metrics=metrics, confidence=confidence)
 
 

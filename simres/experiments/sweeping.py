@@ -17,7 +17,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from simres.experiments.design import Plan, Point, SampleSpec, SweepSpec, _encode, plan_sweep, validate_spec
+from simres.experiments.design import (
+    Plan,
+    Point,
+    SampleSpec,
+    SweepSpec,
+    _encode,
+    plan_sweep,
+    point_overrides,
+    validate_spec,
+)
 from simres.experiments.store import _frame, _prepare_directory, _Sink, compact, load_results
 
 if TYPE_CHECKING:
@@ -94,7 +103,7 @@ def run_sweep(
     pending = [p for p in plan.points if p.run_id not in done]
     sink = _Sink(directory, meta)
     fn = point_fn or _default_point_fn()
-    tasks = [(fn, plan.base, p.variant, p.params, p.seed) for p in pending]
+    tasks = [(fn, plan.base, p.variant, point_overrides(plan.spec, p.params), p.seed) for p in pending]
     report = _progress(progress, len(plan.points), len(plan.points) - len(pending), plan.scenario.name)
     owned = executor is None and bool(pending)
     ex = ProcessExecutor() if owned else executor

@@ -60,8 +60,8 @@ class RetryBudget:
         raise NotImplementedError
 
     def on_try_start(self, now: float, is_retry: bool) -> None:
-        """A try is being sent (only the Envoy-exact concurrency budget needs this; the
-        simulation driver does not call it yet)."""
+        """A try passed the local gates and is being sent (only the Envoy-exact concurrency
+        budget needs this; the simulation and real-clock drivers call it for every try)."""
 
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
                    retry_cost: float | None = None, *, sent: bool = True) -> None:

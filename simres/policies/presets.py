@@ -56,11 +56,11 @@ BUDGET_PRESETS: dict[str, dict[str, Any]] = {
     # Google SRE book: per-client retries at most 10 % of requests (window: simres choice).
     "sre": {"kind": "ratio", "percent": 0.1, "min_per_second": 0.0, "ttl": 60.0,
             "slices": "grid"},
-    # Envoy retry_budget defaults: budget_percent 20 %, min_retry_concurrency 3.
-    # (Envoy does not count retries in their backoff as active; simres does until the driver
-    # reports when a try is sent: waiting_retries_active.)
+    # Envoy retry_budget defaults: budget_percent 20 %, min_retry_concurrency 3. Envoy does
+    # not count a retry waiting out its backoff as active: the drivers report when a try is
+    # sent (on_try_start) and when a granted retry ends unsent (on_try_end sent=False).
     "envoy": {"kind": "concurrency", "budget_percent": 0.2, "min_retry_concurrency": 3,
-              "waiting_retries_active": True},
+              "waiting_retries_active": False},
 }
 
 

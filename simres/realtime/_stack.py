@@ -172,6 +172,8 @@ class PolicyStack:
                 if verdict not in (ADMIT, WAIT):
                     self._reject_bulkhead(now, call, permit)
                     return None, "", BulkheadFullError("bulkhead is full")
+            if verdict == ADMIT and self.budget is not None:
+                self.budget.on_try_start(now, call.is_retry)
             return _Try(permit, verdict == ADMIT, now), verdict, None
 
     def _reject_bulkhead(self, now: float, call: _Call, permit: int | None) -> None:
@@ -179,9 +181,10 @@ class PolicyStack:
             self.breaker.release(permit)
         self._end_budget(now, call, BULKHEAD_FULL)
 
-    def _end_budget(self, now: float, call: _Call, outcome: str) -> None:
+    def _end_budget(self, now: float, call: _Call, outcome: str, *, sent: bool = False) -> None:
+        """The try ended for the budget; ``sent``: it got past the local gates (Envoy counts it)."""
         if self.budget is not None:
-            self.budget.on_try_end(now, outcome, call.is_retry, call.retry_cost)
+            self.budget.on_try_end(now, outcome, call.is_retry, call.retry_cost, sent=sent)
 
     def _wait_limit(self, call: _Call) -> float | None:
         limit = self.bulkhead.max_wait if self.bulkhead is not None else None
@@ -200,8 +203,10 @@ class PolicyStack:
                     return DeadlineExceeded(
                         f"deadline of {self.deadline} s passed waiting for the bulkhead")
                 return BulkheadFullError("bulkhead wait expired")
-        attempt.slot = True
-        attempt.start = now
+            attempt.slot = True
+            attempt.start = now
+            if self.budget is not None:
+                self.budget.on_try_start(now, call.is_retry)
         return None
 
     def _wait_slot(self, call: _Call, attempt: _Try) -> SimresError | None:
@@ -244,7 +249,7 @@ class PolicyStack:
                 self.breaker.on_result(now, attempt.permit, outcome, now - attempt.start)
             if self.throttle is not None and outcome != CANCELLED:
                 self.throttle.record_outcome(now, outcome)
-            self._end_budget(now, call, outcome)
+            self._end_budget(now, call, outcome, sent=True)
         if woken is not None:
             woken.wake()  # type: ignore[attr-defined]
 

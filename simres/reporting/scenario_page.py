@@ -57,8 +57,10 @@ def scenario_report(scenario: Scenario | Mapping[str, Any] | str | os.PathLike[s
     if reference is not None and reference not in [v or "" for v in names]:
         raise ReportError(f"reference: '{reference}' is not one of the compared variants")
     root = sc.seed if seed is None else int(seed)
-    reps_df = replicate(sc, variants=names, reps=reps, seed=root, progress=progress, executor=executor)
-    runs = {(v or ""): _frames(run(sc, seed=root, variant=v)) for v in names}
+    base = load_scenario(scenario)  # variants apply to the scenario as written, then the overrides
+    reps_df = replicate(base, variants=names, reps=reps, seed=root, progress=progress, executor=executor,
+                        overrides=overrides)
+    runs = {(v or ""): _frames(run(base, seed=root, variant=v, overrides=overrides)) for v in names}
     if headline is not None:
         Path(headline).parent.mkdir(parents=True, exist_ok=True)
         plots.save_headline_figure(headline, requests={v: f.requests for v, f in runs.items()}, reps=reps_df,

@@ -26,9 +26,17 @@ Any field can be overridden from the CLI or Python with a dotted path:
 `--set services.db.workers=4`, `--set clients.web.retry.max_attempts=5`,
 `--set faults.0.duration=30` (list items by index).
 
+**One order everywhere.** A run resolves its scenario as: the scenario file, then the
+selected variant's overrides, then the `--set` flags (or `overrides=` in Python), so the
+explicit flag wins. `run`, `show`, `compare`, `sweep`, `report` and the Python API
+(`simres.run`, `simres.replicate`, `simres.compare`, `simres.sweep`,
+`simres.build_report`) all apply it; a sweep applies its axes last, after `--set`.
+`simres show SCENARIO --variant V --set K=X` prints exactly what `simres run` with the same
+arguments simulates.
+
 A *distribution* (`Dist`) is `{kind: ..., ...}` or a bare number (a constant); the kinds
 are [Exponential](#exponential), [Constant](#constant), [Uniform](#uniform),
-[Normal](#normal) (truncated at 0), [LogNormal](#lognormal), [Gamma](#gamma) (`gamma` or
+[Normal](#normal) (truncated or folded at 0), [LogNormal](#lognormal), [Gamma](#gamma) (`gamma` or
 `erlang`), [Empirical](#empirical) and [Mixture](#mixture).
 """
 

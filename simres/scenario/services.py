@@ -78,7 +78,9 @@ class QueueConfig(_Model):
     )
     capacity: int | None = Field(
         default=None, ge=0,
-        description="Maximum waiting requests; a full queue rejects at once. None = unbounded.",
+        description="Waiting places, not counting the requests in service: the system holds at most "
+        "workers + capacity requests, and an arrival that finds the queue full is rejected at once. "
+        "M/M/1/K is workers: 1, capacity: K - 1. None = unbounded.",
     )
 
 

@@ -19,8 +19,19 @@ def means() -> dict[str, dict[str, float]]:
     df = replicate("aws-backoff-jitter", variants=["no-backoff", "exponential", "full-jitter", "equal-jitter",
                                                    "decorrelated-jitter"], reps=REPS)
     assert (df["success_rate"] == 1.0).all()  # every client eventually writes
-    g = df.groupby("variant")[["tries_per_request", "latency_max", "latency_mean"]].mean()
-    return {v: row.to_dict() for v, row in g.iterrows()}
+    g = df.groupby("variant")[["tries_per_request", "latency_max", "latency_mean"]].agg(["mean", "std"])
+    return {v: {k: row[(k, "mean")] for k in ("tries_per_request", "latency_max", "latency_mean")}
+            | {"work_sd": row[("tries_per_request", "std")], "time_sd": row[("latency_max", "std")]}
+            for v, row in g.iterrows()}
+
+
+@pytest.mark.slow
+def test_every_variant_varies_from_run_to_run(means: dict[str, dict[str, float]]) -> None:
+    # The contenders draw independent network delays: no variant is in lock step (before
+    # the members' streams were keyed by member, un-jittered variants gave N(N+1)/2 writes
+    # with zero spread)
+    for v, m in means.items():
+        assert m["work_sd"] > 0.01 and m["time_sd"] > 0.001, (v, m)
 
 
 @pytest.mark.slow
@@ -28,7 +39,7 @@ def test_exponential_without_jitter_is_by_far_the_slowest(means: dict[str, dict[
     slowest = means["exponential"]["latency_max"]
     for v, m in means.items():
         if v != "exponential":
-            assert slowest > 10 * m["latency_max"], (v, m)
+            assert slowest > 5 * m["latency_max"], (v, m)
 
 
 @pytest.mark.slow
@@ -57,6 +68,6 @@ def test_decorrelated_a_little_faster_but_more_work(means: dict[str, dict[str, f
 def test_no_backoff_finishes_first_with_the_most_work(means: dict[str, dict[str, float]]) -> None:
     none = means["no-backoff"]
     for v, m in means.items():
-        assert none["tries_per_request"] >= m["tries_per_request"] - 1e-9, v
         if v != "no-backoff":
+            assert none["tries_per_request"] > m["tries_per_request"], v
             assert none["latency_max"] < m["latency_max"], v
