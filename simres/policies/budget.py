@@ -572,7 +572,12 @@ class ConcurrencyBudget(RetryBudget):
 
 
 class FailureRatioBudgetConfig(PolicyModel):
-    """Brooker's retry breaker: no retries while failed tries / tries > ``threshold``."""
+    """Brooker's retry breaker: no retries while the failure ratio > ``threshold``.
+
+    The ratio is failed tries over tries (``denominator: tries``, the default) or over
+    unique logical calls (``denominator: calls``, as the client in Brooker's 2022 retry
+    simulations counts it: retries do not dilute the ratio, so it can exceed 1).
+    """
 
     preset_group = "budget"
     kind: Literal["failure_ratio"] = Field(
@@ -586,6 +591,9 @@ class FailureRatioBudgetConfig(PolicyModel):
                          description="Time slices of the sliding window (if any).")
     failure_outcomes: tuple[str, ...] = Field(
         default=RETRYABLE_KINDS, description="Outcomes of a try that count as failures.")
+    denominator: Literal["tries", "calls"] = Field(
+        default="tries",
+        description="What the failed tries are divided by: every try, or unique logical calls (Brooker 2022).")
     scope: Scope = Field(default="per_client", description=_SCOPE_DOC)
     preset: str | None = Field(default=None, description=_PRESET_DOC)
 
@@ -600,9 +608,9 @@ class FailureRatioBudgetConfig(PolicyModel):
 
 
 class FailureRatioBudget(RetryBudget):
-    """Counts every try and every failed try, cumulatively or over a sliding window."""
+    """Counts tries (or calls) and failed tries, cumulatively or over a sliding window."""
 
-    __slots__ = ("_calls", "_counts", "_fail", "_failures", "_threshold", "config",
+    __slots__ = ("_by_call", "_calls", "_counts", "_fail", "_failures", "_threshold", "config",
                  "retries_denied", "retries_granted")
 
     def __init__(self, config: FailureRatioBudgetConfig) -> None:
@@ -613,22 +621,32 @@ class FailureRatioBudget(RetryBudget):
                         else SlidingCounts(config.window, config.buckets, 2))
         self._calls = 0
         self._failures = 0
+        self._by_call = config.denominator == "calls"
         self.retries_granted = 0
         self.retries_denied = 0
 
+    def on_request(self, now: float) -> None:
+        if self._by_call:
+            self._count(now, 0)
+
+    def _count(self, now: float, slot: int) -> None:
+        if self._counts is None:
+            if slot == 0:
+                self._calls += 1
+            else:
+                self._failures += 1
+        else:
+            self._counts.add(now, slot)
+
     def on_try_end(self, now: float, outcome: str, is_retry: bool,
                    retry_cost: float | None = None, *, sent: bool = True) -> None:
-        failed = outcome in self._fail
-        if self._counts is None:
-            self._calls += 1
-            self._failures += failed
-        else:
-            self._counts.add(now, 0)
-            if failed:
-                self._counts.add(now, 1)
+        if not self._by_call:
+            self._count(now, 0)
+        if outcome in self._fail:
+            self._count(now, 1)
 
     def ratio(self, now: float) -> float:
-        """Failed tries / tries (0 before any try)."""
+        """Failed tries / tries, or / calls with ``denominator: calls`` (0 before any)."""
         if self._counts is None:
             calls, failures = self._calls, self._failures
         else:

@@ -336,3 +336,24 @@ def test_budgets_never_go_negative(kind: str, preset: bool, ops: list) -> None:
             assert budget.active >= 0 and budget.active_retries >= 0
         if kind == "token_bucket":
             assert budget.tokens <= budget.config.capacity
+
+
+def test_failure_ratio_over_unique_calls_is_not_diluted_by_retries() -> None:
+    from simres.policies.budget import FailureRatioBudgetConfig
+
+    by_try = FailureRatioBudgetConfig(threshold=0.5).build()
+    by_call = FailureRatioBudgetConfig(threshold=0.5, denominator="calls").build()
+    # 4 calls; call 0 fails twice then succeeds, the others succeed at once: 2 failed tries
+    for b in (by_try, by_call):
+        b.on_request(0.0)
+        for outcome, retry in (("error", False), ("error", True), ("ok", True)):
+            b.on_try_end(0.0, outcome, retry)
+        for _ in range(3):
+            b.on_request(0.0)
+            b.on_try_end(0.0, "ok", False)
+    assert by_try.ratio(1.0) == 2 / 6
+    assert by_call.ratio(1.0) == 2 / 4
+    assert by_try.try_acquire_retry(1.0, "error") and by_call.try_acquire_retry(1.0, "error")  # 0.5 is not > 0.5
+    by_call.on_request(1.0)
+    by_call.on_try_end(1.0, "error", False)
+    assert by_call.ratio(2.0) == 3 / 5 and not by_call.try_acquire_retry(2.0, "error")
