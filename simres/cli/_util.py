@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -41,12 +40,6 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-KEY_METRICS = (
-    "count", "success_rate", "goodput", "throughput", "latency_mean", "latency_p50", "latency_p90",
-    "latency_p99", "latency_p999", "latency_all_p99", "tries_per_request",
-)
-
-
 class SimProgress:
     """A progress bar of simulated time that appears only for runs longer than ~2 s."""
 
@@ -77,26 +70,6 @@ class SimProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def format_value(v: Any) -> str:
-    """A compact rendering of a metric value."""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "-"
-        if v.is_integer() and abs(v) < 1e12:
-            return str(int(v))
-        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-            return f"{v:.3g}"
-        return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:.1f}"
-    return str(v)
-
-
-def summary_table(summary: dict[str, float]) -> str:
-    """The summary as aligned ``metric  value`` lines, key metrics first."""
-    keys = [k for k in KEY_METRICS if k in summary] + sorted(k for k in summary if k not in KEY_METRICS)
-    width = max((len(k) for k in keys), default=10)
-    return "\n".join(f"{k:<{width}}  {format_value(summary[k])}" for k in keys)
 
 
 def write_frame(df: Any, target: Path) -> None:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import SimProgress, friendly, summary_table, write_frame
+from simres.cli._util import SimProgress, friendly, write_frame
+from simres.cli.summary_view import grouped_rows, hidden_note, print_table, summary_json
+from simres.cli.summary_view import summary_table as view_table
 from simres.errors import SimresError
 
 
@@ -21,10 +23,19 @@ from simres.errors import SimresError
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory to write the frames to.")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--metrics", "metrics", multiple=True, metavar="PATTERN",
+              help="Show these summary keys instead of the grouped view (glob, repeatable; 'all' = every key).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole summary as JSON (for scripts).")
 @friendly
 def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | None, all_variants: bool,
-        reps: int, out: str | None, fmt: str, quiet: bool) -> None:
-    """Run SCENARIO (a file or a bundled name) and print its summary."""
+        reps: int, out: str | None, fmt: str, quiet: bool, metrics: tuple[str, ...], as_json: bool) -> None:
+    """Run SCENARIO (a file or a bundled name) and print its summary.
+
+    The summary is grouped (requests, latency, failures, work, services, breakers,
+    faults, stability) with units; rows without data are hidden. Example:
+
+        simres run baseline --set services.db.workers=2 --metrics 'latency_*'
+    """
     from simres.scenario.loading import load_scenario, parse_overrides
 
     overrides = parse_overrides(sets)
@@ -50,9 +61,17 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
         result = run_once(scenario, seed=seed, variant=variant, overrides=overrides, progress=prog)
     finally:
         prog.close()
-    title = f"{sc.name}" + (f" [{variant}]" if variant else "") + f"  seed={result.seed}  wall={result.wall_time:.2f}s"
-    click.echo(title)
-    click.echo(summary_table(result.summary))
+    if as_json:
+        click.echo(summary_json(result.summary, {"scenario": sc.name, "variant": variant, "seed": result.seed,
+                                                 "wall_time": result.wall_time}))
+    else:
+        span = result.scenario.duration - result.scenario.warmup
+        title = (f"{sc.name}" + (f" [{variant}]" if variant else "")
+                 + f": seed {result.seed}, {span:g} s measured ({result.scenario.warmup:g} s warm-up),"
+                 f" {result.wall_time:.2f} s wall")
+        print_table(view_table(result.summary, title=title, metrics=metrics), title=title)
+        if not metrics:
+            click.echo(hidden_note(result.summary, grouped_rows(result.summary)))
     if out:
         paths = result.write(out, fmt)
         click.echo(f"wrote {', '.join(str(p) for p in paths)}")

@@ -1,0 +1,69 @@
+"""What `simres run` prints: grouped, with units, empty rows hidden, within 120 columns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from simres.cli import main
+from simres.cli.summary_view import grouped_rows
+
+
+@pytest.fixture
+def small_scenario(tmp_path) -> str:
+    """A 10 s two-tier scenario file with a downstream timeout and retries."""
+    sc = {"name": "small", "duration": 10, "warmup": 1, "drain": 2,
+          "services": {"api": {"workers": 4, "handler": {"calls": [{"to": "db", "timeout": 0.05}]}},
+                       "db": {"workers": 2, "service_time": {"kind": "exponential", "mean": 0.01}}},
+          "clients": {"web": {"target": "api", "arrival": {"kind": "poisson", "rate": 50}, "timeout": 1.0}}}
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(sc), encoding="utf-8")
+    return str(path)
+
+
+def run(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(main, ["run", *args])
+    return res.exit_code, res.output
+
+
+def test_run_prints_a_grouped_summary_with_units_and_no_empty_rows(small_scenario) -> None:
+    code, out = run(small_scenario, "--quiet")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert len(lines) < 35
+    assert "success" in out and "%" in out and " ms" in out
+    assert " - " not in out and "priority=" not in out  # no rows for classes without traffic
+    assert "metrics with data shown" in lines[-1]
+
+
+def test_per_class_rows_appear_only_with_several_classes() -> None:
+    one = {"success_rate": 1.0, "success_rate:priority=high": 1.0, "success_rate:priority=low": float("nan")}
+    assert not [r for r in grouped_rows(one) if r[0] == "per class"]
+    two = {**one, "success_rate:priority=low": 0.5}
+    assert [r[1] for r in grouped_rows(two) if r[0] == "per class"] == [
+        "success of priority=high", "success of priority=low"]
+
+
+def test_zero_failure_shares_are_hidden_but_a_nonzero_one_is_shown() -> None:
+    rows = grouped_rows({"error_rate": 0.0, "timeout_rate": 0.25})
+    assert rows == [("failures", "timeout", "25 %")]
+
+
+def test_metrics_picks_keys_and_json_prints_them_all(small_scenario) -> None:
+    code, out = run(small_scenario, "--quiet", "--metrics", "latency_p9*")
+    assert code == 0, out
+    assert "latency_p90" in out and "latency_p99" in out and "success_rate" not in out
+    code, out = run(small_scenario, "--quiet", "--json")
+    data = json.loads(out)
+    assert data["summary"]["count"] > 0 and data["scenario"]
+    assert any(v is None for v in data["summary"].values())  # NaN becomes null, not NaN
+
+
+def test_unknown_metrics_pattern_is_one_line_and_exit_2(small_scenario) -> None:
+    code, out = run(small_scenario, "--quiet", "--metrics", "nope_*")
+    assert code == 2
+    assert out.strip().splitlines() == [out.strip()] and "--metrics" in out
