@@ -296,3 +296,10 @@ def test_folded_normal_draws_absolute_values() -> None:
     draws = np.array([s() for _ in range(100_000)])
     assert stats.kstest(draws, stats.foldnorm(c=0.5, scale=1.0).cdf).pvalue > 0.01
     assert draws.mean() == pytest.approx(d.mean, rel=0.01)
+
+
+def test_a_collapse_with_no_trigger_is_flagged_by_stable_at_end() -> None:
+    collapse = simres.run("metastability-trigger-size", seed=1, variant="overload-no-trigger").summary
+    assert not any(k.startswith("recovered:") for k in collapse)  # no fault, so no recovery verdict
+    assert collapse["stable_at_end"] == 0.0
+    assert simres.run("metastability-trigger-size", seed=1, variant="small").summary["stable_at_end"] == 1.0
