@@ -321,10 +321,15 @@ def _number_is_constant(v: Any) -> Any:
     return v
 
 
-Dist = Annotated[
+_Dists = Annotated[
     Exponential | Constant | Uniform | Normal | LogNormal | Gamma | Empirical | Mixture,
     Field(discriminator="kind"),
-    BeforeValidator(_number_is_constant),
+]
+
+Dist = Annotated[
+    _Dists,
+    # the JSON Schema (simres schema) shows the bare-number shorthand too
+    BeforeValidator(_number_is_constant, json_schema_input_type=float | _Dists),
 ]
 """A distribution in a scenario file: ``{kind: ..., ...}``, or a bare number for a constant."""
 

@@ -1,7 +1,8 @@
 """The ``simres`` command line: thin click commands that parse, call the API and print.
 
-One module per command family (:mod:`.run`: run, show, compare, list; :mod:`.report`:
-report, plot; :mod:`.sweep`: sweep, best; :mod:`.validate`), helpers in :mod:`._util`.
+One module per command family (:mod:`.run`: run, show, compare, list; :mod:`.authoring`:
+init, schema; :mod:`.report`: report, plot; :mod:`.sweep`: sweep, best; :mod:`.validate`),
+helpers in :mod:`._util`, the summary view in :mod:`.summary_view`.
 The top layer: it may import anything in the package, and nothing imports it.
 
 Bad input (a scenario file, an override, a flag) prints one line naming the field and
@@ -24,12 +25,13 @@ def main() -> None:
 
 def _register() -> None:
     """Attach every command: one module per command family, each thin over the API."""
+    from simres.cli.authoring import init, schema
     from simres.cli.report import plot, report
     from simres.cli.run import compare, list_scenarios, run, show
     from simres.cli.sweep import best_cmd, sweep_cmd
     from simres.cli.validate import validate
 
-    for cmd in (run, show, compare, list_scenarios, plot, report, sweep_cmd, best_cmd, validate):
+    for cmd in (run, show, compare, list_scenarios, init, schema, plot, report, sweep_cmd, best_cmd, validate):
         main.add_command(cmd)
 
 

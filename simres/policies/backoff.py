@@ -107,7 +107,13 @@ class JitterConfig(PolicyModel):
                     "sum (tenacity wait_exponential_jitter, urllib3 backoff_jitter).")
 
 
-Jitter = Annotated[JitterConfig, BeforeValidator(_jitter_from_str)]
+JitterKind = Literal["none", "full", "equal", "decorrelated", "decorrelated_finagle", "proportional", "additive"]
+
+Jitter = Annotated[
+    JitterConfig,
+    # the JSON Schema (simres schema) shows both spellings an editor should accept
+    BeforeValidator(_jitter_from_str, json_schema_input_type=JitterKind | JitterConfig),
+]
 """A jitter field: a JitterConfig mapping or a bare kind name."""
 
 

@@ -28,10 +28,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from simres.outcomes import RETRYABLE_KINDS, SUCCESS_OUTCOMES, TIMEOUT
 from simres.policies._base import PolicyModel, SlidingCounts, apply_preset
+from simres.policies.presets import BUDGET_PRESETS
 
 Scope = Literal["per_client", "shared"]
 
@@ -685,11 +686,28 @@ def _expand_budget_preset(value: Any) -> Any:
     return apply_preset("budget", value)
 
 
-BudgetConfig = Annotated[
+_Budgets = Annotated[
     TokenBucketBudgetConfig | GrpcBudgetConfig | RatioBudgetConfig | ConcurrencyBudgetConfig
     | FailureRatioBudgetConfig,
     Field(discriminator="kind"),
-    BeforeValidator(_expand_budget_preset),
+]
+
+
+class BudgetPresetRef(BaseModel):
+    """``{preset: name, ...}`` without a ``kind``: the preset's kind and values, then the rest.
+
+    Only the JSON Schema uses this model (an editor's view of the shorthand); validation
+    expands the preset into one of the budget configs first.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    preset: Literal[tuple(BUDGET_PRESETS)] = Field(  # type: ignore[valid-type]
+       description="A budget preset: " + ", ".join(sorted(BUDGET_PRESETS)) + ".")
+
+
+BudgetConfig = Annotated[
+    _Budgets,
+    BeforeValidator(_expand_budget_preset, json_schema_input_type=_Budgets | BudgetPresetRef),
 ]
 """A retry budget in a scenario: ``{kind: ..., ...}`` or ``{preset: name, ...}``."""
 

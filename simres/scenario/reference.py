@@ -22,6 +22,10 @@ A scenario is a YAML mapping validated by these models. Every model rejects unkn
 so a typo is an error naming the field. `simres show SCENARIO` prints a scenario with every
 default filled in. Durations and latencies are in seconds, rates in requests per second.
 
+Start from a commented template (`simres init three-tier`, `fan-out` or `batch-herd`); for
+completion and checking in an editor, point its YAML support at `simres schema --out
+simres.schema.json` (the JSON Schema of these same models).
+
 Any field can be overridden from the CLI or Python with a dotted path:
 `--set services.db.workers=4`, `--set clients.web.retry.max_attempts=5`,
 `--set faults.0.duration=30` (list items by index).
