@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from simres.cli import main
-from simres.cli.summary_view import grouped_rows
+from simres.metrics.display import grouped_rows
 
 
 @pytest.fixture
@@ -67,3 +67,13 @@ def test_unknown_metrics_pattern_is_one_line_and_exit_2(small_scenario) -> None:
     code, out = run(small_scenario, "--quiet", "--metrics", "nope_*")
     assert code == 2
     assert out.strip().splitlines() == [out.strip()] and "--metrics" in out
+
+
+def test_a_run_result_shows_its_grouped_summary_in_a_notebook() -> None:
+    import simres
+
+    r = simres.run({"duration": 5, "services": {"a": {}},
+                    "clients": {"c": {"target": "a", "arrival": {"kind": "poisson", "rate": 20}}}}, seed=1)
+    page = r._repr_html_()
+    assert page.startswith("<div>") and "<table>" in page
+    assert "success" in page and "100 %" in page and "priority=" not in page

@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 
 from simres.cli._util import SimProgress, friendly, write_frame
-from simres.cli.summary_view import grouped_rows, hidden_note, print_table, summary_json
+from simres.cli.summary_view import hidden_note, print_table, summary_json
 from simres.cli.summary_view import summary_table as view_table
 from simres.errors import SimresError
+from simres.metrics.display import grouped_rows
 
 
 @click.command()

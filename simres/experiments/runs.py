@@ -77,6 +77,23 @@ class RunResult:
         return (f"RunResult(scenario={self.scenario.name!r}, seed={self.seed}, variant={self.variant!r}, "
                 f"requests={len(self.requests)}, attempts={len(self.attempts)})")
 
+    def _repr_html_(self) -> str:
+        """In Jupyter: the grouped summary (the view ``simres run`` prints) as a compact table."""
+        import html
+
+        from simres.metrics.display import grouped_rows
+
+        title = html.escape(f"{self.scenario.name}" + (f" [{self.variant}]" if self.variant else "")
+                            + f": seed {self.seed}, {len(self.requests):,} requests, {self.wall_time:.2f} s wall")
+        rows, last = [], None
+        for group, label, value in grouped_rows(self.summary):
+            head = html.escape(group) if group != last else ""
+            rows.append(f"<tr><th style='text-align:left'>{head}</th><td style='text-align:left'>"
+                        f"{html.escape(label)}</td><td style='text-align:right'>{html.escape(value)}</td></tr>")
+            last = group
+        return (f"<div><b>{title}</b><table>{''.join(rows)}</table>"
+                "<small>.summary has every key; .requests, .attempts, .timeline, .events the frames</small></div>")
+
 
 def run(
     scenario: Scenario | str | os.PathLike[str] | Mapping[str, Any],
