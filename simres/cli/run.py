@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from simres.cli._util import SimProgress, friendly, summary_table, write_frame
+from simres.cli.check import announce, strict_option
 from simres.errors import SimresError
 
 
@@ -21,9 +22,10 @@ from simres.errors import SimresError
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory to write the frames to.")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@strict_option
 @friendly
 def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | None, all_variants: bool,
-        reps: int, out: str | None, fmt: str, quiet: bool) -> None:
+        reps: int, out: str | None, fmt: str, quiet: bool, strict: bool) -> None:
     """Run SCENARIO (a file or a bundled name) and print its summary."""
     from simres.scenario.loading import load_scenario, parse_overrides
 
@@ -31,6 +33,8 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
     if all_variants and variant:
         raise click.UsageError("--variant and --all-variants exclude each other")
     sc = load_scenario(scenario, overrides=overrides)
+    announce(load_scenario(sc, variant=variant) if variant else sc,
+             variants=list(sc.variants) if all_variants else (), strict=strict, label=scenario)
     if all_variants or reps > 1:
         from simres.experiments.replications import compare_table, replicate
 
@@ -38,7 +42,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
             raise SimresError(f"{scenario}: variants: the scenario defines no variants")
         names = list(sc.variants) if all_variants else [variant]
         df = replicate(sc, variants=names, reps=reps, seed=seed, progress=not quiet)
-        click.echo(compare_table(df))
+        click.echo(compare_table(df, controls=sc.controls))
         if out:
             write_frame(df, Path(out) / f"replications.{fmt}")
         return
@@ -80,9 +84,10 @@ def show(scenario: str, sets: tuple[str, ...], variant: str | None) -> None:
 @click.option("--metric", "metrics", multiple=True, help="Show only these metrics (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the replications (.parquet or .csv).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@strict_option
 @friendly
 def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], variants: tuple[str, ...],
-            metrics: tuple[str, ...], out: str | None, quiet: bool) -> None:
+            metrics: tuple[str, ...], out: str | None, quiet: bool, strict: bool) -> None:
     """Run every variant of SCENARIO with common random numbers and compare them.
 
     Prints, per metric, each variant's mean and 95% confidence interval, marks the best,
@@ -100,12 +105,13 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
     if unknown:
         raise SimresError(f"--variant: unknown variant '{unknown[0]}' (variants: {', '.join(sc.variants)})")
     names = list(variants) or list(sc.variants)
+    announce(sc, variants=names, strict=strict, label=scenario)
     df = replicate(sc, variants=names, reps=reps, seed=seed, progress=not quiet)
     if metrics:
         missing = [m for m in metrics if m not in df.columns]
         if missing:
             raise SimresError(f"--metric: unknown metric '{missing[0]}'")
-    click.echo(compare_table(df, metrics=list(metrics) or None))
+    click.echo(compare_table(df, metrics=list(metrics) or None, controls=sc.controls))
     if out:
         write_frame(df, Path(out))
 
