@@ -106,3 +106,41 @@ def test_utilisation_is_not_bold_for_stuck_variants() -> None:
     html = comparison_table(reps)
     row = next(r for r in html.split("<tr>") if "<code>utilization:api</code>" in r)
     assert "<strong>" not in row and " ~" not in row
+
+
+def test_mechanisms_are_named_from_the_frames() -> None:
+    from simres.experiments.runs import run
+    from simres.reporting.mechanisms import mechanisms
+
+    ev = run("dependency-outage-breaker", variant="breaker").events
+    (held,) = mechanisms(pd.DataFrame(), events={"breaker": ev})
+    assert re.fullmatch(r"In breaker's run, breakers were still open \d+\.\d s after it ended \(inventory-outage\)\.",
+                        held)
+    ev = run("retry-storm-metastable", variant="token-bucket").events
+    (dry,) = mechanisms(pd.DataFrame(), events={"token-bucket": ev})
+    assert re.fullmatch(r"In token-bucket's run, the retry budget ran dry at t = 1[5-9]\.\d s \(\d+ retries denied\)\.",
+                        dry)
+    never = pd.DataFrame({"variant": ["a", "a", "b", "b"], "tries_per_request": [1.0, 0.99, 2.5, 2.6]})
+    assert mechanisms(never) == ["Retries never fired in a (at most 1 try per request in every replication).",
+                                 "b sent 2.55 tries per request: its retries multiplied the load it offered."]
+
+
+def test_compare_prints_the_objective_reference_and_controls(tmp_path) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from simres.cli import main
+    from tests.conftest import single_queue
+
+    sc = single_queue(rate=20.0, mean=0.03, workers=1, duration=6.0, warmup=1.0)
+    sc["variants"] = {"one": {}, "two": {"services.api.workers": 2}, "half-load": {"clients.web.arrival.rate": 10}}
+    sc["reference"], sc["controls"] = "one", ["half-load"]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sc), encoding="utf-8")
+    res = CliRunner().invoke(main, ["compare", str(path), "--reps", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    header = res.stdout.splitlines()[0]
+    assert "half-load (control)" in header and " one " in header
+    assert "- Objective: the highest success rate" in res.stdout
+    assert "Every comparison is against one (the reference). half-load is a control" in res.stdout
+    assert "- Control half-load (a different workload, not ranked)" in res.stdout

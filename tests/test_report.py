@@ -222,8 +222,9 @@ def test_sweep_report_names_the_best_design_points(tmp_path: Path) -> None:
     rows.append({**rows[0], "run_id": "broken", "error": "RuntimeError: boom", "latency_p99": np.nan})
     html = results_report(pd.DataFrame(rows), title="retries")
     verdict = re.findall(r"<li>(.*?)</li>", html)
-    assert verdict[0] == "Lowest p99 latency: 10 ms at max_attempts=1, base=0.01 (success rate 90.0 %)."
-    assert verdict[1].startswith("Highest success rate: 96.7 % at max_attempts=3, base=0.01 ")
+    assert verdict[0].startswith("Highest success rate: 96.7 % at max_attempts=3, base=0.01 ")
+    assert verdict[1] == ("Lowest p99 latency: 10 ms at max_attempts=1, base=0.01 (success rate 90.0 %), but it "
+                          "fails more than the most successful point, so its latency alone is no gain.")
     assert verdict[2].startswith("3 of 6 design points are on the Pareto front")
     assert html.count("<img ") == 3  # two heatmaps and the Pareto front
     assert "1 of 13 runs failed and are left out; first error: RuntimeError: boom" in html

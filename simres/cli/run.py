@@ -90,10 +90,12 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
             metrics: tuple[str, ...], out: str | None, quiet: bool, strict: bool) -> None:
     """Run every variant of SCENARIO with common random numbers and compare them.
 
-    Prints, per metric, each variant's mean and 95% confidence interval, marks the best,
-    and says whether each difference from the best is significant (paired t-test across
-    replications). Recovery after faults is reported as the share of replications that
-    stayed stuck, with a binomial interval.
+    Prints, per metric, each variant's mean and 95% confidence interval, marks the best
+    (never a control, never a descriptive metric such as utilisation), and says whether
+    each difference from the best is significant (paired t-test across replications).
+    Recovery after faults is reported as the share of replications that stayed stuck, with
+    a binomial interval. Then the verdict: the scenario's objective, every variant against
+    its reference, controls shown but not ranked.
     """
     from simres.experiments.replications import compare_table, replicate
     from simres.scenario.loading import load_scenario, parse_overrides
@@ -112,6 +114,12 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
         if missing:
             raise SimresError(f"--metric: unknown metric '{missing[0]}'")
     click.echo(compare_table(df, metrics=list(metrics) or None, controls=sc.controls))
+    from simres.reporting.verdicts import verdicts
+
+    ref = sc.reference if sc.reference in names else None
+    click.echo("\nverdict:")
+    for line in verdicts(df, reference=ref, objective=sc.objective, controls=[c for c in sc.controls if c in names]):
+        click.echo(f"- {line}")
     if out:
         write_frame(df, Path(out))
 

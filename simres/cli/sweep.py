@@ -143,8 +143,8 @@ def best_cmd(results: str, minimize: str | None, maximize: str | None, constrain
     simres best results/retries.parquet --minimize latency_p99 --subject-to "success_rate >= 0.999"
 
     Prints the settings statistically indistinguishable from the best mean (paired t-tests
-    over replicates, Holm-corrected), the one chosen among them by a fixed rule (fewest
-    tries per request, then the best pessimistic bound), parameters with no measurable
+    over replicates, Holm-corrected), the one chosen among them by a fixed rule (the best
+    pessimistic bound, then the fewest tries per request), parameters with no measurable
     effect, and the --set overrides and YAML that reproduce it. Exits 1 if no
     configuration satisfies the constraints.
     """

@@ -320,15 +320,23 @@ def sweep_metrics(results: pd.DataFrame) -> list[str]:
 
 
 def sweep_verdicts(results: pd.DataFrame) -> list[str]:
-    """Sentences naming a sweep's best design points and its Pareto front, computed from the numbers."""
+    """Sentences naming a sweep's best design points and its Pareto front, computed from the numbers.
+
+    Success comes first (the default objective); latency is that of all finished requests
+    when the results have it (``latency_all_p99``), and a fast point that fails more than
+    the most successful one is said to be no gain.
+    """
     df = results.copy()
     df["variant"] = df["variant"].fillna("").astype(str) if "variant" in df.columns else ""
     metrics = sweep_metrics(df)
     if "latency_p99" not in metrics or "success_rate" not in metrics:
         return ["The results hold no latency_p99 and success_rate columns to judge design points by."]
-    pts = plots.pareto_points(df)
+    lat = "latency_all_p99" if "latency_all_p99" in df.columns and df["latency_all_p99"].notna().any() \
+        else "latency_p99"
+    pts = plots.pareto_points(df, latency=lat)
     params = pts.attrs["parameters"]
     multi = pts["variant"].nunique() > 1
+    lname = plots.metric_name(lat)
 
     def where(row: pd.Series) -> str:
         parts = [f"{p.rsplit('.', 1)[-1]}={row[p]}" for p in params]
@@ -337,16 +345,19 @@ def sweep_verdicts(results: pd.DataFrame) -> list[str]:
         return ", ".join(parts) or "the single design point"
 
     out = []
-    fast = pts.loc[pts["latency_p99"].idxmin()]
+    fast = pts.loc[pts[lat].idxmin()]
     safe = pts.loc[pts["success_rate"].idxmax()]
-    out.append(f"Lowest p99 latency: {format_metric('latency_p99', fast['latency_p99'])} at {where(fast)} "
-               f"(success rate {format_metric('success_rate', fast['success_rate'])}).")
     out.append(f"Highest success rate: {format_metric('success_rate', safe['success_rate'])} at {where(safe)} "
-               f"(p99 latency {format_metric('latency_p99', safe['latency_p99'])}).")
-    front = pts.loc[pts["front"]].sort_values("latency_p99", kind="stable")
+               f"({lname} {format_metric(lat, safe[lat])}).")
+    line = (f"Lowest {lname}: {format_metric(lat, fast[lat])} at {where(fast)} "
+            f"(success rate {format_metric('success_rate', fast['success_rate'])})")
+    if fast["success_rate"] < safe["success_rate"]:
+        line += ", but it fails more than the most successful point, so its latency alone is no gain"
+    out.append(line + ".")
+    front = pts.loc[pts["front"]].sort_values(lat, kind="stable")
     listed = "; ".join(where(r) for _, r in front.head(5).iterrows())
     more = f" and {len(front) - 5} more" if len(front) > 5 else ""
-    out.append(f"{len(front)} of {len(pts)} design points are on the Pareto front of p99 latency and success rate "
+    out.append(f"{len(front)} of {len(pts)} design points are on the Pareto front of {lname} and success rate "
                f"(no other point is better on both): {listed}{more}.")
     if "tries_per_request" in metrics:
         tries = df.groupby(["variant", *params], dropna=False)["tries_per_request"].mean()
