@@ -122,7 +122,7 @@ def test_mechanisms_are_named_from_the_frames() -> None:
                         dry)
     never = pd.DataFrame({"variant": ["a", "a", "b", "b"], "tries_per_request": [1.0, 0.99, 2.5, 2.6]})
     assert mechanisms(never) == ["Retries never fired in a (at most 1 try per request in every replication).",
-                                 "b sent 2.55 tries per request: its retries multiplied the load it offered."]
+                                 "Retries multiplied the offered load (tries per request): b 2.55."]
 
 
 def test_compare_prints_the_objective_reference_and_controls(tmp_path) -> None:
@@ -144,3 +144,13 @@ def test_compare_prints_the_objective_reference_and_controls(tmp_path) -> None:
     assert "- Objective: the highest success rate" in res.stdout
     assert "Every comparison is against one (the reference). half-load is a control" in res.stdout
     assert "- Control half-load (a different workload, not ranked)" in res.stdout
+
+
+def test_a_bounded_queue_that_never_filled_is_said_so() -> None:
+    from simres.reporting.mechanisms import mechanisms
+
+    df = pd.DataFrame({"variant": ["q", "q", "r", "r"], "rejected_rate": [0.0, 0.0, 0.05, 0.07]})
+    assert mechanisms(df, queues={"q": {"api": 40}, "r": {"db": 5}}) == [
+        "In q, the bounded queue of api (40 per instance) never filled: no request was rejected in any replication.",
+        "In r, the bounded queue of db (5 per instance) filled: 6.0 % of requests were rejected at once instead "
+        "of waiting."]

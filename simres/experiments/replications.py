@@ -22,9 +22,10 @@ from simres.rng import replication_seeds
 from simres.scenario.loading import load_scenario
 from simres.scenario.schema import Scenario
 
-HEADLINE = ("success_rate", "goodput", "latency_p50", "latency_p99", "latency_p999",
-            "tries_per_request", "work_per_success")
-"""Metrics shown first by :func:`compare_table`."""
+HEADLINE = ("success_rate", "goodput", "latency_all_p50", "latency_all_p99", "latency_all_p999",
+            "tries_per_request", "work_per_success", "latency_p50", "latency_p99", "latency_p999")
+"""Metrics shown first by :func:`compare_table`: latencies of every request (a failure at the time its
+client gave up) before the latencies of successes, which leave the failures out."""
 
 
 def run_point(scenario: Scenario | Mapping[str, Any] | str, *, seed: int, variant: str | None = None,

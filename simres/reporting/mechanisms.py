@@ -19,9 +19,16 @@ from simres.reporting.plots import variant_label
 _OPEN = 1.0  # the value of a breaker event whose new state is open (0 closed, 2 half-open)
 
 
-def mechanisms(reps_df: pd.DataFrame, *, events: Mapping[str, pd.DataFrame] | None = None) -> list[str]:
-    """The mechanism sentences for a replications frame (``variant`` as text), in a fixed order."""
+def mechanisms(reps_df: pd.DataFrame, *, events: Mapping[str, pd.DataFrame] | None = None,
+               queues: Mapping[str, Mapping[str, int]] | None = None) -> list[str]:
+    """The mechanism sentences for a replications frame (``variant`` as text), in a fixed order.
+
+    ``events`` maps a variant to one run's events frame; ``queues`` maps a variant to its
+    bounded queues (service -> capacity per instance).
+    """
     out = _retries(reps_df)
+    for variant, bounded in (queues or {}).items():
+        out += _queues(reps_df, str(variant), bounded)
     for variant, ev in (events or {}).items():
         if ev is None or ev.empty:
             continue
@@ -36,18 +43,32 @@ def _retries(df: pd.DataFrame) -> list[str]:
     tries = df.groupby("variant", sort=False)["tries_per_request"]
     hi, mean = tries.max(), tries.mean()
     if not (hi > 1 + 1e-9).any():
-        return ["Retries never fired in any variant (at most 1 try per request in every replication): "
-                "the retry settings had no effect on these results."]
+        return ["No variant retried (at most 1 try per request in every replication)."]
     out = []
     never = [str(v) for v in mean.index if hi[v] <= 1 + 1e-9]
     if never:
         names = ", ".join(variant_label(v) for v in never)
         out.append(f"Retries never fired in {names} (at most 1 try per request in every replication).")
-    storm = mean[mean >= 2.0]
-    for v, t in storm.items():
-        out.append(f"{variant_label(str(v))} sent {t:.2f} tries per request: its retries multiplied the load "
-                   "it offered.")
+    storm = mean[mean >= 2.0].sort_values(ascending=False)
+    if len(storm):
+        listed = ", ".join(f"{variant_label(str(v))} {t:.2f}" for v, t in storm.items())
+        out.append(f"Retries multiplied the offered load (tries per request): {listed}.")
     return out
+
+
+def _queues(df: pd.DataFrame, variant: str, bounded: Mapping[str, int]) -> list[str]:
+    """Whether a variant's bounded queues ever filled: any request rejected in any replication."""
+    if "rejected_rate" not in df.columns or not bounded:
+        return []
+    rej = df.loc[df["variant"] == variant, "rejected_rate"].dropna()
+    if rej.empty:
+        return []
+    where = ", ".join(f"{s} ({c} per instance)" for s, c in bounded.items())
+    if (rej == 0).all():
+        return [f"In {variant_label(variant)}, the bounded queue of {where} never filled: no request was "
+                "rejected in any replication."]
+    return [f"In {variant_label(variant)}, the bounded queue of {where} filled: {rej.mean() * 100:.1f} % of "
+            "requests were rejected at once instead of waiting."]
 
 
 def _breakers_after_faults(variant: str, events: pd.DataFrame) -> list[str]:

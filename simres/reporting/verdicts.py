@@ -101,7 +101,8 @@ def _objective_text(objective: Objective) -> str:
 
 def verdicts(reps_df: pd.DataFrame, *, reference: str | None = None, confidence: float = 0.95,
              objective: Objective | None = None, controls: Sequence[str] = (),
-             events: Mapping[str, pd.DataFrame] | None = None) -> list[str]:
+             events: Mapping[str, pd.DataFrame] | None = None,
+             queues: Mapping[str, Mapping[str, int]] | None = None) -> list[str]:
     """Plain-text sentences that sum up a replications frame, computed from its numbers.
 
     The first sentence states the objective (default: the highest success rate, then the
@@ -112,7 +113,8 @@ def verdicts(reps_df: pd.DataFrame, *, reference: str | None = None, confidence:
     variant with the reference ("indistinguishable" when the paired interval covers 0,
     and never praising the latency of a variant that fails more); the controls' numbers;
     mechanisms read off the frames (retries that never fired, breakers held open after a
-    fault, a budget that ran dry; ``events`` maps a variant to one run's events frame);
+    fault, a budget that ran dry, a bounded queue that never filled; ``events`` maps a variant to
+    one run's events frame, ``queues`` a variant to its bounded queues);
     and, for every fault, how many replications of each variant did not recover.
     """
     if "variant" not in reps_df.columns or reps_df.empty:
@@ -162,7 +164,7 @@ def verdicts(reps_df: pd.DataFrame, *, reference: str | None = None, confidence:
         vals = "; ".join(f"{plots.metric_name(m)} {format_metric(m, df.loc[df.variant == c, m].mean())}"
                          for m in metrics)
         out.append(f"Control {variant_label(c)} (a different workload, not ranked): {vals}.")
-    out.extend(mechanisms(df, events=events))
+    out.extend(mechanisms(df, events=events, queues=queues))
     out.extend(recovery_sentences(df, confidence=confidence, controls=controls))
     return out
 
