@@ -81,17 +81,16 @@ def test_report_shows_scenario_variants_and_comparison(built: Path) -> None:
 def test_verdict_is_computed_from_the_numbers(built: Path, reps: pd.DataFrame) -> None:
     html = built.read_text(encoding="utf-8")
     verdict = re.findall(r"<li>(.*?)</li>", html.split('<section id="verdict">', 1)[1].split("</section>")[0])
-    p99 = reps.groupby("variant")["latency_p99"].mean()
-    best, worst = p99.idxmin(), p99.idxmax()
-    assert best != worst
-    sentence = next(s for s in verdict if "p99 latency" in s)
-    assert sentence.startswith(f"{best} cut p99 latency by ")
-    assert f"against {worst}" in sentence
-    assert format_metric("latency_p99", p99[best]) in sentence
-    assert format_metric("latency_p99", p99[worst]) in sentence
-    change = round((p99[worst] - p99[best]) / p99[worst] * 100)
-    assert f"by {change} %" in sentence
-    assert f"paired t-test over {REPS} replications" in sentence
+    assert verdict[0].startswith("Objective: the highest success rate, then the lowest p99 latency of all "
+                                 "finished requests")
+    assert "Every comparison is against one (the reference: the first variant)." in verdict[0]
+    p99 = reps.groupby("variant")["latency_all_p99"].mean()
+    sentence = next(s for s in verdict if s.startswith("P99 latency of all finished requests against one"))
+    ref = format_metric("latency_all_p99", p99["one"])
+    assert sentence.startswith(f"P99 latency of all finished requests against one ({ref}; paired t-test over {REPS} ")
+    change = round((p99["two"] - p99["one"]) / p99["one"] * 100)
+    assert f"two {format_metric('latency_all_p99', p99['two'])} ({change:+d} %)" in sentence \
+        or f"two ({format_metric('latency_all_p99', p99['two'])})" in sentence
     recovery = next(s for s in verdict if s.startswith("After slow:"))
     for v in ("one", "two"):
         assert re.search(rf"{v} (recovered in all {REPS} replications|did not recover in \d of {REPS})", recovery)
@@ -177,7 +176,7 @@ def known_reps() -> pd.DataFrame:
     for v in p99:
         for r in range(3):
             rows.append({"scenario": "s", "variant": v, "replicate": r, "seed": r, "wall_time": 0.1 * (r + 1),
-                         "latency_p99": p99[v][r], "success_rate": 1.0,
+                         "latency_all_p99": p99[v][r], "success_rate": 1.0,
                          "tries_per_request": {"naive": 2.0, "jitter": 1.5, "budget": 1.2}[v] + 0.01 * r,
                          "recovered:db-down": recovered[v][r],
                          "recovery_time:db-down": 4.0 if recovered[v][r] else np.nan})
@@ -186,14 +185,20 @@ def known_reps() -> pd.DataFrame:
 
 def test_verdicts_name_the_best_variant_the_change_and_significance() -> None:
     lines = verdicts(known_reps())
-    # success rate first (were users served?), then latency, then work
-    assert lines[0] == "All 3 variants have the same success rate (100.0 %)."
-    assert lines[1].startswith("jitter cut p99 latency by 75 % against naive (100 ms against 400 ms; "
-                               "paired t-test over 3 replications: p = ")
-    assert lines[1].split(", ")[-1] == "significant)."
-    assert lines[2].startswith("budget cut tries per request by 40 % against naive (1.21 against 2.01;")
+    # the objective and the one reference first, then the winner, then one sentence per metric
+    assert lines[0].startswith("Objective: the highest success rate, then the lowest p99 latency of all finished "
+                               "requests (a failed request counts at the time its client gave up). Every comparison "
+                               "is against naive (the reference: the first variant).")
+    assert lines[1] == ("Best on the objective: jitter: all of them are indistinguishable on success rate (100.0 % "
+                        "each); of these it has the best p99 latency of all finished requests (100 ms).")
+    assert lines[2] == ("Success rate against naive (100.0 %; paired t-test over 3 replications at the 95% level): "
+                        "indistinguishable from it: jitter (100.0 %), budget (100.0 %).")
+    assert lines[3] == ("P99 latency of all finished requests against naive (400 ms; paired t-test over 3 "
+                        "replications at the 95% level): better: jitter 100 ms (-75 %); budget 203 ms (-49 %).")
+    assert lines[4].startswith("Tries per request against naive (2.01;")
     against_budget = verdicts(known_reps(), reference="budget")
-    assert against_budget[1].startswith("jitter cut p99 latency by 51 % against budget (100 ms against 203 ms;")
+    assert "Every comparison is against budget (the reference)." in against_budget[0]
+    assert against_budget[3].endswith("better: jitter 100 ms (-51 %); worse: naive 400 ms (+97 %).")
     assert lines[-1] == ("After db-down: naive did not recover in 2 of 3 replications (the others: median "
                          "recovery time 4.0 s); jitter recovered in all 3 replications, median recovery time 4.0 s; "
                          "budget recovered in all 3 replications, median recovery time 4.0 s.")
@@ -201,8 +206,8 @@ def test_verdicts_name_the_best_variant_the_change_and_significance() -> None:
 
 def test_verdicts_with_one_replication_skip_the_test() -> None:
     one = known_reps().query("replicate == 0")
-    line = verdicts(one)[1]
-    assert "one replication per variant, so no significance test" in line
+    line = verdicts(one)[3]
+    assert "one replication, so no significance test" in line
     assert recovery_sentences(one)[0].startswith("After db-down: naive did not recover in 1 of 1 replications")
 
 
@@ -217,8 +222,9 @@ def test_sweep_report_names_the_best_design_points(tmp_path: Path) -> None:
     rows.append({**rows[0], "run_id": "broken", "error": "RuntimeError: boom", "latency_p99": np.nan})
     html = results_report(pd.DataFrame(rows), title="retries")
     verdict = re.findall(r"<li>(.*?)</li>", html)
-    assert verdict[0] == "Lowest p99 latency: 10 ms at max_attempts=1, base=0.01 (success rate 90.0 %)."
-    assert verdict[1].startswith("Highest success rate: 96.7 % at max_attempts=3, base=0.01 ")
+    assert verdict[0].startswith("Highest success rate: 96.7 % at max_attempts=3, base=0.01 ")
+    assert verdict[1] == ("Lowest p99 latency: 10 ms at max_attempts=1, base=0.01 (success rate 90.0 %), but it "
+                          "fails more than the most successful point, so its latency alone is no gain.")
     assert verdict[2].startswith("3 of 6 design points are on the Pareto front")
     assert html.count("<img ") == 3  # two heatmaps and the Pareto front
     assert "1 of 13 runs failed and are left out; first error: RuntimeError: boom" in html

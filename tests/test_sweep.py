@@ -257,7 +257,7 @@ def test_best_picks_the_optimal_feasible_setting() -> None:
     assert choice.overrides == {"clients.web.timeout": 1.0, "a": 3}
     assert "--set a=3" in choice.command and "--set clients.web.timeout=1.0" in choice.command
     text = str(choice)
-    assert "runners-up" in text and "significant" in text and "\n      a: 3" in text
+    assert "significantly worse than the best mean" in text and "p (Holm)" in text and "\n      a: 3" in text
     # Conservative: the low end of success_rate's CI must clear the bound, which rules out a=3.
     cons = best(df, minimize="latency_p99", subject_to=["success_rate >= 0.996"], conservative=True)
     assert cons.winner["a"] > 3 and cons.table.loc[0, "success_rate_lo"] >= 0.996

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from simres.cli._util import friendly
+from simres.cli.check import announce, strict_option
 
 PLOT_KINDS = ("cdf", "ccdf", "percentiles", "timeline", "herd", "amplification", "heatmap", "pareto")
 """What ``simres plot --kind`` draws."""
@@ -184,13 +185,14 @@ def plot(results: tuple[str, ...], kind: str, metric: str | None, x: str | None,
 @click.option("--seed", type=int, default=None, help="Root seed (default: the scenario's).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a scenario field (repeatable).")
 @click.option("--reference", default=None, metavar="VARIANT", help="Variant the verdict compares against "
-              "(default: the worst on each metric).")
+              "(default: the scenario's reference, else its first variant).")
 @click.option("--format", "fmt", default="png", show_default=True, metavar="png|svg",
               help="How figures are embedded.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@strict_option
 @friendly
 def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, ...], reference: str | None,
-           fmt: str, quiet: bool) -> None:
+           fmt: str, quiet: bool, strict: bool) -> None:
     """Write a self-contained HTML report of SOURCE to DIR/index.html and print its path.
 
     SOURCE is a scenario (file or bundled name: its variants are run and compared) or a
@@ -204,6 +206,14 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
         raise ReportError(f"--reps: must be >= 1, got {reps}")
     if fmt not in ("png", "svg"):
         raise ReportError(f"--format: expected png or svg, got {fmt!r}")
+    from simres.reporting.sources import is_results_source
+
+    if not is_results_source(source):
+        from simres.scenario.loading import load_scenario
+
+        sc = load_scenario(source, overrides=parse_overrides(sets) or None)
+        announce(sc, variants=list(sc.variants), strict=strict, label=source, source=source,
+                 overrides=parse_overrides(sets))
     path = build_report(source, out, reps=reps, seed=seed, overrides=parse_overrides(sets) or None,
                         reference=reference, figure_format=fmt, progress=not quiet)
     click.echo(str(path))

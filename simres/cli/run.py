@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from simres.cli._util import SimProgress, friendly, write_frame
+from simres.cli.check import announce, strict_option
 from simres.cli.summary_view import hidden_note, print_table, summary_json
 from simres.cli.summary_view import summary_table as view_table
 from simres.errors import SimresError
@@ -27,9 +28,11 @@ from simres.metrics.display import grouped_rows
 @click.option("--metrics", "metrics", multiple=True, metavar="PATTERN",
               help="Show these summary keys instead of the grouped view (glob, repeatable; 'all' = every key).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole summary as JSON (for scripts).")
+@strict_option
 @friendly
 def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | None, all_variants: bool,
-        reps: int, out: str | None, fmt: str, quiet: bool, metrics: tuple[str, ...], as_json: bool) -> None:
+        reps: int, out: str | None, fmt: str, quiet: bool, metrics: tuple[str, ...], as_json: bool,
+        strict: bool) -> None:
     """Run SCENARIO (a file or a bundled name) and print its summary.
 
     The summary is grouped (requests, latency, failures, work, services, breakers,
@@ -43,6 +46,9 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
     if all_variants and variant:
         raise click.UsageError("--variant and --all-variants exclude each other")
     sc = load_scenario(scenario, overrides=overrides)
+    announce(load_scenario(scenario, variant=variant, overrides=overrides) if variant else sc,
+             variants=list(sc.variants) if all_variants else (), strict=strict, label=scenario,
+             source=scenario, overrides=overrides)
     if all_variants or reps > 1:
         from simres.experiments.replications import compare_table, replicate
 
@@ -50,7 +56,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
             raise SimresError(f"{scenario}: variants: the scenario defines no variants")
         names = list(sc.variants) if all_variants else [variant]
         df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet)
-        click.echo(compare_table(df))
+        click.echo(compare_table(df, controls=sc.controls))
         if out:
             write_frame(df, Path(out) / f"replications.{fmt}")
         return
@@ -101,15 +107,18 @@ def show(scenario: str, sets: tuple[str, ...], variant: str | None) -> None:
 @click.option("--metric", "metrics", multiple=True, help="Show only these metrics (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the replications (.parquet or .csv).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@strict_option
 @friendly
 def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], variants: tuple[str, ...],
-            metrics: tuple[str, ...], out: str | None, quiet: bool) -> None:
+            metrics: tuple[str, ...], out: str | None, quiet: bool, strict: bool) -> None:
     """Run every variant of SCENARIO with common random numbers and compare them.
 
-    Prints, per metric, each variant's mean and 95% confidence interval, marks the best,
-    and says whether each difference from the best is significant (paired t-test across
-    replications). Recovery after faults is reported as the share of replications that
-    stayed stuck, with a binomial interval.
+    Prints, per metric, each variant's mean and 95% confidence interval, marks the best
+    (never a control, never a descriptive metric such as utilisation), and says whether
+    each difference from the best is significant (paired t-test across replications).
+    Recovery after faults is reported as the share of replications that stayed stuck, with
+    a binomial interval. Then the verdict: the scenario's objective, every variant against
+    its reference, controls shown but not ranked.
     """
     from simres.experiments.replications import compare_table, replicate
     from simres.scenario.loading import load_scenario, parse_overrides
@@ -122,12 +131,19 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
     if unknown:
         raise SimresError(f"--variant: unknown variant '{unknown[0]}' (variants: {', '.join(sc.variants)})")
     names = list(variants) or list(sc.variants)
+    announce(sc, variants=names, strict=strict, label=scenario, source=scenario, overrides=overrides)
     df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet)
     if metrics:
         missing = [m for m in metrics if m not in df.columns]
         if missing:
             raise SimresError(f"--metric: unknown metric '{missing[0]}'")
-    click.echo(compare_table(df, metrics=list(metrics) or None))
+    click.echo(compare_table(df, metrics=list(metrics) or None, controls=sc.controls))
+    from simres.reporting.verdicts import verdicts
+
+    ref = sc.reference if sc.reference in names else None
+    click.echo("\nverdict:")
+    for line in verdicts(df, reference=ref, objective=sc.objective, controls=[c for c in sc.controls if c in names]):
+        click.echo(f"- {line}")
     if out:
         write_frame(df, Path(out))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from simres.cli._util import friendly
+from simres.cli.check import announce, strict_option
 
 
 @click.command(name="sweep")
@@ -42,11 +43,12 @@ from simres.cli._util import friendly
 @click.option("--overwrite", is_flag=True, help="Delete existing results in --out first.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@strict_option
 @friendly
 def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: tuple[str, ...],
               variants: tuple[str, ...], all_variants: bool, reps: int | None, seed: int | None,
               jobs: int | None, dask_address: str | None, out: str, resume: bool, retry_errors: bool,
-              overwrite: bool, dry_run: bool, quiet: bool) -> None:
+              overwrite: bool, dry_run: bool, quiet: bool, strict: bool) -> None:
     """Run SCENARIO over a grid of parameters x variants x replications, in parallel.
 
     \b
@@ -61,7 +63,7 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     from simres.experiments.design import is_sweep_file, load_sweep, parse_axis, plan_sweep, validate_spec
     from simres.experiments.executors import make_executor
     from simres.experiments.sweeping import run_sweep
-    from simres.scenario.loading import parse_overrides
+    from simres.scenario.loading import load_scenario, parse_overrides
 
     if variants and all_variants:
         raise click.UsageError("--variant and --all-variants exclude each other")
@@ -90,6 +92,8 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
         data["variants"] = "all" if all_variants else list(variants)
     spec = validate_spec(data, source=source)
     plan = plan_sweep(spec, source=source)
+    # the scenario as every point starts from it: as written, then the sweep's --set overrides
+    announce(load_scenario(plan.scenario, overrides=spec.overrides or None), strict=strict, label=target)
     executor = make_executor(jobs=jobs, dask=dask_address)
     where = Path(out)
     if not quiet or dry_run:
@@ -121,8 +125,9 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
 
 @click.command(name="best")
 @click.argument("results", type=click.Path())
-@click.option("--minimize", metavar="METRIC", default=None, help="Metric to minimise (e.g. latency_p99).")
-@click.option("--maximize", metavar="METRIC", default=None, help="Metric to maximise (e.g. goodput).")
+@click.option("--minimize", metavar="METRIC", default=None, help="Metric to minimise (e.g. latency_all_p99).")
+@click.option("--maximize", metavar="METRIC", default=None,
+              help="Metric to maximise (e.g. goodput) [default: --maximize success_rate].")
 @click.option("--subject-to", "constraints", multiple=True, metavar="'METRIC OP NUMBER'",
               help="Constraint on a metric's mean, e.g. 'success_rate >= 0.999' (repeatable).")
 @click.option("--conservative", is_flag=True,
@@ -138,9 +143,11 @@ def best_cmd(results: str, minimize: str | None, maximize: str | None, constrain
     \b
     simres best results/retries.parquet --minimize latency_p99 --subject-to "success_rate >= 0.999"
 
-    Prints the winner with confidence intervals, how close the runners-up are (paired
-    t-test over replicates), and the --set overrides and YAML that reproduce it. Exits 1
-    if no configuration satisfies the constraints.
+    Prints the settings statistically indistinguishable from the best mean (paired t-tests
+    over replicates, Holm-corrected), the one chosen among them by a fixed rule (the best
+    pessimistic bound, then the fewest tries per request), parameters with no measurable
+    effect, and the --set overrides and YAML that reproduce it. Exits 1 if no
+    configuration satisfies the constraints.
     """
     from simres.experiments.choosing import NoFeasibleSetting, best
 

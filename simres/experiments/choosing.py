@@ -15,11 +15,70 @@ import yaml
 from simres.errors import SweepError
 from simres.experiments.design import decode_param
 from simres.experiments.store import ID_COLUMNS, TAIL_COLUMNS, load_results
+from simres.metrics.directions import direction
+from simres.scenario.objectives import DEFAULT_PRIMARY
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
+RULE_METRIC = "tries_per_request"
+"""The second key of the rule that picks within the indistinguishable set: the least retry load."""
 
+RULE = ("the best pessimistic end of the objective's interval (the best worst case), then the fewest tries "
+        "per request (the least load the setting adds to its dependencies), then the first in the sweep's order")
+"""How :func:`best` picks among the settings that are statistically indistinguishable from the best mean."""
+
+CORRECTION = "Holm"
+"""The multiple-comparison correction over the paired tests of the runners-up against the best mean."""
+
+BOOTSTRAP = 4000
+"""Bootstrap resamples of the replicates for the interval of a tail percentile."""
+
+
+def is_tail(metric: str) -> bool:
+    """Whether a metric is a tail statistic (p99, p99.9, max), whose interval is bootstrapped."""
+    base = metric.split(":", 1)[0]
+    return base.startswith("latency") and base.endswith(("p99", "p999", "max"))
+
+
+def bootstrap_mean_ci(values: np.ndarray, *, confidence: float = 0.95, resamples: int = BOOTSTRAP,
+                      seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean over replicates (NaN with fewer than two).
+
+    A per-replicate p99 is itself a tail statistic with a skewed sampling distribution, so a
+    Student t interval on it can be too narrow on the long side; resampling whole
+    replicates keeps each one's tail intact and needs no normality. Seeded: same input,
+    same interval.
+    """
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(resamples, len(v)))].mean(axis=1)
+    a = (1 - confidence) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p-values (NaN stays NaN): controls the family-wise error rate."""
+    import numpy as np
+
+    p = np.asarray(p_values, dtype=float)
+    out = np.full_like(p, np.nan)
+    idx = np.where(~np.isnan(p))[0]
+    if not len(idx):
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        out[i] = running
+    return out
 
 
 # ---------------------------------------------------------------------------- choosing
@@ -70,7 +129,7 @@ def parse_constraint(text: str) -> Constraint:
 
 @dataclass(frozen=True)
 class Choice:
-    """The best setting of a sweep and how it compares with the others (see :func:`best`)."""
+    """The chosen setting of a sweep and how it compares with the others (see :func:`best`)."""
 
     objective: str
     maximize: bool
@@ -78,53 +137,182 @@ class Choice:
     conservative: bool
     confidence: float
     table: pd.DataFrame = field(repr=False)
-    """One row per configuration, feasible ones first by rank: parameters, variant, ``n``,
-    ``errors``, ``feasible``, ``violates``, ``<metric>_mean/_lo/_hi`` for the objective and
-    constrained metrics, ``rank``, ``diff`` (vs the winner) with ``diff_lo``/``diff_hi``,
-    ``p_value`` (paired t-test over replicates) and ``significant``."""
+    """One row per configuration, the chosen one first, then feasible ones by rank: parameters,
+    variant, ``n``, ``errors``, ``feasible``, ``violates``, ``<metric>_mean/_lo/_hi`` for the
+    objective and constrained metrics (tail percentiles: bootstrap interval), ``rank`` (by mean
+    objective), ``diff`` (vs the best mean) with ``diff_lo``/``diff_hi``, ``p_value`` (paired
+    t-test over replicates), ``p_holm`` (Holm-adjusted), ``significant``, ``tied``
+    (indistinguishable from the best mean) and ``chosen``."""
     winner: dict[str, Any]
     overrides: dict[str, Any]
     command: str
     top: int = 5
+    params: tuple[str, ...] = ()
+    no_effect: tuple[str, ...] = ()
+    """One sentence per swept parameter that has no measurable effect on the objective."""
 
     @property
     def yaml(self) -> str:
         """A YAML snippet: the winner as a scenario variant named ``best``."""
         return yaml.safe_dump({"variants": {"best": self.overrides}}, sort_keys=False)
 
+    @property
+    def tied(self) -> pd.DataFrame:
+        """The settings statistically indistinguishable from the best mean (the chosen one among them)."""
+        return self.table[self.table["tied"]]
+
     def __str__(self) -> str:
         t, obj = self.table, self.objective
         where = "the pessimistic CI bound" if self.conservative else "the mean"
         subject = " and ".join(map(str, self.constraints)) or "no constraint"
         n_ok, n_err = int(t.feasible.sum()), int((t.errors > 0).sum())
+        pct = round(self.confidence * 100)
         lines = [f"{'maximize' if self.maximize else 'minimize'} {obj} subject to {subject} "
                  f"(constraints on {where})",
                  f"{len(t)} configurations: {n_ok} feasible, {len(t) - n_ok - n_err} violate a "
-                 f"constraint, {n_err} had error rows", "", "best:"]
+                 f"constraint, {n_err} had error rows"]
+        tied = self.tied
+        cols = [*self.winner]
+        k = int(t.feasible.sum()) - 1
+        if len(tied) > 1:
+            lines += ["", f"{len(tied)} settings are statistically indistinguishable from the best mean "
+                          f"(paired t-tests over replicates, {CORRECTION}-corrected over {k} comparisons, "
+                          f"{pct}% level):"]
+            lines += self._rows(tied.sort_values("rank", kind="stable"), cols, holm_col=True)
+            lines += ["", f"chosen among them by rule: {RULE}:"]
+        else:
+            lines += ["", f"best (every other feasible setting is significantly worse, {CORRECTION}-corrected):"
+                      if k > 0 else "best:"]
         w = t.iloc[0]
         width = max((len(k) for k in [*self.winner, obj, *(c.metric for c in self.constraints)]), default=8)
-        lines += [f"  {k:<{width}}  {_show(v)}" for k, v in self.winner.items()]
-        pct = round(self.confidence * 100)
+        for key, v in self.winner.items():
+            lines.append(f"  {key:<{width}}  {self._value(key, v, tied)}")
         for m in dict.fromkeys([obj, *(c.metric for c in self.constraints)]):
-            lines.append(f"  {m:<{width}}  {_fmt_num(w[f'{m}_mean'])}  {pct}% CI "
-                         f"[{_fmt_num(w[f'{m}_lo'])}, {_fmt_num(w[f'{m}_hi'])}]  (n={int(w.n)})")
-        runners = t[t.feasible].iloc[1:1 + self.top]
-        if len(runners):
-            lines += ["", f"runners-up (difference in {obj} from the best, paired over replicates):"]
-            cols = [*self.winner]
-            rows = [["#", *cols, obj, "diff", f"{pct}% CI", "p", ""]]
-            for _, rd in runners.iterrows():
-                sig = "significant" if rd["significant"] else "not significant"
-                rows.append([str(int(rd["rank"])), *(_show(rd[c]) for c in cols),
-                             _fmt_num(rd[f"{obj}_mean"]), _fmt_num(rd["diff"], sign=True),
-                             f"[{_fmt_num(rd['diff_lo'], sign=True)}, {_fmt_num(rd['diff_hi'], sign=True)}]",
-                             _fmt_num(rd["p_value"]), sig])
-            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-            lines += ["  " + "  ".join(c.ljust(wd) for c, wd in zip(row, widths, strict=True)).rstrip()
-                      for row in rows]
+            how = "bootstrap" if is_tail(m) else "t"
+            lines.append(f"  {m:<{width}}  {_fmt_ci(w[f'{m}_mean'], w[f'{m}_lo'], w[f'{m}_hi'])}  "
+                         f"{pct}% CI ({how}) [{_fmt_num(w[f'{m}_lo'])}, {_fmt_num(w[f'{m}_hi'])}]  (n={int(w.n)})")
+        for sentence in self.no_effect:
+            lines.append(f"no measurable effect: {sentence}")
+        rest = t[t.feasible & ~t["tied"]].sort_values("rank", kind="stable").head(self.top)
+        if len(rest):
+            lines += ["", f"significantly worse than the best mean (difference in {obj}, paired over replicates):"]
+            lines += self._rows(rest, cols, holm_col=True)
         lines += ["", "reproduce:", f"  {self.command}", "", "or add this variant to the scenario:"]
         lines += ["  " + ln for ln in self.yaml.rstrip().splitlines()]
         return "\n".join(lines)
+
+    def _rows(self, part: pd.DataFrame, cols: list[str], *, holm_col: bool) -> list[str]:
+        obj = self.objective
+        pct = round(self.confidence * 100)
+        rows = [["#", *cols, obj, "diff", f"{pct}% CI", "p", f"p ({CORRECTION})"]]
+        for _, rd in part.iterrows():
+            diff = "best mean" if rd["diff"] == 0 and rd["rank"] == 1 else _fmt_num(rd["diff"], sign=True)
+            ci = "" if diff == "best mean" else (f"[{_fmt_num(rd['diff_lo'], sign=True)}, "
+                                                  f"{_fmt_num(rd['diff_hi'], sign=True)}]")
+            label = [str(int(rd["rank"]))] + [_show(rd[c]) if c in rd else _show(rd.get("variant")) for c in cols]
+            rows.append([*label, _fmt_ci(rd[f"{obj}_mean"], rd[f"{obj}_lo"], rd[f"{obj}_hi"]), diff, ci,
+                         _fmt_num(rd["p_value"]), _fmt_num(rd["p_holm"])])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return ["  " + "  ".join(c.ljust(wd) for c, wd in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+    def _value(self, key: str, value: Any, tied: pd.DataFrame) -> str:
+        """A chosen parameter at the precision the tie set supports: ``0.06 (tried 0.0609003; ...)``."""
+        if key not in tied.columns or len(tied) < 2 or not _numeric(value):
+            return _show(value)
+        vals = [float(v) for v in tied[key] if _numeric(v)]
+        lo, hi = min(vals), max(vals)
+        if lo == hi:
+            return _show(value)
+        short = _shortest_within(float(value), lo, hi)
+        if float(short) == float(value):
+            return f"{_show(value)} (indistinguishable from {_fmt_num(lo)} to {_fmt_num(hi)})"
+        return f"{short} (tried {_show(value)}; every tried value from {_fmt_num(lo)} to {_fmt_num(hi)} is " \
+               "indistinguishable)"
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _shortest_within(x: float, lo: float, hi: float) -> str:
+    """``x`` with the fewest significant digits that still lies in ``[lo, hi]``."""
+    for digits in range(1, 7):
+        text = f"{x:.{digits}g}"
+        if lo <= float(text) <= hi:
+            return text
+    return f"{x:.6g}"
+
+
+def _fmt_ci(mean: Any, lo: Any, hi: Any) -> str:
+    """A mean to the precision its interval supports: two significant digits of the half-width."""
+    mean, lo, hi = float(mean), float(lo), float(hi)
+    if math.isnan(mean):
+        return "-"
+    hw = (hi - lo) / 2 if math.isfinite(lo) and math.isfinite(hi) else float("nan")
+    if not math.isfinite(hw) or hw <= 1e-12 * max(abs(mean), 1e-300):
+        return _fmt_num(mean)
+    decimals = max(0, 1 - math.floor(math.log10(hw)))
+    return f"{mean:.{decimals}f}"
+
+
+def _choose(configs: pd.DataFrame, objective: str, maximize: bool, cons: Sequence[Constraint],
+            conservative: bool) -> Any:
+    """The index of the chosen configuration: :data:`RULE` applied to the tied set."""
+    tied = configs[configs["tied"]]
+    tries = tied.get(f"{RULE_METRIC}_mean", 0.0)
+    pessimistic = -tied[f"{objective}_lo"] if maximize else tied[f"{objective}_hi"]
+    key = tied.assign(_tries=tries, _pess=pessimistic.fillna(math.inf))
+    return key.sort_values(["_pess", "_tries", "_order"], kind="stable").index[0]
+
+
+def no_effect(ok: pd.DataFrame, params: Sequence[str], objective: str, *, confidence: float = 0.95) -> tuple[str, ...]:
+    """A sentence per swept parameter whose values cannot be told apart on ``objective``.
+
+    Within every combination of the other parameters (and variant), each value is compared
+    with the best of that group by a paired t-test over replicates, Holm-corrected per
+    group; a parameter none of whose comparisons is significant has no measurable effect.
+    Identical results in every replicate are said as such (with the reason when the
+    retries never fired).
+    """
+    import numpy as np
+
+    from simres.metrics.stats import paired_difference
+
+    out = []
+    for p in params:
+        if ok[p].astype(str).nunique() < 2:
+            continue
+        others = [q for q in (*params, "variant") if q != p and q in ok.columns]
+        identical, significant = True, False
+        for _, part in (ok.groupby([ok[q].astype(str) for q in others], sort=False) if others else [(None, ok)]):
+            wide = part.pivot_table(index="replicate", columns=part[p].astype(str), values=objective,
+                                    aggfunc="first")
+            if wide.shape[1] < 2:
+                continue
+            arr = wide.to_numpy(float)
+            if not np.allclose(arr, arr[:, :1], rtol=0, atol=0, equal_nan=True):
+                identical = False
+            if len(wide) < 2:
+                significant = significant or not identical
+                continue
+            means = wide.mean()
+            ref = wide[means.idxmax()]
+            pv = []
+            for c in wide.columns:
+                if wide[c].equals(ref):
+                    continue
+                pv.append(paired_difference(wide[c].to_numpy(float), ref.to_numpy(float)).p_value)
+            if pv and (holm(np.asarray(pv)) < 1 - confidence).any():
+                significant = True
+        if identical:
+            why = ""
+            if RULE_METRIC in ok.columns and (ok[RULE_METRIC] <= 1 + 1e-9).all():
+                why = f"; retries never fired ({RULE_METRIC} <= 1 in every run)"
+            out.append(f"{p}: every value gives identical {objective} in every replicate{why}")
+        elif not significant:
+            out.append(f"{p}: no value differs significantly from the best in its group ({CORRECTION}-corrected "
+                       f"paired t-tests, {round(confidence * 100)}% level)")
+    return tuple(out)
 
 
 def best(results: pd.DataFrame | str | os.PathLike[str], *, minimize: str | None = None,
@@ -149,9 +337,18 @@ def best(results: pd.DataFrame | str | os.PathLike[str], *, minimize: str | None
 
     df = results if isinstance(results, pd.DataFrame) else load_results(results)
     meta = df.attrs.get("sweep") or {}
-    if (minimize is None) == (maximize is None):
+    if minimize is not None and maximize is not None:
         raise SweepError("objective: give exactly one of --minimize METRIC or --maximize METRIC")
+    if minimize is None and maximize is None:
+        maximize = DEFAULT_PRIMARY  # the default objective of every scenario: the highest success rate
     objective = str(minimize or maximize)
+    way = direction(objective)
+    if way is None:
+        raise SweepError(f"objective: '{objective}' describes load and has no better direction "
+                         "(simres.metrics.directions); use it in --subject-to, not as the objective")
+    if (way == "lower") != (minimize is not None):
+        flag = "--minimize" if way == "lower" else "--maximize"
+        raise SweepError(f"objective: {way} is better for '{objective}' (simres.metrics.directions); use {flag}")
     cons = tuple(c if isinstance(c, Constraint) else parse_constraint(c) for c in subject_to)
     needed = list(dict.fromkeys([objective, *(c.metric for c in cons)]))
     params = [p for p in meta.get("params", []) if p in df] or [
@@ -166,6 +363,8 @@ def best(results: pd.DataFrame | str | os.PathLike[str], *, minimize: str | None
                              + (f" (did you mean '{hint[0]}'?)" if hint else ""))
     if df.empty:
         raise NoFeasibleSetting("the results hold no rows")
+    if RULE_METRIC in df.columns and RULE_METRIC not in needed:
+        needed.append(RULE_METRIC)
     group = [*params, "variant"]
     df = df.assign(_cfg=[json.dumps(k, default=str) for k in df[group].astype(object).itertuples(index=False)])
     configs = df.drop_duplicates("_cfg").set_index("_cfg")[group]
@@ -176,6 +375,11 @@ def best(results: pd.DataFrame | str | os.PathLike[str], *, minimize: str | None
     for m in needed:
         for stat in ("mean", "lo", "hi"):
             configs[f"{m}_{stat}"] = wide.get((stat, m), np.nan)
+        if is_tail(m):
+            cis = {cfg: bootstrap_mean_ci(part[m].to_numpy(float), confidence=confidence)
+                   for cfg, part in ok.groupby("_cfg", sort=False)}
+            configs[f"{m}_lo"] = [cis.get(c, (np.nan, np.nan))[0] for c in configs.index]
+            configs[f"{m}_hi"] = [cis.get(c, (np.nan, np.nan))[1] for c in configs.index]
     configs["n"] = wide[("n", objective)].reindex(configs.index).fillna(0).astype(int) \
         if ("n", objective) in wide else 0
     violates = []
@@ -209,7 +413,17 @@ def best(results: pd.DataFrame | str | os.PathLike[str], *, minimize: str | None
                               confidence=confidence)
         diffs.append((d.mean, d.lo, d.hi, d.p_value))
     configs[["diff", "diff_lo", "diff_hi", "p_value"]] = pd.DataFrame(diffs, index=configs.index)
-    configs["significant"] = configs["p_value"] < 1 - confidence
+    configs.loc[win_cfg, ["diff_lo", "diff_hi", "p_value"]] = np.nan
+    feas = configs["feasible"] & (configs.index != win_cfg)
+    configs["p_holm"] = np.nan
+    configs.loc[feas, "p_holm"] = holm(configs.loc[feas, "p_value"].to_numpy(float))
+    configs["significant"] = configs["p_holm"] < 1 - confidence
+    same = feas & configs["diff"].eq(0) & configs["p_value"].isna()
+    configs["tied"] = (feas & ~configs["significant"] & configs["p_holm"].notna()) | same
+    configs.loc[win_cfg, "tied"] = True
+    configs["chosen"] = False
+    configs.loc[_choose(configs, objective, maximize is not None, cons, conservative), "chosen"] = True
+    configs = pd.concat([configs[configs["chosen"]], configs[~configs["chosen"]]])
     table = configs.drop(columns=["_order", "_key"]).reset_index(drop=True)
     dtypes = meta.get("dtypes", {})
     winner = {p: decode_param(table.at[0, p], dtypes[p]) if p in dtypes else _plain(table.at[0, p])
@@ -218,8 +432,10 @@ def best(results: pd.DataFrame | str | os.PathLike[str], *, minimize: str | None
     overrides = {**meta.get("overrides", {}), **meta.get("variant_overrides", {}).get(variant, {}), **winner}
     if variant or len(meta.get("variants", [])) > 1:
         winner["variant"] = variant or "(as written)"
+    effects = no_effect(ok, params, objective, confidence=confidence)
     return Choice(objective, maximize is not None, cons, conservative, confidence, table,
-                  winner, overrides, _command(meta, variant, winner, params), top)
+                  winner, overrides, _command(meta, variant, winner, params), top, params=tuple(params),
+                  no_effect=effects)
 
 
 def _extreme(values: pd.Series, c: Constraint) -> float:

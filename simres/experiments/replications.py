@@ -16,26 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simres.metrics.directions import direction, lower_is_better  # noqa: F401 (re-exported)
 from simres.metrics.stats import aggregate_recovery, aggregate_replications, paired_difference
 from simres.rng import replication_seeds
 from simres.scenario.loading import load_scenario, parse_overrides
 from simres.scenario.schema import Scenario
 
-LOWER_IS_BETTER_PREFIXES = (
-    "latency", "error_rate", "timeout_rate", "connection_rate", "rejected_rate", "shed_rate",
-    "throttled_rate", "breaker_open_rate", "bulkhead_full_rate", "unfinished_rate", "degraded_rate",
-    "tries_per", "work_per", "amplification", "recovery_time", "herd", "queue_len", "peak_to_mean",
-)
-"""Metrics where smaller is better (everything else, e.g. success_rate, is higher-better)."""
-
-HEADLINE = ("success_rate", "goodput", "latency_p50", "latency_p99", "latency_p999",
-            "tries_per_request", "work_per_success")
-"""Metrics shown first by :func:`compare_table`."""
-
-
-def lower_is_better(metric: str) -> bool:
-    """Whether a smaller value of ``metric`` is better."""
-    return metric.startswith(LOWER_IS_BETTER_PREFIXES)
+HEADLINE = ("success_rate", "goodput", "latency_all_p50", "latency_all_p99", "latency_all_p999",
+            "tries_per_request", "work_per_success", "latency_p50", "latency_p99", "latency_p999")
+"""Metrics shown first by :func:`compare_table`: latencies of every request (a failure at the time its
+client gave up) before the latencies of successes, which leave the failures out."""
 
 
 def run_point(scenario: Scenario | Mapping[str, Any] | str, *, seed: int, variant: str | None = None,
@@ -161,8 +151,14 @@ def compare(
 
 
 def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None,
-                  confidence: float = 0.95) -> pd.DataFrame:
-    """The comparison of :func:`compare` computed from a replications frame."""
+                  confidence: float = 0.95, controls: Sequence[str] = ()) -> pd.DataFrame:
+    """The comparison of :func:`compare` computed from a replications frame.
+
+    ``best`` follows the metric's registered direction
+    (:func:`simres.metrics.directions.direction`): a descriptive metric (utilisation,
+    count, throughput, queue length) has no best, nor does a metric on which every
+    variant has the same mean. ``controls`` are compared but never best.
+    """
     df = reps_df.copy()
     df["variant"] = df["variant"].fillna("").astype(str)
     id_cols = {"scenario", "variant", "replicate", "seed", "wall_time", "run_id", "error"}
@@ -175,8 +171,10 @@ def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
         part = part.copy()
         means = part.set_index("variant")["mean"]
         best = None
-        if means.notna().any():
-            best = means.idxmin() if lower_is_better(str(metric)) else means.idxmax()
+        ranked = means.drop([c for c in controls if c in means.index]).dropna()
+        way = direction(str(metric))
+        if way is not None and len(ranked) and not _all_equal(means.dropna()):
+            best = ranked.idxmin() if way == "lower" else ranked.idxmax()
         part["best"] = part["variant"] == best
         diffs, pvals = [], []
         for v in part["variant"]:
@@ -204,6 +202,14 @@ def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
     return res
 
 
+def _all_equal(values: pd.Series) -> bool:
+    """Whether every value is the same, up to float noise (nothing to choose between)."""
+    if len(values) < 2:
+        return False
+    lo, hi = float(values.min()), float(values.max())
+    return hi - lo <= 1e-9 * max(abs(lo), abs(hi), 1e-12)
+
+
 def recovery_verdicts(reps_df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
     """Per variant and fault: the share of replications that did not recover (binomial CI)."""
     df = reps_df.copy()
@@ -221,22 +227,30 @@ def _fmt(x: float) -> str:
 
 
 def compare_table(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None,
-                  confidence: float = 0.95, max_metrics: int = 40) -> str:
+                  confidence: float = 0.95, max_metrics: int = 40, controls: Sequence[str] = ()) -> str:
     """A plain-text comparison: per metric, each variant's mean ± CI, the best marked.
 
     ``*`` marks the best variant; ``~`` marks a variant whose difference from the best is
-    not significant (paired test); plain entries differ significantly.
+    not significant (paired test); plain entries differ significantly. Descriptive
+    metrics (no better direction), metrics equal for every variant and ``controls`` get
+    no mark.
     """
-    cmp = compare_frame(reps_df, metrics=metrics, confidence=confidence)
+    cmp = compare_frame(reps_df, metrics=metrics, confidence=confidence, controls=controls)
     variants = list(dict.fromkeys(reps_df["variant"].fillna("").astype(str)))
-    labels = [v or "(as written)" for v in variants]
+    labels = [(v or "(as written)") + (" (control)" if v in controls else "") for v in variants]
     n = int(reps_df.groupby(reps_df["variant"].fillna("").astype(str)).size().min())
     order = [m for m in HEADLINE if m in set(cmp.metric)]
     order += [m for m in dict.fromkeys(cmp.metric) if m not in order]
     order = order[:max_metrics]
     cells: dict[tuple[str, str], str] = {}
+    marked = set(cmp.loc[cmp["best"], "metric"])
     for row in cmp.itertuples(index=False):
-        mark = "*" if row.best else ("~" if not row.significant and not math.isnan(row.p_value) else " ")
+        mark = " "
+        if row.best:
+            mark = "*"
+        elif row.metric in marked and row.variant not in controls and not row.significant \
+                and not math.isnan(row.p_value):
+            mark = "~"
         hw = "" if math.isnan(row.halfwidth) or n < 2 else f" ±{_fmt(row.halfwidth)}"
         cells[(row.metric, row.variant)] = f"{_fmt(row.mean)}{hw}{mark}"
     mw = max(len(m) for m in order) if order else 6
@@ -246,7 +260,9 @@ def compare_table(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
         lines.append(f"{m:<{mw}}  " + "  ".join(f"{cells.get((m, v), '-'):>{w}}" for v, w in zip(variants, cw)))
     pct = round(confidence * 100)
     lines.append(f"\n{n} replication(s) per variant, mean ±{pct}% CI; * best, ~ not significantly different "
-                 "from the best (paired t-test), common random numbers across variants")
+                 "from the best (paired t-test), common random numbers across variants; descriptive metrics "
+                 "(utilization, count, throughput, queue_len) are never marked"
+                 + ("; controls are never marked" if controls else ""))
     rec = recovery_verdicts(reps_df)
     if len(rec):
         lines.append("\nrecovery after each fault (share of replications that did NOT recover, 95% Wilson CI):")

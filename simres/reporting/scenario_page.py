@@ -89,15 +89,28 @@ def render_scenario_report(scenario: Scenario, reps_df: pd.DataFrame, runs: Mapp
     subtitle = (f"{len(order)} variant(s): {labels}. {n} replication(s) per variant with common random numbers "
                 f"(root seed {seed}); the figures show one run per variant, all with seed {seed}.")
     body = [f"<h1>{H.esc(sc.name)}</h1>", f'<p class="subtitle">{H.esc(subtitle)}</p>']
-    body.append(H.section("Verdict", H.bullets([H.esc(s) for s in verdicts(df, reference=reference,
-                                                                           confidence=confidence)],
-                                               cls="verdict"), anchor="verdict"))
+    controls = [c for c in sc.controls if c in order]
+    reference = reference if reference is not None else sc.reference
+    if reference is not None and reference not in order:
+        reference = None
+    lines = verdicts(df, reference=reference, confidence=confidence, objective=sc.objective, controls=controls,
+                     events={v: f.events for v, f in frames.items()}, queues=_bounded_queues(sc, order))
+    body.append(H.section("Verdict", H.bullets([H.esc(s) for s in lines], cls="verdict"), anchor="verdict"))
     body.append(H.section("Scenario", *_scenario_parts(sc), anchor="scenario"))
     body.append(H.section("Variants", _variants_table(sc, order), anchor="variants"))
-    parts = _comparison_parts(df, confidence=confidence)
+    parts = _comparison_parts(df, confidence=confidence, controls=controls)
     body.append(H.section("Comparison", *parts, anchor="comparison"))
     body.append(H.section("Figures", *_scenario_figures(figs, df, frames, pal, sc, seed), anchor="figures"))
     return H.page(f"simres report: {sc.name}", body, footer=_footer(generated))
+
+
+def _bounded_queues(sc: Scenario, variants: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per variant, its services with a bounded queue and the capacity (for the verdict's mechanisms)."""
+    out = {}
+    for v in variants:
+        vs = load_scenario(sc, variant=v) if v in sc.variants else sc
+        out[v] = {n: s.queue.capacity for n, s in vs.services.items() if s.queue.capacity is not None}
+    return out
 
 
 def _scenario_parts(sc: Scenario) -> list[str]:

@@ -31,18 +31,20 @@ def _table_metrics(cmp: pd.DataFrame) -> list[str]:
 
 
 def comparison_table(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None,
-                     confidence: float = 0.95) -> str:
+                     confidence: float = 0.95, controls: Sequence[str] = ()) -> str:
     """HTML table: one row per metric, one column per variant, mean ± CI half-width.
 
-    The best variant of each metric is bold; ``~`` marks a variant not significantly
-    different from the best (paired t-test). All-NaN metrics are left out.
+    The best variant of each metric with a direction is bold (none for descriptive
+    metrics, controls, or when all variants are equal); ``~`` marks a variant not
+    significantly different from the best (paired t-test). All-NaN metrics are left out.
     """
-    cmp = compare_frame(reps_df, metrics=metrics, confidence=confidence)
+    cmp = compare_frame(reps_df, metrics=metrics, confidence=confidence, controls=controls)
     variants = list(dict.fromkeys(reps_df["variant"].fillna("").astype(str)))
-    return _comparison_html(cmp, variants, list(metrics) if metrics is not None else None)
+    return _comparison_html(cmp, variants, list(metrics) if metrics is not None else None, controls)
 
 
-def _comparison_html(cmp: pd.DataFrame, variants: Sequence[str], order: Sequence[str] | None) -> str:
+def _comparison_html(cmp: pd.DataFrame, variants: Sequence[str], order: Sequence[str] | None,
+                     controls: Sequence[str] = ()) -> str:
     cells = {(r.metric, r.variant): r for r in cmp.itertuples(index=False)}
     rows = []
     for m in order if order is not None else list(dict.fromkeys(cmp["metric"])):
@@ -52,9 +54,8 @@ def _comparison_html(cmp: pd.DataFrame, variants: Sequence[str], order: Sequence
         scale, label = plots.metric_scale(m)
         unit = f' <span class="note">({H.esc(label.rsplit("(", 1)[-1])}</span>' if label.endswith(")") else ""
         row = [f"<code>{H.esc(m)}</code>{unit}"]
-        means = [r.mean for r in found if r is not None and math.isfinite(r.mean)]
-        top = next((r.mean for r in found if r is not None and r.best), None)
-        tied = len(set(means)) == 1  # nothing to choose between the variants: mark none
+        # compare_frame names no best for a descriptive metric or when all variants are equal
+        marked = any(r is not None and r.best for r in found)
         for r in found:
             if r is None or not math.isfinite(r.mean):
                 row.append("-")
@@ -63,28 +64,33 @@ def _comparison_html(cmp: pd.DataFrame, variants: Sequence[str], order: Sequence
             if math.isfinite(r.halfwidth):
                 hw = r.halfwidth if r.halfwidth > 1e-9 * abs(r.mean) else 0.0  # float noise, not spread
                 text += f" ± {plots.format_number(hw * scale)}"
-            if not tied and r.mean == top:
+            if marked and r.best:
                 text = f"<strong>{H.esc(text)}</strong>"
-            elif not tied:
+            elif marked and r.variant not in controls:
                 text = H.esc(text) + (" ~" if not r.significant and math.isfinite(r.p_value) else "")
             else:
                 text = H.esc(text)
             row.append(text)
         rows.append(row)
-    return H.table(["metric", *(H.esc(variant_label(v)) for v in variants)], rows)
+    heads = [H.esc(variant_label(v)) + (' <span class="note">(control)</span>' if v in controls else "")
+             for v in variants]
+    return H.table(["metric", *heads], rows)
 
 
-def _comparison_parts(df: pd.DataFrame, *, confidence: float) -> list[str]:
+def _comparison_parts(df: pd.DataFrame, *, confidence: float, controls: Sequence[str] = ()) -> list[str]:
     """The comparison table (headline metrics), its legend, all metrics folded, and the recovery table."""
-    cmp = compare_frame(df, confidence=confidence)
+    cmp = compare_frame(df, confidence=confidence, controls=controls)
     variants = list(dict.fromkeys(df["variant"]))
     n = replication_count(df)
-    parts = [_comparison_html(cmp, variants, _table_metrics(cmp)),
+    control = (" Controls (a different workload, not a policy) are shown but never marked." if controls else "")
+    parts = [_comparison_html(cmp, variants, _table_metrics(cmp), controls),
              f'<p class="note">Mean ± half-width of the {confidence:.0%} Student-t interval over {n} '
-             "replication(s). Bold: best variant (none when all are equal); ~: not significantly different from "
-             "the best (paired t-test across replications with the same seeds). Latencies count successful "
-             "requests only unless named <code>latency_all_*</code>.</p>",
-             H.details("All metrics", _comparison_html(cmp, variants, None))]
+             "replication(s). Bold: best variant on a metric with a direction (none when all are equal; "
+             "utilisation, counts, throughput and queue lengths describe load and are never marked); "
+             "~: not significantly different from the best (paired t-test across replications with the same "
+             f"seeds).{control} Latencies count successful requests only unless named <code>latency_all_*</code> "
+             "(every finished request, a failure at the time its client gave up).</p>",
+             H.details("All metrics", _comparison_html(cmp, variants, None, controls))]
     rec = recovery_table(df, confidence=confidence)
     if rec:
         parts += ["<h3>Recovery after each fault</h3>", rec]

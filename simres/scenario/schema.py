@@ -18,6 +18,7 @@ from simres.scenario._base import PositiveFloat, _Model
 from simres.scenario.clients import ClientConfig, ClosedArrivals
 from simres.scenario.faults import FaultConfig
 from simres.scenario.network import NetworkConfig
+from simres.scenario.objectives import Objective
 from simres.scenario.services import ServiceConfig
 
 # ---------------------------------------------------------------------------- scenario
@@ -45,6 +46,14 @@ class Scenario(_Model):
         default_factory=dict,
         description="Named sets of dotted-path overrides compared on the same world.",
     )
+    objective: Objective = Field(default_factory=Objective,
+                                 description="What 'better' means in comparisons, verdicts and `simres best`.")
+    reference: str | None = Field(default=None,
+                                  description="The variant every comparison is made against (default: the "
+                                              "first variant).")
+    controls: list[str] = Field(default_factory=list,
+                                description="Variants that change the workload rather than the policy (e.g. "
+                                            "lower load): shown in comparisons, never ranked or winning.")
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
@@ -79,6 +88,11 @@ class Scenario(_Model):
         for vname, ov in self.variants.items():
             if not isinstance(ov, dict):
                 raise ValueError(f"variants.{vname}: must be a mapping of dotted paths to values")
+        for path, name in [("reference", self.reference), *((f"controls.{i}", c) for i, c in enumerate(self.controls))]:
+            if name is not None and name not in self.variants:
+                raise ValueError(_unknown(path, name, self.variants, "variant"))
+        if self.reference is not None and self.reference in self.controls:
+            raise ValueError(f"reference: '{self.reference}' is a control; the reference must be a ranked variant")
         return self
 
     @property

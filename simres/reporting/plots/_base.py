@@ -306,6 +306,8 @@ _NAMES = {
     "latency_p50": "p50 latency", "latency_p90": "p90 latency", "latency_p99": "p99 latency",
     "latency_p999": "p99.9 latency", "latency_mean": "mean latency", "latency_max": "max latency",
     "latency_all_p99": "p99 latency of all finished requests", "success_rate": "success rate",
+    "latency_all_p50": "p50 latency of all finished requests",
+    "latency_all_p999": "p99.9 latency of all finished requests",
     "tries_per_request": "tries per request", "work_per_success": "work per success",
     "error_rate": "error rate", "timeout_rate": "timeout rate", "slo_attainment": "SLO attainment",
 }

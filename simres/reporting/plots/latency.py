@@ -127,7 +127,8 @@ def _draw_bars(ax: Axes, reps: pd.DataFrame, metrics: Sequence[str], pal: Palett
         finite = means[np.isfinite(means) & (means > 0)]
         highs.extend(finite + np.nan_to_num(err[np.isfinite(means) & (means > 0)]))
         lows.extend(finite)
-    ax.set_xticks(np.arange(len(metrics)), [metric_name(m).replace(" latency", "") for m in metrics])
+    ax.set_xticks(np.arange(len(metrics)), [metric_name(m).replace(" latency", "").replace(
+        " of all finished requests", "") for m in metrics])  # the title says which requests
     use_log = log_y if log_y is not None else bool(lows and max(lows) / min(lows) > 20)
     if use_log and lows:
         _log(ax, "y")

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from simres.experiments.replications import lower_is_better
+from simres.metrics.directions import direction, lower_is_better
 from simres.metrics.stats import mean_ci
 from simres.reporting.plots._base import (
     Palette,
@@ -185,11 +185,16 @@ def pareto_points(results: pd.DataFrame, *, latency: str = "latency_p99", other:
 
     Columns: ``variant``, the varying parameters, ``n``, the two metrics and their CI
     half-widths (``<metric>_hw``), and ``front`` (on the Pareto front: lower latency is
-    better, ``other`` follows :func:`simres.experiments.replications.lower_is_better`).
+    better, ``other`` follows :func:`simres.metrics.directions.direction`; a descriptive
+    metric such as utilisation has no better side, so it cannot make a front).
     """
     df = _clean_results(results)
     _check_metric(df, latency, "latency")
     _check_metric(df, other, "other")
+    if direction(other) is None or direction(latency) != "lower":
+        bad, got = ("other", other) if direction(other) is None else ("latency", latency)
+        raise PlotError(f"{bad}: '{got}' has no better direction (see simres.metrics.directions), "
+                        "so it cannot make a Pareto front")
     if where:
         df = _select(df, where, sweep_parameters(df), "pareto")
     params = [p for p in sweep_parameters(df) if df[p].nunique(dropna=False) > 1]

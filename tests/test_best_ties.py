@@ -1,0 +1,71 @@
+"""`simres best` in a statistical tie: the indistinguishable set, the rule, no-effect parameters, precision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simres.errors import SweepError
+from simres.experiments.choosing import CORRECTION, RULE, best, bootstrap_mean_ci, holm
+from simres.experiments.executors import SerialExecutor
+from simres.experiments.sweeping import sweep
+from tests.conftest import single_queue
+
+
+def healthy(**kw: Any) -> dict[str, Any]:
+    """A queue at 40 % load that never times out, so retries never fire."""
+    sc = single_queue(rate=20, mean=0.04, workers=2, duration=8, warmup=1)
+    sc["clients"]["web"].update({"timeout": 5.0, "retry": {"max_attempts": 1}})
+    return sc
+
+
+@pytest.fixture(scope="module")
+def attempts() -> pd.DataFrame:
+    return sweep(healthy(), grid={"clients.web.retry.max_attempts": [3, 1, 2]}, reps=3, executor=SerialExecutor())
+
+
+def test_retries_that_never_fire_tie_exactly_and_best_says_so(attempts: pd.DataFrame) -> None:
+    choice = best(attempts, minimize="latency_all_p99")
+    assert len(choice.tied) == 3
+    # the documented rule picks within the tie: equal tries and bounds, so the first in the sweep's
+    # (sorted) order: one attempt, the setting that can add no retry load at all
+    assert choice.winner == {"clients.web.retry.max_attempts": 1}
+    assert choice.no_effect == ("clients.web.retry.max_attempts: every value gives identical latency_all_p99 "
+                                "in every replicate; retries never fired (tries_per_request <= 1 in every run)",)
+    text = str(choice)
+    assert f"3 settings are statistically indistinguishable from the best mean (paired t-tests over replicates, " \
+           f"{CORRECTION}-corrected over 2 comparisons, 95% level)" in text
+    assert f"chosen among them by rule: {RULE}:" in text
+    assert "no measurable effect: clients.web.retry.max_attempts" in text
+    assert "95% CI (bootstrap)" in text
+
+
+def test_a_sampled_timeout_in_a_tie_is_printed_at_the_precision_the_data_supports() -> None:
+    df = sweep(healthy(), grid={"clients.web.timeout": [2.0609003, 3.5, 5.0]}, reps=3, executor=SerialExecutor())
+    choice = best(df)  # default objective: the highest success rate
+    assert choice.objective == "success_rate" and len(choice.tied) == 3
+    text = str(choice)
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("clients.web.timeout "))
+    # the chosen timeout, rounded to the fewest digits that stay inside the indistinguishable range
+    assert line.split()[1] == "2.1"
+    assert "(tried 2.0609003; every tried value from 2.061 to 5 is indistinguishable)" in line
+    # the reproducing command keeps the exact value that was run
+    assert f"clients.web.timeout={choice.overrides['clients.web.timeout']}" in choice.command
+
+
+def test_objectives_follow_the_registered_directions(attempts: pd.DataFrame) -> None:
+    with pytest.raises(SweepError, match=r"higher is better for 'success_rate'.*use --maximize"):
+        best(attempts, minimize="success_rate")
+    with pytest.raises(SweepError, match="'utilization:api' describes load"):
+        best(attempts, maximize="utilization:api")
+
+
+def test_holm_and_bootstrap() -> None:
+    adj = holm(np.array([0.01, 0.04, np.nan, 0.03]))
+    assert np.allclose(adj[[0, 1, 3]], [0.03, 0.06, 0.06]) and np.isnan(adj[2])
+    lo, hi = bootstrap_mean_ci(np.array([1.0, 1.1, 0.9, 3.0]))
+    assert lo < 1.5 < hi and hi <= 3.0
+    assert bootstrap_mean_ci(np.array([1.0, 1.1, 0.9, 3.0])) == (lo, hi)  # seeded
