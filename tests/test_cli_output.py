@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -77,3 +78,27 @@ def test_a_run_result_shows_its_grouped_summary_in_a_notebook() -> None:
     page = r._repr_html_()
     assert page.startswith("<div>") and "<table>" in page
     assert "success" in page and "100 %" in page and "priority=" not in page
+
+
+def test_replications_are_identical_for_any_jobs(small_scenario, tmp_path) -> None:
+    import pandas as pd
+    import yaml
+
+    path = tmp_path / "v.yaml"
+    data = yaml.safe_load(Path(small_scenario).read_text(encoding="utf-8"))
+    data["variants"] = {"a": {}, "b": {"services.db.workers": 1}}
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    frames = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"r{jobs}.parquet"
+        res = CliRunner().invoke(main, ["compare", str(path), "--reps", "2", "--quiet", "--jobs", jobs,
+                                        "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        frames.append(pd.read_parquet(out).drop(columns="wall_time"))
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
+def test_every_command_that_runs_several_simulations_takes_jobs() -> None:
+    for name in ("run", "compare", "report", "sweep", "validate"):
+        opts = {o for p in main.commands[name].params for o in getattr(p, "opts", [])}
+        assert "--jobs" in opts, name

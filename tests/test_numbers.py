@@ -200,7 +200,7 @@ def test_compare_and_sweep_apply_the_flag_after_the_variant(built) -> None:
         path = f"{d}/order.yaml"
         with open(path, "w", encoding="utf-8") as f:
             yaml.safe_dump(ORDER, f)
-        res = runner.invoke(main, ["compare", path, "--reps", "2", "--quiet", "--variant", "fast",
+        res = runner.invoke(main, ["compare", path, "--reps", "2", "--quiet", "--jobs", "1", "--variant", "fast",
                                    "--set", "services.api.workers=3"])
     assert res.exit_code == 0, res.output
     assert [d["services"]["api"]["workers"] for d in built] == [3, 3]

@@ -102,9 +102,12 @@ def test_cli_report_regenerates_byte_identical_html(built: Path, scenario: dict[
     result = CliRunner().invoke(report, [str(path), "--out", str(tmp_path / "again"), "--reps", str(REPS),
                                          "--quiet"])
     assert result.exit_code == 0, result.output
-    out = Path(result.stdout.strip())
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "verdict:" and lines[1].startswith("- Objective:")  # the verdict reaches the terminal
+    out = Path(lines[-1].removeprefix("report: "))
     assert out == tmp_path / "again" / "index.html"
     assert out.read_bytes() == built.read_bytes()
+    assert (tmp_path / "again" / "verdict.txt").read_text(encoding="utf-8").splitlines() == lines[1:-1]
 
 
 # ---------------------------------------------------------------------------- results reports and plots

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,3 +81,29 @@ def write_frame(df: Any, target: Path) -> None:
     else:
         df.to_parquet(target, index=False)
     click.echo(f"wrote {target}")
+
+
+def jobs_option(fn: F) -> F:
+    """``--jobs/-j N``: worker processes for the simulations of one command (one per core by default).
+
+    The same flag, with the same meaning, as on ``sweep`` and ``validate``. Results are
+    identical for any N: every replication has its own seed and the rows come back in order.
+    """
+    return click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="Worker processes [default: one per core; 1 = in this process]. "
+                             "Results are identical for any N.")(fn)
+
+
+@contextlib.contextmanager
+def executor_for(jobs: int | None, tasks: int) -> Iterator[Any]:
+    """The executor for ``tasks`` simulations under ``--jobs``: None (serial) for one job or one task."""
+    if jobs == 1 or tasks <= 1:
+        yield None
+        return
+    from simres.experiments.executors import ProcessExecutor
+
+    ex = ProcessExecutor(min(jobs, tasks) if jobs else None)
+    try:
+        yield ex
+    finally:
+        ex.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from simres.cli._util import friendly
+from simres.cli._util import executor_for, friendly, jobs_option
 from simres.cli.check import announce, strict_option
 
 PLOT_KINDS = ("cdf", "ccdf", "percentiles", "timeline", "herd", "amplification", "heatmap", "pareto")
@@ -189,10 +189,11 @@ def plot(results: tuple[str, ...], kind: str, metric: str | None, x: str | None,
 @click.option("--format", "fmt", default="png", show_default=True, metavar="png|svg",
               help="How figures are embedded.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@jobs_option
 @strict_option
 @friendly
 def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, ...], reference: str | None,
-           fmt: str, quiet: bool, strict: bool) -> None:
+           fmt: str, quiet: bool, strict: bool, jobs: int | None) -> None:
     """Write a self-contained HTML report of SOURCE to DIR/index.html and print its path.
 
     SOURCE is a scenario (file or bundled name: its variants are run and compared) or a
@@ -214,6 +215,11 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
         sc = load_scenario(source, overrides=parse_overrides(sets) or None)
         announce(sc, variants=list(sc.variants), strict=strict, label=source, source=source,
                  overrides=parse_overrides(sets))
-    path = build_report(source, out, reps=reps, seed=seed, overrides=parse_overrides(sets) or None,
-                        reference=reference, figure_format=fmt, progress=not quiet)
-    click.echo(str(path))
+    with executor_for(jobs, reps * 2) as ex:
+        path = build_report(source, out, reps=reps, seed=seed, overrides=parse_overrides(sets) or None,
+                            reference=reference, figure_format=fmt, progress=not quiet, executor=ex)
+    verdict = path.parent / "verdict.txt"
+    if not is_results_source(source) and verdict.is_file():  # written by this scenario report
+        click.echo("verdict:")
+        click.echo(verdict.read_text(encoding="utf-8").rstrip())
+    click.echo(f"report: {path}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import SimProgress, friendly, write_frame
+from simres.cli._util import SimProgress, executor_for, friendly, jobs_option, write_frame
 from simres.cli.check import announce, strict_option
 from simres.cli.summary_view import hidden_note, print_table, summary_json
 from simres.cli.summary_view import summary_table as view_table
@@ -28,11 +28,12 @@ from simres.metrics.display import grouped_rows
 @click.option("--metrics", "metrics", multiple=True, metavar="PATTERN",
               help="Show these summary keys instead of the grouped view (glob, repeatable; 'all' = every key).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole summary as JSON (for scripts).")
+@jobs_option
 @strict_option
 @friendly
 def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | None, all_variants: bool,
         reps: int, out: str | None, fmt: str, quiet: bool, metrics: tuple[str, ...], as_json: bool,
-        strict: bool) -> None:
+        strict: bool, jobs: int | None) -> None:
     """Run SCENARIO (a file or a bundled name) and print its summary.
 
     The summary is grouped (requests, latency, failures, work, services, breakers,
@@ -55,7 +56,9 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
         if all_variants and not sc.variants:
             raise SimresError(f"{scenario}: variants: the scenario defines no variants")
         names = list(sc.variants) if all_variants else [variant]
-        df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet)
+        with executor_for(jobs, len(names) * reps) as ex:
+            df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides,
+                           progress=not quiet, executor=ex)
         click.echo(compare_table(df, controls=sc.controls))
         if out:
             write_frame(df, Path(out) / f"replications.{fmt}")
@@ -100,17 +103,19 @@ def show(scenario: str, sets: tuple[str, ...], variant: str | None) -> None:
 
 @click.command()
 @click.argument("scenario")
-@click.option("--reps", type=click.IntRange(min=2), default=10, show_default=True, help="Replications per variant.")
+@click.option("--reps", type=click.IntRange(min=2), default=5, show_default=True, help="Replications per variant.")
 @click.option("--seed", type=int, default=None, help="Root seed (default: the scenario's).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field for every variant.")
 @click.option("--variant", "variants", multiple=True, help="Compare only these variants (repeatable).")
-@click.option("--metric", "metrics", multiple=True, help="Show only these metrics (repeatable).")
+@click.option("--metrics", "--metric", "metrics", multiple=True, metavar="METRIC",
+              help="Show only these metrics (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the replications (.parquet or .csv).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@jobs_option
 @strict_option
 @friendly
 def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], variants: tuple[str, ...],
-            metrics: tuple[str, ...], out: str | None, quiet: bool, strict: bool) -> None:
+            metrics: tuple[str, ...], out: str | None, quiet: bool, strict: bool, jobs: int | None) -> None:
     """Run every variant of SCENARIO with common random numbers and compare them.
 
     Prints, per metric, each variant's mean and 95% confidence interval, marks the best
@@ -132,7 +137,9 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
         raise SimresError(f"--variant: unknown variant '{unknown[0]}' (variants: {', '.join(sc.variants)})")
     names = list(variants) or list(sc.variants)
     announce(sc, variants=names, strict=strict, label=scenario, source=scenario, overrides=overrides)
-    df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet)
+    with executor_for(jobs, len(names) * reps) as ex:
+        df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet,
+                       executor=ex)
     if metrics:
         missing = [m for m in metrics if m not in df.columns]
         if missing:

@@ -65,8 +65,26 @@ def scenario_report(scenario: Scenario | Mapping[str, Any] | str | os.PathLike[s
         Path(headline).parent.mkdir(parents=True, exist_ok=True)
         plots.save_headline_figure(headline, requests={v: f.requests for v, f in runs.items()}, reps=reps_df,
                                    events=next(iter(runs.values())).events, title=sc.name)
+        # the verdict as text beside the picture, for the terminal (simres report prints it)
+        lines = scenario_verdicts(sc, reps_df, runs, reference=reference)
+        Path(headline).with_name("verdict.txt").write_text("".join(f"- {s}\n" for s in lines), encoding="utf-8")
     return render_scenario_report(sc, reps_df, runs, seed=root, reference=reference, figure_format=figure_format,
                                   dpi=dpi, generated=generated)
+
+
+def scenario_verdicts(scenario: Scenario, reps_df: pd.DataFrame, runs: Mapping[str, RunLike], *,
+                      reference: str | None = None, confidence: float = 0.95) -> list[str]:
+    """The verdict sentences of a scenario report (the page's first section, and ``verdict.txt``)."""
+    frames = {str(k): _frames(v) for k, v in runs.items()}
+    df = reps_df.copy()
+    df["variant"] = df["variant"].fillna("").astype(str)
+    order = list(dict.fromkeys([*df["variant"], *frames]))
+    controls = [c for c in scenario.controls if c in order]
+    reference = reference if reference is not None else scenario.reference
+    if reference is not None and reference not in order:
+        reference = None
+    return verdicts(df, reference=reference, confidence=confidence, objective=scenario.objective, controls=controls,
+                    events={v: f.events for v, f in frames.items()}, queues=_bounded_queues(scenario, order))
 
 
 def render_scenario_report(scenario: Scenario, reps_df: pd.DataFrame, runs: Mapping[str, RunLike], *,
@@ -89,15 +107,11 @@ def render_scenario_report(scenario: Scenario, reps_df: pd.DataFrame, runs: Mapp
     subtitle = (f"{len(order)} variant(s): {labels}. {n} replication(s) per variant with common random numbers "
                 f"(root seed {seed}); the figures show one run per variant, all with seed {seed}.")
     body = [f"<h1>{H.esc(sc.name)}</h1>", f'<p class="subtitle">{H.esc(subtitle)}</p>']
-    controls = [c for c in sc.controls if c in order]
-    reference = reference if reference is not None else sc.reference
-    if reference is not None and reference not in order:
-        reference = None
-    lines = verdicts(df, reference=reference, confidence=confidence, objective=sc.objective, controls=controls,
-                     events={v: f.events for v, f in frames.items()}, queues=_bounded_queues(sc, order))
+    lines = scenario_verdicts(sc, reps_df, runs, reference=reference, confidence=confidence)
     body.append(H.section("Verdict", H.bullets([H.esc(s) for s in lines], cls="verdict"), anchor="verdict"))
     body.append(H.section("Scenario", *_scenario_parts(sc), anchor="scenario"))
     body.append(H.section("Variants", _variants_table(sc, order), anchor="variants"))
+    controls = [c for c in sc.controls if c in order]
     parts = _comparison_parts(df, confidence=confidence, controls=controls)
     body.append(H.section("Comparison", *parts, anchor="comparison"))
     body.append(H.section("Figures", *_scenario_figures(figs, df, frames, pal, sc, seed), anchor="figures"))
