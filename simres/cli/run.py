@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import SimProgress, friendly, summary_table, write_frame
+from simres.cli._util import SEED, SimProgress, check_out_path, friendly, summary_table, write_frame
 from simres.errors import SimresError
 
 
 @click.command()
 @click.argument("scenario")
-@click.option("--seed", type=int, default=None, help="Root seed (default: the scenario's).")
+@click.option("--seed", type=SEED, default=None, help="Root seed (default: the scenario's).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field by dotted path (repeatable).")
 @click.option("--variant", default=None, help="Apply one of the scenario's variants.")
 @click.option("--all-variants", is_flag=True, help="Run every variant with common random numbers and compare.")
@@ -25,6 +25,8 @@ from simres.errors import SimresError
 def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | None, all_variants: bool,
         reps: int, out: str | None, fmt: str, quiet: bool) -> None:
     """Run SCENARIO (a file or a bundled name) and print its summary."""
+    if out:
+        check_out_path(out)
     from simres.scenario.loading import load_scenario, parse_overrides
 
     overrides = parse_overrides(sets)
@@ -74,7 +76,7 @@ def show(scenario: str, sets: tuple[str, ...], variant: str | None) -> None:
 @click.command()
 @click.argument("scenario")
 @click.option("--reps", type=click.IntRange(min=2), default=10, show_default=True, help="Replications per variant.")
-@click.option("--seed", type=int, default=None, help="Root seed (default: the scenario's).")
+@click.option("--seed", type=SEED, default=None, help="Root seed (default: the scenario's).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field for every variant.")
 @click.option("--variant", "variants", multiple=True, help="Compare only these variants (repeatable).")
 @click.option("--metric", "metrics", multiple=True, help="Show only these metrics (repeatable).")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import friendly
+from simres.cli._util import SEED, check_out_path, friendly
 
 
 @click.command(name="sweep")
@@ -29,7 +29,7 @@ from simres.cli._util import friendly
 @click.option("--all-variants", is_flag=True, help="Run every variant of the scenario.")
 @click.option("--reps", type=click.IntRange(min=1), default=None,
               help="Replications per combination and variant [default: 1, or the sweep file's].")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Root seed (default: the scenario's).")
+@click.option("--seed", type=SEED, default=None, help="Root seed (default: the scenario's).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Local worker processes [default: one per core]; 1 = serial in this process. "
                    "With --dask local: the number of Dask workers.")
@@ -69,6 +69,7 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
         raise click.UsageError("--resume and --overwrite exclude each other")
     if retry_errors and not resume:
         raise click.UsageError("--retry-errors needs --resume")
+    check_out_path(out)
     if is_sweep_file(target):
         spec = load_sweep(target)
         data = spec.model_dump()
@@ -142,8 +143,10 @@ def best_cmd(results: str, minimize: str | None, maximize: str | None, constrain
     t-test over replicates), and the --set overrides and YAML that reproduce it. Exits 1
     if no configuration satisfies the constraints.
     """
-    from simres.experiments.choosing import NoFeasibleSetting, best
+    from simres.experiments.choosing import NoFeasibleSetting, best, parse_constraint
 
+    for text in constraints:
+        parse_constraint(text)  # a malformed constraint is an error before any results are read
     try:
         choice = best(results, minimize=minimize, maximize=maximize, subject_to=constraints,
                       conservative=conservative, confidence=confidence, top=top)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from simres.metrics.stats import aggregate_recovery, aggregate_replications, paired_difference
-from simres.rng import replication_seeds
+from simres.rng import check_seed, replication_seeds
 from simres.scenario.loading import load_scenario
 from simres.scenario.schema import Scenario
 
@@ -72,7 +72,7 @@ def replicate(
     """
     sc = load_scenario(scenario, overrides=overrides)
     names: list[str | None] = list(variants) if variants else [None]
-    seeds = replication_seeds(sc.seed if seed is None else int(seed), reps)
+    seeds = replication_seeds(sc.seed if seed is None else check_seed(seed), reps)
     data = sc.model_dump(mode="json", by_alias=True)
     tasks = [(data, v, i, s) for v in names for i, s in enumerate(seeds)]
     report = _progress(progress, len(tasks), sc.name)

@@ -18,6 +18,7 @@ from simpy.events import Timeout
 from simres.errors import SimresError
 from simres.metrics.summary import summarize
 from simres.model.world import build, timeline_frame
+from simres.rng import check_seed
 from simres.scenario.loading import load_scenario, resolved_dict
 from simres.scenario.schema import Scenario
 
@@ -96,7 +97,7 @@ def run(
         progress: called as ``progress(simulated_now, simulated_end)`` while running.
     """
     sc = load_scenario(scenario, overrides=overrides, variant=variant)
-    seed = sc.seed if seed is None else int(seed)
+    seed = sc.seed if seed is None else check_seed(seed)
     t0 = time.perf_counter()
     world = build(sc, seed)
     snaps: dict[str, dict[str, float]] = {}
