@@ -317,3 +317,38 @@ def test_bundled_scenarios_and_variants_still_load() -> None:
         sc = load_scenario(name)
         for v in sc.variants:
             load_scenario(name, variant=v)
+
+
+def test_exponent_without_a_dot_is_a_number() -> None:
+    from simres.scenario.yamlio import loads
+
+    assert loads("a: 1e6\nb: -2.5E-3\nc: 1e\nd: 10") == {"a": 1e6, "b": -0.0025, "c": "1e", "d": 10}
+    assert load_scenario(_base(), overrides=["duration=1e3"]).duration == 1000.0
+
+
+@pytest.mark.timeout(30)
+def test_long_run_reports_progress_early() -> None:
+    import time
+
+    import simres
+
+    class Seen(Exception):
+        pass
+
+    calls: list[tuple[float, float]] = []
+
+    def progress(now: float, end: float) -> None:
+        calls.append((now, end))
+        raise Seen
+
+    t0 = time.perf_counter()
+    with pytest.raises(Seen):
+        simres.run("baseline", overrides={"duration": 1e6}, progress=progress)
+    (now, end), = calls
+    assert now <= end / 10_000 + 1e-6 and time.perf_counter() - t0 < 10
+
+
+def test_preset_must_be_a_name() -> None:
+    # found by tests/test_fuzz_scenarios.py: a list as a preset name raised TypeError in the policy
+    with pytest.raises(ScenarioError, match=r"clients\.web\.retry\.preset: must be a preset name \(a string\)"):
+        load_scenario(_base(), overrides={"clients.web.retry": {"preset": ["aws"]}})

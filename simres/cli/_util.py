@@ -101,6 +101,7 @@ class SimProgress:
         self.label = label
         self.enabled = enabled
         self.t0 = time.perf_counter()
+        self._shown = 0.0
         self.bar: Any = None
 
     def __call__(self, now: float, end: float) -> None:
@@ -115,10 +116,14 @@ class SimProgress:
             self.bar = tqdm(total=round(end, 3), desc=self.label, unit="sim s", leave=False,
                             file=sys.stderr,
                             bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}]")
-        self.bar.n = round(now, 3)
-        self.bar.refresh()
         if now >= end:
             self.close()
+            return
+        t = time.perf_counter()
+        if t - self._shown >= 0.1:  # many chunks per second on fast runs: redraw ten times a second
+            self._shown = t
+            self.bar.n = round(now, 3)
+            self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:

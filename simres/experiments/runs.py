@@ -110,7 +110,10 @@ def run(
         snaps["end"] = world.busy_seconds()
 
     world.env.process(snapshot())
-    rec = world.run(progress=progress)
+    # Progress at least every 1/10,000 of the run (and every simulated second of short ones):
+    # a run of duration 1e6 reports within seconds, not after its first 2 %.
+    chunks = int(min(max(sc.end_time, 50), 10_000))
+    rec = world.run(progress=progress, chunks=chunks) if progress is not None else world.run()
     # with drain == 0 the run stops at `duration` before the snapshot process wakes up
     snaps.setdefault("end", world.busy_seconds())
     requests = rec.requests_frame()

@@ -72,6 +72,9 @@ def plain_data(data: Any, *, root: list[str] | None = None) -> Any:
             out: Any = {}
             for k, v in value.items():
                 k = k.item() if isinstance(k, np.generic) else k
+                if k == "preset" and v is not None and not isinstance(v, str):
+                    # a policy preset is looked up by name; another type would fail there untidily
+                    raise ValueError(f"{_join([*path, 'preset'])}: must be a preset name (a string), got {short(v)}")
                 out[k] = None
                 stack.append((v, [*path, str(k)], out, k))
         elif isinstance(value, list | tuple):

@@ -142,6 +142,9 @@ def validate(data: Mapping[str, Any], *, source: str = "<scenario>") -> Scenario
         raise ScenarioError(_format_error(e, plain), source=source) from None
     except ValueError as e:
         raise ScenarioError(str(e), source=source) from None
+    except (TypeError, KeyError, AttributeError) as e:
+        # A validator that failed untidily (it should raise ValueError): still one line, never a traceback.
+        raise ScenarioError(f"invalid value ({type(e).__name__}: {e})", source=source) from None
     return scenario
 
 

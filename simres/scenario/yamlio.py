@@ -2,13 +2,15 @@
 
 It is PyYAML's safe loader plus the checks a configuration file needs and YAML does not
 give: a key given twice in one mapping is an error (not "the last one wins"), binary and
-other non-text tags are refused, and nesting depth, alias count and the expanded size of
+other non-text tags are refused, ``1e6`` is a number and ``2024-01-01`` a string (as in
+YAML 1.2), and nesting depth, alias count and the expanded size of
 the document are bounded (:mod:`simres.scenario.limits`), so an alias bomb or a deeply
 nested file fails at once with the line it is on.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,14 @@ StrictLoader.yaml_implicit_resolvers = {
     ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+# `1e6` is a number (YAML 1.2); PyYAML's YAML 1.1 rules read an exponent without a dot as a string.
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _short_key(key: Any) -> str:
