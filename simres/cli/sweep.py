@@ -40,13 +40,16 @@ from simres.cli._util import SEED, check_out_path, friendly
 @click.option("--resume", is_flag=True, help="Continue the sweep in --out: run only the missing points.")
 @click.option("--retry-errors", is_flag=True, help="With --resume, also re-run points that ended in an error.")
 @click.option("--overwrite", is_flag=True, help="Delete existing results in --out first.")
+@click.option("--point-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Wall-clock limit per point; a point past it becomes an error row (its worker is "
+                   "killed if it will not stop). Default: derived from the scenario (at least 300 s); 0 = none.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @friendly
 def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: tuple[str, ...],
               variants: tuple[str, ...], all_variants: bool, reps: int | None, seed: int | None,
               jobs: int | None, dask_address: str | None, out: str, resume: bool, retry_errors: bool,
-              overwrite: bool, dry_run: bool, quiet: bool) -> None:
+              overwrite: bool, point_timeout: float | None, dry_run: bool, quiet: bool) -> None:
     """Run SCENARIO over a grid of parameters x variants x replications, in parallel.
 
     \b
@@ -60,7 +63,7 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     from simres.errors import SweepError
     from simres.experiments.design import is_sweep_file, load_sweep, parse_axis, plan_sweep, validate_spec
     from simres.experiments.executors import make_executor
-    from simres.experiments.sweeping import run_sweep
+    from simres.experiments.sweeping import resolve_point_timeout, run_sweep
     from simres.scenario.loading import parse_overrides
 
     if variants and all_variants:
@@ -93,8 +96,10 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     plan = plan_sweep(spec, source=source)
     executor = make_executor(jobs=jobs, dask=dask_address)
     where = Path(out)
+    limit = resolve_point_timeout(point_timeout, plan.scenario)
     if not quiet or dry_run:
-        click.echo(f"{plan.scenario.name}: {plan} on {executor.describe()} -> {where}")
+        shown = f"{limit:.0f} s" if limit else "none"
+        click.echo(f"{plan.scenario.name}: {plan} on {executor.describe()} -> {where} (point timeout {shown})")
     if dry_run:
         return
     if overwrite and where.exists():
@@ -102,7 +107,7 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     t0 = time.perf_counter()
     try:
         df = run_sweep(spec, executor=executor, out=where, resume=resume, retry_errors=retry_errors,
-                       progress=not quiet, plan=plan)
+                       progress=not quiet, plan=plan, point_timeout=limit or 0)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the finished points are in {where}; run again with --resume "
                    "to run only the missing ones", err=True)

@@ -240,6 +240,9 @@ def _init_worker(parent: int) -> None:
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from simres.experiments import timeouts
+
+    timeouts.IN_WORKER = True  # a point that ignores its time limit may kill this process
 
     def watch() -> None:
         while os.getppid() == parent:
