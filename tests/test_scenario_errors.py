@@ -345,7 +345,7 @@ def test_long_run_reports_progress_early() -> None:
     with pytest.raises(Seen):
         simres.run("baseline", overrides={"duration": 1e6}, progress=progress)
     (now, end), = calls
-    assert now <= end / 10_000 + 1e-6 and time.perf_counter() - t0 < 10
+    assert now <= end / 10_000 + 1e-6 and time.perf_counter() - t0 < 30  # the whole run: hours
 
 
 def test_preset_must_be_a_name() -> None:

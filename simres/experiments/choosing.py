@@ -69,7 +69,7 @@ def parse_constraint(text: str) -> Constraint:
     except ValueError:
         bound = math.nan
     if m is None or not math.isfinite(bound):
-        raise SweepError(f"--subject-to {text!r}: expected 'METRIC OP NUMBER' with OP one of "
+        raise SweepError(f"--subject-to {text!r}: expected METRIC OP NUMBER with OP one of "
                          ">=, <=, >, < (e.g. 'success_rate >= 0.999' or 'latency_p99 < 0.2')")
     return Constraint(m["metric"], m["op"], bound)  # type: ignore[arg-type]
 
