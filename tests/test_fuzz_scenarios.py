@@ -13,10 +13,13 @@ long search, and ``HYPOTHESIS_PROFILE=explore`` for new random cases.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from simres.scenario.schema import Scenario
 
 EXAMPLES = int(os.environ.get("SIMRES_FUZZ_EXAMPLES", "300"))
 SHOW_LIMIT = 10.0  # wall seconds for `simres show` of one case
-RUN_LIMIT = 5.0  # wall seconds of simulation for a valid case
+CASE_LIMIT = 30  # wall seconds for a whole case (show, then the first half second of simulation)
 
 SOURCES = {name: path.read_text(encoding="utf-8") for name, path in bundled_scenarios().items()}
 TOP_FIELDS = {f.alias or n for n, f in Scenario.model_fields.items()}
@@ -161,7 +164,7 @@ class _Enough(Exception):
 
 
 def _simulate_briefly(path: Path) -> None:
-    """Build the world and simulate its first 1/1000 (the run stops at the first progress call)."""
+    """Build the world and simulate its first half second at most (it stops at the first progress call)."""
     from simres.model.world import build
 
     sc = load_scenario(path)
@@ -170,7 +173,27 @@ def _simulate_briefly(path: Path) -> None:
         raise _Enough
 
     with pytest.raises(_Enough):
-        build(sc, sc.seed).run(progress=stop, chunks=1000)
+        build(sc, sc.seed).run(progress=stop, chunks=max(1000, math.ceil(sc.end_time / 0.5)))
+
+
+class _Hang(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _wall_limit(seconds: int) -> Iterator[None]:
+    """Fail the case (instead of stalling the suite) if it runs longer than ``seconds``."""
+
+    def hang(signum: int, frame: Any) -> None:
+        raise _Hang(f"a case ran longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.timeout(max(120, EXAMPLES))
@@ -182,14 +205,15 @@ def test_mutated_scenarios_fail_cleanly(case: tuple[str, bytes], tmp_path_factor
     path = tmp_path_factory.mktemp("fuzz") / f"{name}.yaml"
     path.write_bytes(raw)
     t0 = time.perf_counter()
-    result = CliRunner().invoke(main, ["show", str(path)])
-    took = time.perf_counter() - t0
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{type(result.exception).__name__}: {result.exception}")
-    assert took < SHOW_LIMIT, f"show took {took:.1f}s"
-    event("valid: simulated" if result.exit_code == 0 else "invalid: exit 2, one line")
-    if result.exit_code == 0:
-        _simulate_briefly(path)
-    else:
+    with _wall_limit(CASE_LIMIT):
+        result = CliRunner().invoke(main, ["show", str(path)])
+        took = time.perf_counter() - t0
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            f"{type(result.exception).__name__}: {result.exception}")
+        assert took < SHOW_LIMIT, f"show took {took:.1f}s"
+        event("valid: simulated" if result.exit_code == 0 else "invalid: exit 2, one line")
+        if result.exit_code == 0:
+            _simulate_briefly(path)
+    if result.exit_code != 0:
         assert result.exit_code == 2, result.output
         _check_error_line(result.output, path, raw)

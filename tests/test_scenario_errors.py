@@ -126,7 +126,7 @@ INPUT_CASES = [
     ("normal_negative_mean.yaml", "services.api.service_time: mean: must be >= -3 x sd"),
     ("deep_nesting.yaml", "invalid YAML: nested deeper than 64 levels"),
     ("not_utf8.yaml", "line 1, column 10: not UTF-8 text (byte 0xe9)"),
-    ("alias_bomb.yaml", "invalid YAML: the document expands to more than 200,000 values"),
+    ("alias_bomb.yaml", "invalid YAML: the document expands to more than 100,000 values"),
     ("count_zero.yaml", "clients.web.count: must be >= 1, got 0"),
     ("near_miss_key.yaml", "services.api.service_time.mean_: unknown field (did you mean 'mean'?)"),
     ("workers_bool.yaml", "services.api.workers: must be a whole number, got true"),
@@ -299,7 +299,7 @@ def test_too_many_faults_is_refused_quickly() -> None:
 
     faults = [{"kind": "errors", "service": "api", "at": 1, "duration": 1, "probability": 0.1}] * 100_000
     t0 = time.perf_counter()
-    with pytest.raises(ScenarioError, match=r"more than 200,000 values|faults: must have at most 1000"):
+    with pytest.raises(ScenarioError, match=r"more than 100,000 values|faults: must have at most 1000"):
         load_scenario(_base(faults=faults))
     assert time.perf_counter() - t0 < 10
 
@@ -352,3 +352,25 @@ def test_preset_must_be_a_name() -> None:
     # found by tests/test_fuzz_scenarios.py: a list as a preset name raised TypeError in the policy
     with pytest.raises(ScenarioError, match=r"clients\.web\.retry\.preset: must be a preset name \(a string\)"):
         load_scenario(_base(), overrides={"clients.web.retry": {"preset": ["aws"]}})
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("duration=1e12", r"timeline_step: \(duration \+ drain\) / timeline_step is 1e\+12 buckets, at most 10,000,000"),
+    ("clients.web.arrival.rate=1e12", r"clients\.web: about 6e\+13 arrivals expected"),
+])
+def test_absurd_run_sizes_are_refused(override: str, expected: str) -> None:
+    with pytest.raises(ScenarioError, match=expected):
+        load_scenario(_base(), overrides=[override])
+
+
+def test_huge_yaml_document_is_refused_early(tmp_path) -> None:
+    import time
+
+    path = tmp_path / "faults.yaml"
+    lines = ["services: {api: {}}", "clients: {web: {target: api, arrival: {kind: poisson, rate: 1}}}", "faults:"]
+    lines += ["  - {kind: errors, service: api, at: 1, duration: 1, probability: 0.1}"] * 30_000
+    path.write_text("\n".join(lines))
+    t0 = time.perf_counter()
+    with pytest.raises(ScenarioError, match="invalid YAML: more than 100,000 values in the document"):
+        load_scenario(path)
+    assert time.perf_counter() - t0 < 15

@@ -18,7 +18,7 @@ MAX_DEPTH = 64
 MAX_ALIASES = 1_000
 """YAML aliases (``*name``) in one document."""
 
-MAX_NODES = 200_000
+MAX_NODES = 100_000
 """Values in one document counted as if every alias were expanded (bounds alias bombs)."""
 
 MAX_SERVICES = 10_000
@@ -38,6 +38,12 @@ MAX_CLIENT_COUNT = 100_000
 
 MAX_FAULTS = 1_000
 """Faults in one scenario."""
+
+MAX_ARRIVALS = 1e9
+"""Expected open-loop arrivals in one run (rate x count x sending time, load faults included)."""
+
+MAX_TIMELINE_BUCKETS = 10_000_000
+"""Timeline buckets in one run, (duration + drain) / timeline_step."""
 
 MAX_MESSAGE = errors.MAX_MESSAGE
 """Characters of an error message (values in it are shortened first)."""

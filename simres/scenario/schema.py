@@ -18,8 +18,8 @@ from simres.errors import ScenarioWarning
 from simres.outcomes import PRIORITIES
 from simres.scenario import limits
 from simres.scenario._base import PositiveFloat, _Model
-from simres.scenario.clients import ClientConfig, ClosedArrivals
-from simres.scenario.faults import FaultConfig, check_nodes
+from simres.scenario.clients import ClientConfig, ClosedArrivals, ProfileArrivals
+from simres.scenario.faults import FaultConfig, LoadFault, check_nodes
 from simres.scenario.network import NetworkConfig
 from simres.scenario.services import ServiceConfig
 
@@ -80,6 +80,7 @@ class Scenario(_Model):
             if len(late) == len(self.clients):
                 raise ValueError(f"{msg}, so no client would send")
             _warn(f"{msg}, so this client never sends")
+        self._check_size()
         for name, s in self.services.items():
             for i, call in enumerate(s.handler.calls):
                 if call.to not in services:
@@ -98,6 +99,26 @@ class Scenario(_Model):
             if not isinstance(ov, dict):
                 raise ValueError(f"variants.{vname}: must be a mapping of dotted paths to values")
         return self
+
+    def _check_size(self) -> None:
+        """Refuse runs whose size alone is absurd (docs/errors.md): too many buckets or arrivals."""
+        buckets = self.end_time / self.timeline_step
+        if buckets > limits.MAX_TIMELINE_BUCKETS:
+            raise ValueError(f"timeline_step: (duration + drain) / timeline_step is {buckets:.3g} buckets, at most "
+                             f"{limits.MAX_TIMELINE_BUCKETS:,}; raise timeline_step, got {self.timeline_step}")
+        for name, c in self.clients.items():
+            if isinstance(c.arrival, ClosedArrivals):
+                continue
+            rate = c.arrival.max_rate if isinstance(c.arrival, ProfileArrivals) else c.arrival.rate
+            for f in self.faults:
+                if isinstance(f, LoadFault) and f.client == name and f.factor > 1:
+                    rate *= f.factor
+            sending = max(0.0, min(c.stop if c.stop is not None else self.duration, self.duration) - c.start)
+            expected = rate * c.count * sending
+            if expected > limits.MAX_ARRIVALS:
+                raise ValueError(f"clients.{name}: about {expected:.3g} arrivals expected (rate x count x sending "
+                                 f"time, load faults included), at most {limits.MAX_ARRIVALS:.0e}; "
+                                 "see the limits in docs/errors.md")
 
     def _check_fault_time(self, path: str, f: Any) -> None:
         """Warn about a fault that never happens or misses the measured part of the run."""

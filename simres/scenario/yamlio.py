@@ -42,6 +42,7 @@ class StrictLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
         self._aliases = 0
+        self._nodes = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
@@ -50,6 +51,10 @@ class StrictLoader(yaml.SafeLoader):
                 raise _LimitError(None, None, f"more than {limits.MAX_ALIASES} aliases",
                                   self.peek_event().start_mark)
             return super().compose_node(parent, index)
+        self._nodes += 1
+        if self._nodes > limits.MAX_NODES:  # stop a huge document early, not after parsing all of it
+            raise _LimitError(None, None, f"more than {limits.MAX_NODES:,} values in the document",
+                              self.peek_event().start_mark)
         self._depth += 1
         try:
             if self._depth > limits.MAX_DEPTH:
