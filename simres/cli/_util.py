@@ -79,6 +79,8 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except SimresError as e:
             fail(str(e))
+        except BrokenPipeError:
+            raise  # `simres show X | head`: click handles a closed pipe
         except OSError as e:
             fail(_path_problem(e))
         except KeyboardInterrupt:
