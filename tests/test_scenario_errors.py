@@ -374,3 +374,12 @@ def test_huge_yaml_document_is_refused_early(tmp_path) -> None:
     with pytest.raises(ScenarioError, match="invalid YAML: more than 100,000 values in the document"):
         load_scenario(path)
     assert time.perf_counter() - t0 < 15
+
+
+def test_closed_loop_where_nothing_takes_time_is_refused() -> None:
+    # it would spin at t=0 forever, without a word
+    with pytest.raises(ScenarioError, match=r"clients\.web\.arrival\.think_time: must be > 0 when the network latency"):
+        load_scenario(BAD / "closed_loop_zero_time.yaml")
+    ok = {"duration": 5, "services": {"api": {"service_time": 0}},
+          "clients": {"web": {"target": "api", "arrival": {"kind": "closed", "users": 1, "think_time": 0.1}}}}
+    load_scenario(ok)

@@ -86,6 +86,7 @@ class Scenario(_Model):
                 if call.to not in services:
                     raise ValueError(_unknown(f"services.{name}.handler.calls.{i}.to", call.to, services, "service"))
         _check_acyclic(self.services)
+        self._check_closed_loops()
         nodes = services | set(self.clients)
         for i, link in enumerate(self.network.links):
             for end, v in (("from", link.from_), ("to", link.to)):
@@ -99,6 +100,19 @@ class Scenario(_Model):
             if not isinstance(ov, dict):
                 raise ValueError(f"variants.{vname}: must be a mapping of dotted paths to values")
         return self
+
+    def _check_closed_loops(self) -> None:
+        """A closed loop in which nothing takes time would spin at one instant forever (no progress)."""
+        latency = min([self.network.default.latency.mean, *(link.latency.mean for link in self.network.links)])
+        for name, c in self.clients.items():
+            if not isinstance(c.arrival, ClosedArrivals) or c.requests_per_member is not None:
+                continue
+            target = self.services[c.target]
+            if (c.arrival.think_time.mean == 0 and latency == 0 and target.service_time.mean == 0
+                    and not target.handler.calls):
+                raise ValueError(f"clients.{name}.arrival.think_time: must be > 0 when the network latency and "
+                                 f"'{c.target}'s service time are 0: the closed loop would never advance "
+                                 "simulated time, got 0")
 
     def _check_size(self) -> None:
         """Refuse runs whose size alone is absurd (docs/errors.md): too many buckets or arrivals."""
