@@ -19,10 +19,24 @@ from simres.rng import batched
 Sampler = Callable[[], float]
 
 _Z99 = 2.3263478740408408  # standard normal 0.99 quantile, for lognormal-by-p99
+_NORMAL_MIN_Z = 3  # a truncated normal's mean may lie at most 3 sd below 0 (P(X >= 0) >= 0.13 %)
 
 
 class _DistBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="after")
+    def _finite_mean(self) -> Any:
+        # Every kind: parameters whose mean overflows (a lognormal with mu 800) draw inf.
+        try:
+            m = self.mean
+        except OverflowError:
+            m = math.inf
+        except (TypeError, ValueError, ZeroDivisionError):
+            return self  # the kind's own validator reports its parameters
+        if not math.isfinite(m):
+            raise ValueError(f"parameters give an infinite or undefined mean ({self!r}); draws would overflow")
+        return self
 
     @property
     def mean(self) -> float:  # pragma: no cover - overridden
@@ -146,6 +160,17 @@ class Normal(_DistBase):
         default="truncate", description="Negative draws: redrawn (truncate) or their absolute value (fold).")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _drawable(self) -> Normal:
+        # Truncation redraws negatives: with mean < -MIN_Z sd fewer than 0.1 % of draws are
+        # kept and sampling crawls; with sd 0 and mean < 0 it would never end.
+        if self.sd == 0 and self.mu < 0:
+            raise ValueError(f"mean: must be >= 0 when sd is 0 (truncated at 0), got {self.mu}")
+        if self.sd > 0 and self.mu < -_NORMAL_MIN_Z * self.sd:
+            raise ValueError(f"mean: must be >= -{_NORMAL_MIN_Z} x sd ({-_NORMAL_MIN_Z * self.sd:g}) so that "
+                             f"truncation at 0 keeps at least 0.1% of draws, got {self.mu}")
+        return self
 
     @property
     def _alpha(self) -> float:

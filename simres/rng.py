@@ -20,6 +20,17 @@ BATCH = 4096
 """How many variates a sampler draws from numpy at once (one call per batch, not per draw)."""
 
 
+def check_seed(seed: object, *, field: str = "seed") -> int:
+    """The one rule for seeds everywhere (scenario field, API, every CLI flag): a whole number >= 0."""
+    import numbers
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
+        from simres.errors import ScenarioError
+
+        raise ScenarioError(f"must be a whole number >= 0, got {seed!r}", path=field)
+    return int(seed)
+
+
 def _key(text: str) -> list[int]:
     """A stable 128-bit key for ``text`` (Python's ``hash`` is salted per process)."""
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()

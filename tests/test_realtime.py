@@ -40,13 +40,16 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never u
 class Server:
     """A scripted HTTP server: each request takes the next mode, else the default mode.
 
-    Modes: ("ok",), ("status", code, retry_after or None), ("stall", seconds), ("drop",).
+    Modes: ("ok",), ("status", code, retry_after or None), ("stall", seconds), ("drop",),
+    ("drip", n_bytes, seconds_between_bytes). ``max_inflight`` is the most requests it held at once.
     """
 
     def __init__(self) -> None:
         self.script: deque[tuple[Any, ...]] = deque()
         self.default: tuple[Any, ...] = ("ok",)
         self.hits = 0
+        self.inflight = 0
+        self.max_inflight = 0
         self.lock = threading.Lock()
         self.release = threading.Event()
         server = self
@@ -58,8 +61,27 @@ class Server:
             def do_GET(self) -> None:
                 with server.lock:
                     server.hits += 1
+                    server.inflight += 1
+                    server.max_inflight = max(server.max_inflight, server.inflight)
                     mode = server.script.popleft() if server.script else server.default
+                try:
+                    self._serve(mode)
+                finally:
+                    with server.lock:
+                        server.inflight -= 1
+
+            def _serve(self, mode: tuple[Any, ...]) -> None:
                 with contextlib.suppress(OSError):
+                    if mode[0] == "drip":  # ("drip", n_bytes, seconds between bytes)
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(mode[1]))
+                        self.end_headers()
+                        for _ in range(mode[1]):
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                            if server.release.wait(mode[2]):
+                                return
+                        return
                     if mode[0] == "drop":
                         self.close_connection = True
                         return
@@ -275,7 +297,56 @@ def test_deadline_stops_a_long_retry_wait(server: Server) -> None:
     assert time.monotonic() - start < 0.28 and server.hits == 1
 
 
+def test_argument_timeout_is_per_read_but_both_bounds_the_try(server: Server) -> None:
+    # urllib's timeout bounds each socket read: a body dripped one byte per 50 ms outlives a 0.3 s timeout
+    server.plan(("drip", 16, 0.05), ("drip", 16, 0.05), ("drip", 16, 0.05))
+    start = time.monotonic()
+    assert Resilient(timeout=0.3, timeout_via="argument").call(get, server.url) == b"x" * 16
+    assert time.monotonic() - start > 0.6
+    for via in ("both", "thread"):
+        start = time.monotonic()
+        with pytest.raises(AttemptTimeout):
+            Resilient(timeout=0.3, timeout_via=via).call(get, server.url)  # type: ignore[arg-type]
+        assert time.monotonic() - start < 0.6
+
+
 # ---------------------------------------------------------------- bulkhead
+
+
+def test_bulkhead_counts_abandoned_calls_still_running(server: Server) -> None:
+    server.plan(default=("stall", 0.5))
+    guard = Resilient(timeout=0.05, bulkhead=BulkheadConfig(max_concurrent=2), retry=quick_retry(max_attempts=3))
+    threads, results = run_in_threads(guard, server.url, 10)
+    for t in threads:
+        t.join(3.0)
+    assert server.max_inflight <= 2  # timed-out calls kept their slots until they really ended
+    assert any(isinstance(r, BulkheadFullError) for r in results)
+    wait_for(lambda: guard.abandoned == 0 and guard.bulkhead.active == 0)  # type: ignore[union-attr]
+
+
+def test_bulkhead_counting_tries_frees_the_slot_at_the_timeout(server: Server) -> None:
+    server.plan(default=("stall", 0.5))
+    guard = Resilient(timeout=0.05, bulkhead=BulkheadConfig(max_concurrent=1), bulkhead_counts="tries")
+    for _ in range(3):
+        with pytest.raises(AttemptTimeout):
+            guard.call(get, server.url)
+    assert server.max_inflight == 3 and guard.abandoned == 3
+
+
+def test_abandoned_calls_are_bounded_and_counted(server: Server) -> None:
+    server.plan(default=("stall", 1.0))
+    guard = Resilient(timeout=0.02, max_abandoned=8)
+    errors = []
+    for _ in range(60):
+        try:
+            guard.call(get, server.url)
+        except (AttemptTimeout, BulkheadFullError) as e:
+            errors.append(type(e).__name__)
+    assert guard.abandoned == 8 and errors.count("AttemptTimeout") == 8
+    assert errors.count("AbandonedCallsError") == 52
+    assert sum(t.name == "simres-try" for t in threading.enumerate()) <= 8
+    server.release.set()
+    wait_for(lambda: guard.abandoned == 0)
 
 
 def run_in_threads(guard: Resilient, url: str, n: int) -> tuple[list[threading.Thread],

@@ -11,12 +11,59 @@ what was expected, and exits with status 2; never a traceback.
 
 from __future__ import annotations
 
+import sys
+import warnings
+from typing import Any
+
 import click
 
 from simres import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The ``simres`` group: click's own usage errors become the same one line (exit 2) as ours.
+
+    A bad flag value (``--reps 0``) would otherwise print click's three-line usage block;
+    here it prints ``error: <what is wrong> (see 'simres CMD --help')``. Scenario
+    warnings print as one ``warning:`` line each.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        from simres.errors import ScenarioWarning, one_line
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", ScenarioWarning)
+            shown = warnings.showwarning
+
+            def show(message: Any, category: Any, *rest: Any, **kw: Any) -> None:
+                if issubclass(category, ScenarioWarning):
+                    click.echo(f"warning: {one_line(str(message))}", err=True)
+                else:
+                    shown(message, category, *rest, **kw)
+
+            warnings.showwarning = show
+            try:
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except click.exceptions.NoArgsIsHelpError as e:
+                e.show()
+                sys.exit(e.exit_code)
+            except click.UsageError as e:
+                where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+                click.echo(f"error: {one_line(e.format_message())}{where}", err=True)
+                sys.exit(2)
+            except click.ClickException as e:
+                click.echo(f"error: {one_line(e.format_message())}", err=True)
+                sys.exit(e.exit_code)
+            except click.Abort:
+                click.echo("interrupted", err=True)
+                sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(name="simres", cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="simres")
 def main() -> None:
     """simres: simulate resilience policies against injected failures."""

@@ -12,15 +12,62 @@ from typing import Any, TypeVar
 
 import click
 
-from simres.errors import SimresError
+from simres.errors import SimresError, one_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+SEED = click.IntRange(min=0)
+"""The type of every ``--seed`` flag: the one rule for seeds (:func:`simres.rng.check_seed`)."""
+
+
 def fail(message: str) -> None:
-    """Print ``error: message`` on stderr and exit with status 2 (bad input)."""
-    click.echo(f"error: {message}", err=True)
+    """Print ``error: message`` on one line on stderr and exit with status 2 (bad input)."""
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(2)
+
+
+def _path_problem(e: OSError) -> str:
+    """What is wrong with the path of a failed file operation, in words (not just the errno)."""
+    target = Path(e.filename) if e.filename else None
+    reason = e.strerror or str(e)
+    if target is None:
+        return reason
+    parent = next((p for p in [target, *target.parents] if p.exists()), None)
+    if isinstance(e, PermissionError):
+        return f"{target}: cannot write here: permission denied"
+    if isinstance(e, FileNotFoundError) and parent is not None and parent != target:
+        if not parent.is_dir():
+            return f"{target}: cannot create it: {parent} is a file, not a directory"
+        return (f"{target}: cannot create it inside {parent} ({reason}); choose a directory on an "
+                "ordinary writable file system")
+    if isinstance(e, FileNotFoundError):
+        return f"{target}: no such file or directory"
+    return f"{target}: {reason}"
+
+
+def check_out_path(path: str | Path, *, flag: str = "--out") -> Path:
+    """Refuse an ``--out`` path that cannot be written before any work starts (one line, exit 2)."""
+    import os
+
+    target = Path(path)
+    parent = next((p for p in [target, *target.parents] if p.exists()), Path("."))
+    problem = None
+    if parent != target and not parent.is_dir():
+        problem = f"{parent} is a file, not a directory"
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        problem = f"{parent} is not writable"
+    else:
+        try:
+            if os.statvfs(parent).f_flag & os.ST_RDONLY:
+                problem = f"{parent} is on a read-only file system"
+        except (OSError, AttributeError):
+            pass
+        if problem is None and str(parent.resolve()).startswith(("/proc", "/sys")):
+            problem = f"{parent} is a virtual (kernel) file system, not storage"
+    if problem:
+        raise SimresError(f"{flag} {target}: cannot write results there: {problem}")
+    return target
 
 
 def friendly(fn: F) -> F:
@@ -32,8 +79,10 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except SimresError as e:
             fail(str(e))
-        except FileNotFoundError as e:
-            fail(f"{e.filename}: no such file")
+        except BrokenPipeError:
+            raise  # `simres show X | head`: click handles a closed pipe
+        except OSError as e:
+            fail(_path_problem(e))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -48,6 +97,7 @@ class SimProgress:
         self.label = label
         self.enabled = enabled
         self.t0 = time.perf_counter()
+        self._shown = 0.0
         self.bar: Any = None
 
     def __call__(self, now: float, end: float) -> None:
@@ -62,10 +112,14 @@ class SimProgress:
             self.bar = tqdm(total=round(end, 3), desc=self.label, unit="sim s", leave=False,
                             file=sys.stderr,
                             bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}]")
-        self.bar.n = round(now, 3)
-        self.bar.refresh()
         if now >= end:
             self.close()
+            return
+        t = time.perf_counter()
+        if t - self._shown >= 0.1:  # many chunks per second on fast runs: redraw ten times a second
+            self._shown = t
+            self.bar.n = round(now, 3)
+            self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:

@@ -33,6 +33,7 @@ def parse_where(items: Sequence[str]) -> dict[str, Any]:
     import yaml
 
     from simres.reporting.sources import ReportError
+    from simres.scenario.yamlio import loads
 
     out: dict[str, Any] = {}
     for item in items:
@@ -40,7 +41,7 @@ def parse_where(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ReportError(f"--where: expected KEY=VALUE, e.g. max_attempts=3, got {item!r}")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+            out[key.strip()] = loads(raw) if raw.strip() else None
         except yaml.YAMLError:
             raise ReportError(f"--where: the value of {item!r} is not valid YAML") from None
     return out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import SimProgress, executor_for, friendly, jobs_option, write_frame
+from simres.cli._util import SEED, SimProgress, check_out_path, executor_for, friendly, jobs_option, write_frame
 from simres.cli.check import announce, strict_option
 from simres.cli.summary_view import hidden_note, print_table, summary_json
 from simres.cli.summary_view import summary_table as view_table
@@ -16,7 +16,7 @@ from simres.metrics.display import grouped_rows
 
 @click.command()
 @click.argument("scenario")
-@click.option("--seed", type=int, default=None, help="Root seed (default: the scenario's).")
+@click.option("--seed", type=SEED, default=None, help="Root seed (default: the scenario's).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field by dotted path (repeatable).")
 @click.option("--variant", default=None, help="Apply one of the scenario's variants.")
 @click.option("--all-variants", is_flag=True, help="Run every variant with common random numbers and compare.")
@@ -41,6 +41,8 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
 
         simres run baseline --set services.db.workers=2 --metrics 'latency_*'
     """
+    if out:
+        check_out_path(out)
     from simres.scenario.loading import load_scenario, parse_overrides
 
     overrides = parse_overrides(sets)
@@ -104,7 +106,7 @@ def show(scenario: str, sets: tuple[str, ...], variant: str | None) -> None:
 @click.command()
 @click.argument("scenario")
 @click.option("--reps", type=click.IntRange(min=2), default=5, show_default=True, help="Replications per variant.")
-@click.option("--seed", type=int, default=None, help="Root seed (default: the scenario's).")
+@click.option("--seed", type=SEED, default=None, help="Root seed (default: the scenario's).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field for every variant.")
 @click.option("--variant", "variants", multiple=True, help="Compare only these variants (repeatable).")
 @click.option("--metrics", "--metric", "metrics", multiple=True, metavar="METRIC",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import friendly
+from simres.cli._util import SEED, check_out_path, friendly
 from simres.cli.check import announce, strict_option
 
 
@@ -30,7 +30,7 @@ from simres.cli.check import announce, strict_option
 @click.option("--all-variants", is_flag=True, help="Run every variant of the scenario.")
 @click.option("--reps", type=click.IntRange(min=1), default=None,
               help="Replications per combination and variant [default: 1, or the sweep file's].")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Root seed (default: the scenario's).")
+@click.option("--seed", type=SEED, default=None, help="Root seed (default: the scenario's).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Local worker processes [default: one per core]; 1 = serial in this process. "
                    "With --dask local: the number of Dask workers.")
@@ -41,6 +41,9 @@ from simres.cli.check import announce, strict_option
 @click.option("--resume", is_flag=True, help="Continue the sweep in --out: run only the missing points.")
 @click.option("--retry-errors", is_flag=True, help="With --resume, also re-run points that ended in an error.")
 @click.option("--overwrite", is_flag=True, help="Delete existing results in --out first.")
+@click.option("--point-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Wall-clock limit per point; a point past it becomes an error row (its worker is "
+                   "killed if it will not stop). Default: derived from the scenario (at least 300 s); 0 = none.")
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @strict_option
@@ -48,7 +51,7 @@ from simres.cli.check import announce, strict_option
 def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: tuple[str, ...],
               variants: tuple[str, ...], all_variants: bool, reps: int | None, seed: int | None,
               jobs: int | None, dask_address: str | None, out: str, resume: bool, retry_errors: bool,
-              overwrite: bool, dry_run: bool, quiet: bool, strict: bool) -> None:
+              overwrite: bool, point_timeout: float | None, dry_run: bool, quiet: bool, strict: bool) -> None:
     """Run SCENARIO over a grid of parameters x variants x replications, in parallel.
 
     \b
@@ -62,7 +65,7 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     from simres.errors import SweepError
     from simres.experiments.design import is_sweep_file, load_sweep, parse_axis, plan_sweep, validate_spec
     from simres.experiments.executors import make_executor
-    from simres.experiments.sweeping import run_sweep
+    from simres.experiments.sweeping import resolve_point_timeout, run_sweep
     from simres.scenario.loading import load_scenario, parse_overrides
 
     if variants and all_variants:
@@ -71,6 +74,7 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
         raise click.UsageError("--resume and --overwrite exclude each other")
     if retry_errors and not resume:
         raise click.UsageError("--retry-errors needs --resume")
+    check_out_path(out)
     if is_sweep_file(target):
         spec = load_sweep(target)
         data = spec.model_dump()
@@ -96,8 +100,10 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     announce(load_scenario(plan.scenario, overrides=spec.overrides or None), strict=strict, label=target)
     executor = make_executor(jobs=jobs, dask=dask_address)
     where = Path(out)
+    limit = resolve_point_timeout(point_timeout, plan.scenario)
     if not quiet or dry_run:
-        click.echo(f"{plan.scenario.name}: {plan} on {executor.describe()} -> {where}")
+        shown = f"{limit:.0f} s" if limit else "none"
+        click.echo(f"{plan.scenario.name}: {plan} on {executor.describe()} -> {where} (point timeout {shown})")
     if dry_run:
         return
     if overwrite and where.exists():
@@ -105,7 +111,7 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     t0 = time.perf_counter()
     try:
         df = run_sweep(spec, executor=executor, out=where, resume=resume, retry_errors=retry_errors,
-                       progress=not quiet, plan=plan)
+                       progress=not quiet, plan=plan, point_timeout=limit or 0)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the finished points are in {where}; run again with --resume "
                    "to run only the missing ones", err=True)
@@ -149,8 +155,10 @@ def best_cmd(results: str, minimize: str | None, maximize: str | None, constrain
     effect, and the --set overrides and YAML that reproduce it. Exits 1 if no
     configuration satisfies the constraints.
     """
-    from simres.experiments.choosing import NoFeasibleSetting, best
+    from simres.experiments.choosing import NoFeasibleSetting, best, parse_constraint
 
+    for text in constraints:
+        parse_constraint(text)  # a malformed constraint is an error before any results are read
     try:
         choice = best(results, minimize=minimize, maximize=maximize, subject_to=constraints,
                       conservative=conservative, confidence=confidence, top=top)

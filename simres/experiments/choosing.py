@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -112,19 +113,24 @@ class Constraint:
         return f"{self.metric} {self.op} {self.bound:g}"
 
 
+_CONSTRAINT = re.compile(r"\s*(?P<metric>[^<>\s]*[^<>=!\s])\s*(?P<op>>=|<=|>|<)\s*(?P<bound>[^<>=\s]+)\s*")
+
+
 def parse_constraint(text: str) -> Constraint:
-    """Parse ``METRIC >= NUMBER`` (or ``<=``, ``>``, ``<``); metric names may hold ``:`` and ``=``."""
-    cut = min((i for i in (text.find("<"), text.find(">")) if i >= 0), default=-1)
-    op = text[cut:cut + 2] if text[cut + 1:cut + 2] == "=" else text[cut:cut + 1]
-    metric, raw = text[:cut].strip(), text[cut + len(op):].strip()
+    """Parse ``METRIC OP NUMBER`` with OP one of ``>=``, ``<=``, ``>``, ``<``.
+
+    Metric names may hold ``:`` and ``=`` but not end with ``=`` or ``!``, so a mistyped
+    operator (``=>``, ``=<``, ``==``, ``!=``) is an error, not part of the metric's name.
+    """
+    m = _CONSTRAINT.fullmatch(text)
     try:
-        bound = float(raw)
+        bound = float(m["bound"]) if m else math.nan
     except ValueError:
-        bound = float("nan")
-    if cut < 0 or not metric or math.isnan(bound):
-        raise SweepError(f"--subject-to '{text}': expected METRIC OP NUMBER with OP one of "
-                         ">=, <=, >, <, e.g. 'success_rate >= 0.999'")
-    return Constraint(metric, op, bound)  # type: ignore[arg-type]
+        bound = math.nan
+    if m is None or not math.isfinite(bound):
+        raise SweepError(f"--subject-to {text!r}: expected METRIC OP NUMBER with OP one of "
+                         ">=, <=, >, < (e.g. 'success_rate >= 0.999' or 'latency_p99 < 0.2')")
+    return Constraint(m["metric"], m["op"], bound)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simres.errors import ScenarioError, SweepError
+from simres.scenario.yamlio import load_file, loads
 
 if TYPE_CHECKING:
 
@@ -152,11 +153,9 @@ def load_sweep(path: str | os.PathLike[str]) -> SweepSpec:
     """Read a sweep file (YAML); a relative ``scenario`` path is taken from the file's folder."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SweepError(f"{p}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise SweepError(f"{p}: invalid YAML: {str(e).splitlines()[0]}") from None
+        data = load_file(p)
+    except ScenarioError as e:
+        raise SweepError(str(e)) from None
     if not isinstance(data, dict):
         raise SweepError(f"{p}: must be a mapping with a 'scenario' key at the top level")
     spec = validate_spec(data, source=str(p))
@@ -171,8 +170,8 @@ def is_sweep_file(path: str | os.PathLike[str]) -> bool:
     if not p.is_file() or p.suffix not in (".yaml", ".yml"):
         return False
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = load_file(p)
+    except ScenarioError:
         return False
     return isinstance(data, dict) and "scenario" in data
 
@@ -198,7 +197,7 @@ def parse_axis(items: Sequence[str], *, flag: str = "--grid") -> dict[str, list[
         if not eq or not path or not raw.strip():
             raise SweepError(f"{flag} '{item}': expected PATH=V1,V2,..., e.g. services.db.workers=2,4,8")
         try:
-            values = yaml.safe_load(f"[{raw}]")
+            values = loads(f"[{raw}]")
         except yaml.YAMLError:
             raise SweepError(f"{flag} '{item}': the values are not valid YAML") from None
         if path in out:

@@ -240,6 +240,15 @@ def _init_worker(parent: int) -> None:
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from simres.experiments import timeouts
+
+    timeouts.IN_WORKER = True  # a point that ignores its time limit may kill this process
+    import warnings
+
+    from simres.errors import ScenarioWarning
+
+    # The parent validated the scenario and showed its warnings once; not again per point.
+    warnings.simplefilter("ignore", ScenarioWarning)
 
     def watch() -> None:
         while os.getppid() == parent:

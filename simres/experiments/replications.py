@@ -18,7 +18,7 @@ import pandas as pd
 
 from simres.metrics.directions import direction, lower_is_better  # noqa: F401 (re-exported)
 from simres.metrics.stats import aggregate_recovery, aggregate_replications, paired_difference
-from simres.rng import replication_seeds
+from simres.rng import check_seed, replication_seeds
 from simres.scenario.loading import load_scenario, parse_overrides
 from simres.scenario.schema import Scenario
 
@@ -69,7 +69,7 @@ def replicate(
         if v is not None:
             load_scenario(base, variant=v, overrides=ov)  # a bad variant fails here, before any run
     names = names_of(variants)
-    seeds = replication_seeds(sc.seed if seed is None else int(seed), reps)
+    seeds = replication_seeds(sc.seed if seed is None else check_seed(seed), reps)
     data = base.model_dump(mode="json", by_alias=True)
     tasks = [(data, v, ov, i, s) for v in names for i, s in enumerate(seeds)]
     report = _progress(progress, len(tasks), sc.name)

@@ -18,6 +18,7 @@ from simpy.events import Timeout
 from simres.errors import SimresError
 from simres.metrics.summary import summarize
 from simres.model.world import build, timeline_frame
+from simres.rng import check_seed
 from simres.scenario.loading import load_scenario, resolved_dict
 from simres.scenario.schema import Scenario
 
@@ -113,7 +114,7 @@ def run(
         progress: called as ``progress(simulated_now, simulated_end)`` while running.
     """
     sc = load_scenario(scenario, overrides=overrides, variant=variant)
-    seed = sc.seed if seed is None else int(seed)
+    seed = sc.seed if seed is None else check_seed(seed)
     t0 = time.perf_counter()
     world = build(sc, seed)
     snaps: dict[str, dict[str, float]] = {}
@@ -126,7 +127,10 @@ def run(
         snaps["end"] = world.busy_seconds()
 
     world.env.process(snapshot())
-    rec = world.run(progress=progress)
+    # Progress at least every 1/10,000 of the run (and every simulated second of short ones):
+    # a run of duration 1e6 reports within seconds, not after its first 2 %.
+    chunks = int(min(max(sc.end_time, 50), 10_000))
+    rec = world.run(progress=progress, chunks=chunks) if progress is not None else world.run()
     # with drain == 0 the run stops at `duration` before the snapshot process wakes up
     snaps.setdefault("end", world.busy_seconds())
     requests = rec.requests_frame()

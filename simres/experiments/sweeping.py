@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from simres.errors import SweepError
 from simres.experiments.design import (
     Plan,
     Point,
@@ -40,14 +41,19 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------- running
 
 
-def _run_task(task: tuple[Callable[..., dict[str, Any]], dict[str, Any], str | None, dict[str, Any], int],
+def _run_task(task: tuple[Callable[..., dict[str, Any]], dict[str, Any], str | None, dict[str, Any], int,
+                          float | None],
               ) -> tuple[dict[str, Any], str | None, float]:
-    """Run one point in a worker: (metrics, error or None, wall seconds); never raises."""
-    fn, data, variant, overrides, seed = task
+    """Run one point in a worker within its wall-clock limit: (metrics, error or None, wall seconds); never raises."""
+    from simres.experiments.timeouts import PointTimeout, limited
+
+    fn, data, variant, overrides, seed, limit = task
     t0 = time.perf_counter()
     try:
-        row = dict(fn(data, seed=seed, variant=variant, overrides=overrides))
+        row = dict(limited(limit, fn, data, seed=seed, variant=variant, overrides=overrides))
         error = None
+    except PointTimeout as e:  # raised into the point by its watchdog (possibly late, outside fn)
+        row, error = {}, _error_text(e if e.args else PointTimeout(limit))
     except Exception as e:
         row, error = {}, _error_text(e)
     return row, error, time.perf_counter() - t0
@@ -87,6 +93,7 @@ def run_sweep(
     point_fn: Callable[..., dict[str, Any]] | None = None,
     source: str | None = None,
     plan: Plan | None = None,
+    point_timeout: float | None = None,
 ) -> pd.DataFrame:
     """Run a :class:`SweepSpec`; see :func:`sweep` for the arguments.
 
@@ -103,7 +110,8 @@ def run_sweep(
     pending = [p for p in plan.points if p.run_id not in done]
     sink = _Sink(directory, meta)
     fn = point_fn or _default_point_fn()
-    tasks = [(fn, plan.base, p.variant, point_overrides(plan.spec, p.params), p.seed) for p in pending]
+    limit = resolve_point_timeout(point_timeout, plan.scenario)
+    tasks = [(fn, plan.base, p.variant, point_overrides(plan.spec, p.params), p.seed, limit) for p in pending]
     report = _progress(progress, len(plan.points), len(plan.points) - len(pending), plan.scenario.name)
     owned = executor is None and bool(pending)
     ex = ProcessExecutor() if owned else executor
@@ -135,6 +143,17 @@ def run_sweep(
     return df
 
 
+def resolve_point_timeout(point_timeout: float | None, scenario: Scenario) -> float | None:
+    """The per-point wall-clock limit: ``None`` derives one from the scenario, ``0`` means none."""
+    from simres.experiments.timeouts import default_point_timeout
+
+    if point_timeout is None:
+        return default_point_timeout(scenario)
+    if not point_timeout >= 0:
+        raise SweepError(f"point_timeout: must be >= 0 seconds (0 = no limit), got {point_timeout}")
+    return float(point_timeout) or None
+
+
 def _default_point_fn() -> Callable[..., dict[str, Any]]:
     from simres.experiments.replications import run_point
 
@@ -159,6 +178,7 @@ def sweep(
     retry_errors: bool = False,
     progress: bool | Callable[[int, int], None] = False,
     point_fn: Callable[..., dict[str, Any]] | None = None,
+    point_timeout: float | None = None,
 ) -> pd.DataFrame:
     """Run a parameter sweep and return its tidy results frame.
 
@@ -179,6 +199,11 @@ def sweep(
         progress: a progress bar with ETA (tqdm, notebook-aware), or ``callable(done, total)``.
         point_fn: runs one point, ``fn(scenario_data, seed=, variant=, overrides=) -> dict``
             (default :func:`simres.experiments.replications.run_point`); module-level, so it pickles.
+        point_timeout: wall-clock seconds one point may take before it is stopped and becomes an
+            error row (its worker is killed if it does not stop); ``None`` derives a generous
+            limit from the scenario (:func:`simres.experiments.timeouts.default_point_timeout`),
+            ``0`` means no limit. ``resume`` skips timed-out points like other errors unless
+            ``retry_errors``.
 
     Returns:
         One row per point: ``run_id``, ``variant``, ``replicate``, ``seed``, one column per
@@ -202,7 +227,7 @@ def sweep(
         "reps": reps, "seed": seed, "overrides": dict(overrides or {}),
     })
     return run_sweep(spec, executor=executor, out=out, resume=resume, retry_errors=retry_errors,
-                     progress=progress, point_fn=point_fn)
+                     progress=progress, point_fn=point_fn, point_timeout=point_timeout)
 
 
 def _progress(progress: bool | Callable[[int, int], None], total: int, initial: int,

@@ -27,7 +27,13 @@ from simres.policies.bulkhead import ADMIT, WAIT, Bulkhead, BulkheadConfig
 from simres.policies.retry import RetryCall, RetryConfig
 from simres.policies.throttle import AdaptiveThrottle, ThrottleConfig
 from simres.realtime.classify import Classifier, default_classify
-from simres.realtime.errors import BreakerOpenError, BulkheadFullError, DeadlineExceeded, ThrottledError
+from simres.realtime.errors import (
+    AbandonedCallsError,
+    BreakerOpenError,
+    BulkheadFullError,
+    DeadlineExceeded,
+    ThrottledError,
+)
 
 T = TypeVar("T")
 
@@ -76,14 +82,22 @@ class _Call:
 
 
 class _Try:
-    """What a try holds while it runs: the breaker permit and whether it has a slot."""
+    """What a try holds while it runs: the breaker permit and whether it has a slot.
 
-    __slots__ = ("permit", "slot", "start")
+    A try abandoned at its timeout while its call runs on in a thread is ``abandoned``;
+    with ``bulkhead_counts="running"`` its slot is given back when the call really ends
+    (``ended``), by whichever of the caller (``_finish``) and the thread comes last.
+    """
+
+    __slots__ = ("abandoned", "ended", "finished", "permit", "slot", "start")
 
     def __init__(self, permit: int | None, slot: bool, start: float) -> None:
         self.permit = permit
         self.slot = slot
         self.start = start
+        self.abandoned = False
+        self.ended = False
+        self.finished = False
 
 
 # ---------------------------------------------------------------------------- Resilient
@@ -108,13 +122,23 @@ class PolicyStack:
         rng: np.random.Generator | None = None,
         clock: Clock | None = None,
         classify: Classifier | None = None,
-        timeout_via: Literal["thread", "argument"] = "thread",
+        timeout_via: Literal["thread", "argument", "both"] = "thread",
+        bulkhead_counts: Literal["running", "tries"] = "running",
+        max_abandoned: int | None = 32,
     ) -> None:
         for name, value in (("timeout", timeout), ("deadline", deadline)):
             if value is not None and not value > 0:
                 raise ValueError(f"{name}: must be > 0 or None, got {value}")
-        if timeout_via not in ("thread", "argument"):
-            raise ValueError(f"timeout_via: must be 'thread' or 'argument', got {timeout_via!r}")
+        if timeout_via not in ("thread", "argument", "both"):
+            raise ValueError(f"timeout_via: must be 'thread', 'argument' or 'both', got {timeout_via!r}")
+        if bulkhead_counts not in ("running", "tries"):
+            raise ValueError(f"bulkhead_counts: must be 'running' or 'tries', got {bulkhead_counts!r}")
+        if max_abandoned is not None and (isinstance(max_abandoned, bool) or not isinstance(max_abandoned, int)
+                                          or max_abandoned < 1):
+            raise ValueError(f"max_abandoned: must be a whole number >= 1 or None, got {max_abandoned!r}")
+        self.bulkhead_counts = bulkhead_counts
+        self.max_abandoned = max_abandoned
+        self._abandoned = 0
         self.timeout = timeout
         self.deadline = deadline
         self.retry = retry
@@ -155,6 +179,10 @@ class PolicyStack:
         with self._lock:
             if call.retry is not None:
                 call.retry.on_try()
+            if self.max_abandoned is not None and self._abandoned >= self.max_abandoned:
+                self._end_budget(now, call, BULKHEAD_FULL)
+                return None, "", AbandonedCallsError(
+                    f"{self._abandoned} timed-out calls are still running (max_abandoned={self.max_abandoned})")
             if self.throttle is not None and self.throttle.should_reject(now, self.rng.random()):
                 self.throttle.record_rejection(now)
                 self._end_budget(now, call, THROTTLED)
@@ -239,11 +267,43 @@ class PolicyStack:
             t = left if t is None else min(t, left)
         return t
 
+    @property
+    def abandoned(self) -> int:
+        """Timed-out calls still running in their threads (bounded by ``max_abandoned``)."""
+        return self._abandoned
+
+    def _abandon(self, attempt: _Try, is_done: Any) -> bool:
+        """Mark a timed-out try as abandoned unless its call ended meanwhile (then False)."""
+        with self._lock:
+            if is_done():
+                return False
+            attempt.abandoned = True
+            self._abandoned += 1
+            return True
+
+    def _call_ended(self, attempt: _Try) -> None:
+        """An abandoned call really returned: count it out and give back a slot it kept."""
+        now = self.clock.now()
+        woken = None
+        with self._lock:
+            attempt.ended = True
+            if not attempt.abandoned:
+                return
+            self._abandoned -= 1
+            if attempt.finished and attempt.slot and self.bulkhead is not None:
+                attempt.slot = False
+                woken = self.bulkhead.leave(now)
+        if woken is not None:
+            woken.wake()  # type: ignore[attr-defined]
+
     def _finish(self, call: _Call, attempt: _Try, outcome: str) -> None:
         now = self.clock.now()
         woken = None
         with self._lock:
-            if attempt.slot and self.bulkhead is not None:
+            attempt.finished = True
+            keep = attempt.abandoned and not attempt.ended and self.bulkhead_counts == "running"
+            if attempt.slot and self.bulkhead is not None and not keep:
+                attempt.slot = False
                 woken = self.bulkhead.leave(now)
             if self.breaker is not None and attempt.permit is not None:
                 self.breaker.on_result(now, attempt.permit, outcome, now - attempt.start)

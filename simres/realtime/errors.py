@@ -13,6 +13,10 @@ class BulkheadFullError(SimresError):
     """The bulkhead had no free slot (and no wait, or the wait expired)."""
 
 
+class AbandonedCallsError(BulkheadFullError):
+    """Too many timed-out calls are still running in their threads (``max_abandoned``); never retried."""
+
+
 class ThrottledError(SimresError):
     """The adaptive throttle rejected the call locally."""
 

@@ -17,10 +17,20 @@ objects) that a scenario tunes are used here, so a tuned threshold is the deploy
         ...
 
 Per-try timeout. Synchronous calls run in a daemon worker thread and the caller stops
-waiting after ``timeout`` (Python cannot kill a thread: the abandoned call runs on in the
-background, as a real server's work does). With ``timeout_via="argument"`` the callable
-is instead called with ``timeout=<seconds left>`` in the calling thread and must enforce
-it itself (``urllib.request.urlopen`` does). Coroutines are cancelled on timeout.
+waiting after ``timeout``: the whole try is bounded (Python cannot kill a thread: the
+abandoned call runs on in the background, as a real server's work does). With
+``timeout_via="argument"`` the callable is instead called with ``timeout=<seconds left>``
+in the calling thread and only what it does with that is bounded: for
+``urllib.request.urlopen`` each socket operation, not the whole response (a server that
+drips its body keeps the try going). ``timeout_via="both"`` passes ``timeout=`` and also
+runs the call in a thread, so the try is bounded and the abandoned call soon ends too.
+Coroutines are cancelled on timeout.
+
+Abandoned calls. A timed-out call still running in its thread keeps its bulkhead slot
+until it returns (``bulkhead_counts="running"``; ``"tries"`` frees it at the timeout), so
+the bulkhead bounds what the dependency really sees. At most ``max_abandoned`` (default
+32) may run at once; further tries are refused with :class:`AbandonedCallsError` until
+some return. :attr:`abandoned` is how many are running (docs/errors.md).
 
 Errors raised to the caller: :class:`BreakerOpenError`, :class:`BulkheadFullError`,
 :class:`ThrottledError` (local rejections, never retried), :class:`DeadlineExceeded`
@@ -72,11 +82,13 @@ class Resilient(PolicyStack):
     # ------------------------------------------------------------------ sync
 
     def _run_sync(self, fn: Callable[..., T], timeout: float | None, args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> T:
+                  kwargs: dict[str, Any], attempt: Any) -> T:
         if timeout is None:
             return fn(*args, **kwargs)
         if self.timeout_via == "argument":
             return fn(*args, timeout=max(timeout, 1e-3), **kwargs)
+        if self.timeout_via == "both":
+            kwargs = {**kwargs, "timeout": max(timeout, 1e-3)}
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def work() -> None:
@@ -86,10 +98,12 @@ class Resilient(PolicyStack):
                 future.set_result(fn(*args, **kwargs))
             except BaseException as exc:  # delivered to the caller through the future
                 future.set_exception(exc)
+            finally:
+                self._call_ended(attempt)
 
         threading.Thread(target=work, daemon=True, name="simres-try").start()
         done, _ = concurrent.futures.wait([future], timeout=max(timeout, 0.0))
-        if not done:
+        if not done and self._abandon(attempt, future.done):
             raise AttemptTimeout(f"try timed out after {timeout:.3g} s")
         return future.result()
 
@@ -109,7 +123,7 @@ class Resilient(PolicyStack):
                     raise error from last
             result: Any = None
             try:
-                result = self._run_sync(fn, self._try_timeout(call), args, kwargs)
+                result = self._run_sync(fn, self._try_timeout(call), args, kwargs, attempt)
             except Exception as exc:
                 outcome, hint = self._classify(exc)
                 last = exc

@@ -12,6 +12,7 @@ from simres.dists import Dist
 from simres.policies import (
     ThrottleConfig,
 )
+from simres.scenario import limits
 from simres.scenario._base import PositiveFloat, Priority, _Model
 from simres.scenario.services import CallPolicy
 
@@ -80,7 +81,7 @@ class ClosedArrivals(_Model):
     """Closed loop: ``users`` per client member, each waiting for its answer, then thinking."""
 
     kind: Literal["closed"] = "closed"
-    users: int = Field(ge=1, description="Concurrent users per client member.")
+    users: int = Field(ge=1, le=limits.MAX_WORKERS, description="Concurrent users per client member.")
     think_time: Dist = Field(default=0.0, description="Pause between a response and the next request (seconds).")
 
 
@@ -95,7 +96,7 @@ class ClientConfig(CallPolicy):
 
     target: str = Field(description="Service the clients call.")
     count: int = Field(
-        default=1, ge=1,
+        default=1, ge=1, le=limits.MAX_CLIENT_COUNT,
         description="Independent client members (each with its own arrivals and, with per_client scope, its own "
         "policy state).",
     )

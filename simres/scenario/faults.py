@@ -41,13 +41,20 @@ def _check_service(path: str, service: str, instance: int | None, services: Mapp
         raise ValueError(f"{path}.instance: service '{service}' has {n} instance(s), got {instance}")
 
 
-def _check_nodes(path: str, nodes: list[str], services: Mapping[str, Any], clients: set[str]) -> None:
+def check_nodes(path: str, nodes: list[str], services: Mapping[str, Any], clients: set[str]) -> None:
+    """Raise ValueError naming ``path`` unless every node is a client, a service or ``service/<index>``."""
     for n in nodes:
-        base, _, idx = n.partition("/")
+        base, sep, idx = n.partition("/")
         if base not in services and base not in clients:
             raise ValueError(f"{path}: unknown node '{n}', expected a client or service name (or service/index)")
-        if idx and (base not in services or not idx.isdigit() or int(idx) >= services[base].instances):
-            raise ValueError(f"{path}: unknown instance '{n}'")
+        if not sep:
+            continue
+        if base not in services:
+            raise ValueError(f"{path}: '{n}': only a service has instances ('{base}' is a client)")
+        n_inst = services[base].instances
+        if not (idx.isascii() and idx.isdigit()) or int(idx) >= n_inst:
+            raise ValueError(f"{path}: unknown instance '{n}', expected {base}/0 to {base}/{n_inst - 1} "
+                             f"(or '{base}' for every instance)")
 
 
 class _ServiceFault(_Fault):
@@ -70,8 +77,8 @@ class PartitionFault(_Fault):
     one_way: bool = Field(default=False, description="Only messages from 'from' to 'to' are lost; replies still pass.")
 
     def check_references(self, path: str, *, services: Mapping[str, Any], clients: set[str]) -> None:
-        _check_nodes(f"{path}.from", self.from_, services, clients)
-        _check_nodes(f"{path}.to", self.to, services, clients)
+        check_nodes(f"{path}.from", self.from_, services, clients)
+        check_nodes(f"{path}.to", self.to, services, clients)
 
 
 class LatencyFault(_Fault):
@@ -85,8 +92,8 @@ class LatencyFault(_Fault):
     one_way: bool = Field(default=False, description="Only messages from 'from' to 'to' are affected.")
 
     def check_references(self, path: str, *, services: Mapping[str, Any], clients: set[str]) -> None:
-        _check_nodes(f"{path}.from", self.from_, services, clients)
-        _check_nodes(f"{path}.to", self.to, services, clients)
+        check_nodes(f"{path}.from", self.from_, services, clients)
+        check_nodes(f"{path}.to", self.to, services, clients)
 
 
 class SlowdownFault(_ServiceFault):

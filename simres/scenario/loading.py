@@ -14,8 +14,10 @@ import yaml
 from pydantic import ValidationError
 
 from simres.errors import ScenarioError
+from simres.scenario.checks import check_strict_types, plain_data, short
 from simres.scenario.messages import _format_error
 from simres.scenario.schema import Scenario
+from simres.scenario.yamlio import load_file, loads, yaml_problem
 
 # ---------------------------------------------------------------------------- loading
 
@@ -55,15 +57,7 @@ def resolve_path(path_or_name: str | os.PathLike[str]) -> Path:
 def read_raw(path_or_name: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     """Read a scenario file as a plain mapping (safe YAML loader); returns (data, source)."""
     path = resolve_path(path_or_name)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ScenarioError(f"{where}invalid YAML: {problem}", source=str(path)) from None
-    except OSError as e:
-        raise ScenarioError(f"cannot read: {e.strerror}", source=str(path)) from None
+    data = load_file(path)
     if not isinstance(data, dict):
         raise ScenarioError("must be a mapping of scenario fields at the top level", source=str(path))
     return data, str(path)
@@ -81,9 +75,10 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
         if not key:
             raise ScenarioError(f"override '{item}': the key before '=' is empty", source="--set")
         try:
-            out[key] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise ScenarioError(f"override '{item}': the value is not valid YAML", source="--set") from None
+            out[key] = loads(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise ScenarioError(f"override '{short(item)}': the value is not valid YAML ({yaml_problem(e)})",
+                                source="--set") from None
     return out
 
 
@@ -140,9 +135,42 @@ def _step(node: Any, k: str, where: str, source: str, *, create: bool) -> Any:
 def validate(data: Mapping[str, Any], *, source: str = "<scenario>") -> Scenario:
     """Validate a mapping into a :class:`Scenario`, turning pydantic errors into one line."""
     try:
-        return Scenario.model_validate(data)
+        plain = plain_data(data)
+        scenario = Scenario.model_validate(plain, by_name=False)
+        check_strict_types(scenario, plain)
     except ValidationError as e:
-        raise ScenarioError(_format_error(e), source=source) from None
+        raise ScenarioError(_format_error(e, plain), source=source) from None
+    except ValueError as e:
+        raise ScenarioError(str(e), source=source) from None
+    except (TypeError, KeyError, AttributeError) as e:
+        # A validator that failed untidily (it should raise ValueError): still one line, never a traceback.
+        raise ScenarioError(f"invalid value ({type(e).__name__}: {e})", source=source) from None
+    return scenario
+
+
+def check_variants(scenario: Scenario, *, source: str) -> None:
+    """Validate every variant of ``scenario`` applied alone, so a typo in any of them is an error now.
+
+    The error names the variant: ``<source>: variants.<name>: <field>: <what was expected>``.
+    """
+    if not scenario.variants:
+        return
+    data = resolved_dict(scenario)
+    data.pop("variants", None)
+    for name, ov in scenario.variants.items():
+        try:
+            validate(apply_overrides(data, ov, source=source), source=source)
+        except ScenarioError as e:
+            inner = f"{e.path}: {e.detail}" if e.path else e.detail
+            raise ScenarioError(inner, source=source, path=f"variants.{name}") from None
+
+
+def _plain_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A bounded, plain copy of a caller's mapping (``copy.deepcopy`` would recurse without limit)."""
+    try:
+        return plain_data(dict(data))
+    except ValueError as e:
+        raise ScenarioError(str(e), source="<mapping>") from None
 
 
 def resolved_dict(scenario: Scenario) -> dict[str, Any]:
@@ -164,10 +192,12 @@ def load_scenario(
     if isinstance(path_or_name, Scenario):
         base, source = resolved_dict(path_or_name), f"<scenario {path_or_name.name}>"
     elif isinstance(path_or_name, Mapping):
-        base, source = copy.deepcopy(dict(path_or_name)), "<mapping>"
+        base, source = _plain_mapping(path_or_name), "<mapping>"
     else:
         base, source = read_raw(path_or_name)
     scenario = validate(base, source=source)
+    if not isinstance(path_or_name, Scenario):
+        check_variants(scenario, source=source)
     if variant is None and not overrides:
         return scenario
     data = resolved_dict(scenario)

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from simres.scenario.checks import short
 from simres.scenario.schema import Scenario
 
 # ---------------------------------------------------------------------------- errors
@@ -32,12 +33,13 @@ _MESSAGES = {
     "model_attributes_type": "must be a mapping",
     "list_type": "must be a list",
     "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s); see the limits in docs/errors.md",
 }
 
 
-def _format_error(e: ValidationError) -> str:
+def _format_error(e: ValidationError, data: Any = None) -> str:
     err = e.errors(include_url=False)[0]
-    loc = _clean_loc(err["loc"])
+    loc = _clean_loc(err["loc"], data)
     typ = err["type"]
     ctx = err.get("ctx") or {}
     value = err.get("input")
@@ -52,7 +54,7 @@ def _format_error(e: ValidationError) -> str:
     if typ == "union_tag_not_found":
         return f"{'.'.join(loc)}: needs a 'kind' field ({ctx.get('discriminator', 'kind')})"
     if typ == "literal_error":
-        return f"{'.'.join(loc)}: must be one of {ctx.get('expected')}, got {value!r}"
+        return f"{'.'.join(loc)}: must be one of {ctx.get('expected')}, got {short(value)}"
     if typ in ("value_error", "assertion_error"):
         msg = str(ctx.get("error", err["msg"]))
         # Our validators already name their field relative to the model; join with the loc.
@@ -60,7 +62,13 @@ def _format_error(e: ValidationError) -> str:
     template = _MESSAGES.get(typ)
     nice = {k: _num(v) for k, v in ctx.items()}
     msg = template.format(**nice) if template else err["msg"][0].lower() + err["msg"][1:]
-    shown = "" if typ == "missing" else f", got {value!r}"
+    if typ == "missing":
+        shown = ""
+    elif typ in ("too_long", "too_short"):
+        n = ctx.get("actual_length")
+        shown = f", got {n if n is not None else (len(value) if hasattr(value, '__len__') else '?')}"
+    else:
+        shown = f", got {short(value)}"
     return f"{'.'.join(loc)}: {msg}{shown}"
 
 
@@ -71,15 +79,40 @@ def _num(v: Any) -> Any:
     return v
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> list[str]:
+_ABSENT = object()  # below a key the input does not have
+_UNKNOWN = object()  # no input given
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Any = None) -> list[str]:
+    """The user's field path from pydantic's ``loc``, walked next to the input ``data``.
+
+    Pydantic inserts the tag of a tagged union (``exponential``, ``count``) into the loc; a
+    part is dropped as a tag only where the input has no such key and its ``kind`` says
+    so, so a field that shares a tag's name (``count``, ``capacity``) keeps its name.
+    Without the input (or below a shorthand such as a bare number) the known tags are
+    dropped by name.
+    """
     out: list[str] = []
+    node: Any = data if data is not None else _UNKNOWN
     for part in loc:
         s = str(part)
         if s.startswith(("function-", "tagged-union[", "union[")) or ("[" in s and s.endswith("]")):
             continue
-        if out and s in _DIST_TAGS and out[-1] != "kind":
-            # discriminator tag inserted by pydantic (e.g. 'exponential'); not a user key
+        if isinstance(node, dict):
+            if part in node or s in node:
+                node = node[part] if part in node else node[s]
+            elif node.get("kind") == s:
+                continue  # the discriminator tag pydantic inserted; not a user key
+            else:
+                node = _ABSENT
+            out.append(s)
             continue
+        if isinstance(node, list | tuple):
+            node = node[part] if isinstance(part, int) and -len(node) <= part < len(node) else _ABSENT
+            out.append(s)
+            continue
+        if node is not _ABSENT and out and s in _DIST_TAGS and out[-1] != "kind":
+            continue  # below a shorthand (a bare number for a constant): a tag pydantic inserted
         out.append(s)
     return out
 

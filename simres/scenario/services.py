@@ -14,6 +14,7 @@ from simres.policies import (
     RetryConfig,
     SheddingConfig,
 )
+from simres.scenario import limits
 from simres.scenario._base import PositiveFloat, _Model
 
 # ---------------------------------------------------------------------------- calls
@@ -87,8 +88,9 @@ class QueueConfig(_Model):
 class ServiceConfig(_Model):
     """A service: instances behind a load balancer, each with workers and a queue."""
 
-    instances: int = Field(default=1, ge=1, description="Number of instances.")
-    workers: int = Field(default=1, ge=1, description="Workers (concurrent requests) per instance, c.")
+    instances: int = Field(default=1, ge=1, le=limits.MAX_INSTANCES, description="Number of instances.")
+    workers: int = Field(default=1, ge=1, le=limits.MAX_WORKERS,
+                         description="Workers (concurrent requests) per instance, c.")
     queue: QueueConfig = Field(default_factory=QueueConfig, description="Queue per instance.")
     service_time: Dist = Field(
         default_factory=lambda: Exponential(mean=0.01),
