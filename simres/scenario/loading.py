@@ -155,8 +155,7 @@ def check_variants(scenario: Scenario, *, source: str) -> None:
     """
     if not scenario.variants:
         return
-    data = resolved_dict(scenario)
-    data.pop("variants", None)
+    data = resolved_dict(scenario)  # variants stay: reference and controls name them
     for name, ov in scenario.variants.items():
         try:
             validate(apply_overrides(data, ov, source=source), source=source)
