@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,14 +43,19 @@ def frame_hash(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+EXTRA = ("bench-retry", "bench-mm4")
+"""The benchmark workloads of ``bench_workloads.py`` (20,000 requests), with seeds 1 and 2."""
+
+
 def cases() -> list[tuple[str, str | None]]:
-    """Every bundled scenario, alone and with each of its variants."""
+    """Every bundled scenario, alone and with each of its variants, and the benchmark workloads."""
     from simres.scenario.loading import bundled_scenarios, load_scenario
 
     out: list[tuple[str, str | None]] = []
     for name in sorted(bundled_scenarios()):
         out.append((name, None))
         out.extend((name, v) for v in load_scenario(name).variants)
+    out.extend((name, seed) for name in EXTRA for seed in ("seed1", "seed2"))
     return out
 
 
@@ -58,7 +64,14 @@ def hashes(case: tuple[str, str | None], seed: int = 1) -> list[str]:
     from simres.experiments.runs import run
 
     name, variant = case
-    res = run(name, seed=seed, variant=variant)
+    if name in EXTRA:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import bench_workloads as bw
+
+        make = bw.retry_scenario if name == "bench-retry" else bw.mm4_scenario
+        res = run(make(20_000), seed=int(variant[4:]))  # type: ignore[index]
+    else:
+        res = run(name, seed=seed, variant=variant)
     return [f"{name}\t{variant or '-'}\t{f}\t{len(getattr(res, f))}\t{frame_hash(getattr(res, f))}" for f in FRAMES]
 
 

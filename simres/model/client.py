@@ -100,7 +100,12 @@ class ClientPopulation:
         # fault starts (common random numbers). A factor f < 1 thins this traffic with its
         # own uniform stream (drawn only while f < 1); the part of f > 1 above 1 is a second,
         # independent Poisson process (superposition) that starts with the first load fault.
-        fire = (lambda: self._fast_request(m, site)) if fast else (lambda: env.process(self._request(m, site)))
+        if fast:
+            fire = lambda: self._fast_request(m, site)  # noqa: E731
+        elif site.callbacks and self.cfg.workflow == "call":
+            fire = lambda: self._callback_request(m, site)  # noqa: E731
+        else:
+            fire = lambda: env.process(self._request(m, site))  # noqa: E731
         if self.max_load_factor > 1.0:
             env.process(self._surge(m, fire))
         if self.min_load_factor < 1.0:
@@ -182,6 +187,22 @@ class ClientPopulation:
         del self.open[job.req_id]
         self.recorder.request(job.req_id, self.name, job.member, site.target.name, self.cfg.priority,
                               job.t0, self.env.now, job._value, 1)
+
+    def _callback_request(self, m: int, site: CallSite) -> None:
+        """A request whose call runs on callbacks (:class:`~simres.model.driver.Call`): the
+        same request as :meth:`_request`, without a SimPy process."""
+        start = self.env.now
+        rid = next(self.ids)
+        self.open[rid] = (self.name, m, site.target.name, self.cfg.priority, start)
+        call = site.new_call(rid, self.cfg.priority, self._callback_done)
+        call.tag = (m, start)
+        call.start()
+
+    def _callback_done(self, call: Any) -> None:
+        m, start = call.tag
+        del self.open[call.req_id]
+        self.recorder.request(call.req_id, self.name, m, call.site.target.name, self.cfg.priority, start,
+                              self.env.now, call.outcome, call.attempt)
 
     def _user(self, m: int, site: CallSite, think: Any) -> Generator[Event, Any, None]:
         env = self.env
