@@ -55,7 +55,7 @@ class World:
                     if not call.critical:
                         fb = call.fallback.latency.sampler(
                             stream(seed, f"service:{inst.node}", f"fallback:{call.to}{repeat}"))
-                    inst.handler.append((site, call.critical, fb))
+                    inst.add_call(site, call.critical, fb)
         self.clients: dict[str, ClientPopulation] = {}
         for name, c in scenario.clients.items():
             sites = [
