@@ -5,7 +5,7 @@ change leaves the results bit-identical.
     python benchmarks/frame_hashes.py --check before.txt  # after it: exit 1 on any difference
 
 Each frame (requests, attempts, timeline, events) is hashed with sha256 over its column
-names, dtypes and raw values (categoricals by their categories and codes, floats by their
+names, dtypes and raw values (categoricals by their dtype, categories and codes, floats by their
 bytes, so -0.0, NaN payloads and the last ulp all count), plus the index. One line per
 (scenario, variant, frame); seed 1 unless ``--seed``.
 """
@@ -34,6 +34,7 @@ def frame_hash(df: pd.DataFrame) -> str:
         col = df[name]
         h.update(f"|{name}:{col.dtype}|".encode())
         if isinstance(col.dtype, pd.CategoricalDtype):
+            h.update(repr(col.dtype).encode())  # categories, their dtype and ordered
             h.update(repr(list(col.cat.categories)).encode())
             h.update(np.asarray(col.cat.codes).tobytes())
         elif col.dtype == object:

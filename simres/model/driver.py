@@ -21,7 +21,7 @@ import numpy as np
 from simpy import Environment, Event
 from simpy.events import Timeout
 
-from simres.metrics.recorder import Recorder
+from simres.metrics.recorder import ATTEMPT_CODES, Recorder
 from simres.model.job import READ, WRITE, Job
 from simres.model.service import Service
 from simres.outcomes import (
@@ -64,6 +64,7 @@ class CallSite:
 
     __slots__ = (
         "_apps",
+        "_codes",
         "_lbu",
         "_rr",
         "back_links",
@@ -163,6 +164,8 @@ class CallSite:
         self.callbacks = self.bulkhead is None
         """No gate that waits: a logical call can run on callbacks (see :meth:`new_call`)."""
         a = recorder
+        self._codes = (a.name(caller), a.name(target.name))
+        """This site's caller and service as the recorder's name codes."""
         self._apps = (
             a.a_req.append, a.a_attempt.append, a.a_caller.append, a.a_service.append,
             a.a_instance.append, a.a_start.append, a.a_end.append, a.a_outcome.append,
@@ -216,12 +219,13 @@ class CallSite:
         r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13 = self._apps
         r0(req_id)
         r1(attempt)
-        r2(self.caller)
-        r3(self.target.name)
+        caller, service = self._codes
+        r2(caller)
+        r3(service)
         r4(inst)
         r5(start)
         r6(end)
-        r7(outcome)
+        r7(ATTEMPT_CODES[outcome])
         r8(sent)
         r9(wait)
         r10(self.depth)
