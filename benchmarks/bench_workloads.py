@@ -376,10 +376,18 @@ def one(workload: str, model: str, n: int, seed: int) -> dict[str, float]:
     return stats
 
 
+BEFORE_SRC: str | None = None
+"""``--before DIR``: a source tree of an earlier simres, raced as the contender ``simres before``."""
+
+
 def fresh(workload: str, model: str, n: int, seed: int) -> dict[str, float]:
-    """:func:`one` in a fresh Python process."""
+    """:func:`one` in a fresh Python process (``simres before``: with the earlier tree first on the path)."""
+    env = dict(os.environ)
+    if model == "simres before":
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (BEFORE_SRC, env.get("PYTHONPATH")) if p)
+        model = "simres"
     out = subprocess.run([sys.executable, __file__, "--one", workload, model, str(n), str(seed)],
-                         check=True, capture_output=True, text=True)
+                         check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -411,18 +419,23 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every workload's request count")
     ap.add_argument("--check-only", action="store_true", help="only the fairness check")
+    ap.add_argument("--before", metavar="DIR",
+                    help="also race simres from this source tree (e.g. `git archive main | tar -x -C DIR`)")
     ap.add_argument("--one", nargs=4, metavar=("WORKLOAD", "MODEL", "N", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         w, m, n, s = args.one
         print(json.dumps(one(w, m, int(n), int(s))))
         return 0
+    global BEFORE_SRC
+    BEFORE_SRC = args.before
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     failed = []
     for w in args.workloads:
         n = int(DEFAULT_N[w] * args.scale)
         print(f"\n{w}: {n:,} requests")
-        stats = {m: fresh(w, m, n, 1) for m in MODELS[w]}
+        models = list(MODELS[w]) + (["simres before"] if args.before else [])
+        stats = {m: fresh(w, m, n, 1) for m in models}
         for m, s in stats.items():
             print(f"  fairness {m:<16} mean latency {s['mean_latency']:.5f} s  success {s['success']:.5f}"
                   f"  tries/request {s['tries']:.5f}")
@@ -432,17 +445,17 @@ def main() -> int:
         failed += problems
         if args.check_only:
             continue
-        best = {m: math.inf for m in MODELS[w]}
-        rounds: dict[str, list[float]] = {m: [] for m in MODELS[w]}
+        best = {m: math.inf for m in models}
+        rounds: dict[str, list[float]] = {m: [] for m in models}
         for r in range(args.repeat):
-            for m in MODELS[w]:
+            for m in models:
                 wall = fresh(w, m, n, r + 1)["wall"]
                 rounds[m].append(wall)
                 best[m] = min(best[m], wall)
-        for m in MODELS[w]:
+        for m in models:
             print(f"  {m:<16} best {best[m]:7.2f} s  {n / best[m]:>9,.0f} req/s  rounds "
                   + " ".join(f"{x:.2f}" for x in rounds[m]))
-        for m in MODELS[w]:
+        for m in models:
             if m != "simres":
                 print(f"  simres vs {m:<16} {best[m] / best['simres']:.2f}x  (>1: simres faster)")
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

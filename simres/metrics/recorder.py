@@ -119,11 +119,18 @@ class Recorder:
     def request(self, req_id: int, client: str, member: int, target: str, priority: str,
                 start: float, end: float, outcome: str, tries: int) -> None:
         """Record a finished (or, at the end, unfinished) logical request."""
+        self.request_coded(req_id, self.name(client), member, self.name(target), PRIORITY_CODES[priority],
+                           start, end, outcome, tries)
+
+    def request_coded(self, req_id: int, client: int, member: int, target: int, priority: int,
+                      start: float, end: float, outcome: str, tries: int) -> None:
+        """:meth:`request` with the client and target as name codes and the priority's code
+        (a client population computes them once)."""
         self.r_id.append(req_id)
-        self.r_client.append(self.name(client))
+        self.r_client.append(client)
         self.r_member.append(member)
-        self.r_target.append(self.name(target))
-        self.r_priority.append(PRIORITY_CODES[priority])
+        self.r_target.append(target)
+        self.r_priority.append(priority)
         self.r_start.append(start)
         self.r_end.append(end)
         self.r_outcome.append(REQUEST_CODES[outcome])
