@@ -21,18 +21,19 @@ import pandas as pd
 from simres.outcomes import ATTEMPT_OUTCOMES, PRIORITIES, REQUEST_OUTCOMES
 
 
-class _Codes(dict):  # type: ignore[type-arg]
-    """value -> code in a fixed vocabulary; a value outside it gets -1 (NaN in the frame,
-    as a categorical does with a value not among its categories)."""
+def _codes(vocabulary: tuple[str, ...], extra: tuple[str, ...] = ()) -> dict[str, int]:
+    """value -> code: its position in ``vocabulary``; ``extra`` values get -1, which the
+    frame shows as NaN (what a categorical does with a value outside its categories). A
+    plain dict on purpose: the hot path looks codes up, and exact dicts are fastest."""
+    codes = {v: i for i, v in enumerate(vocabulary)}
+    codes.update((v, -1) for v in extra if v not in codes)
+    return codes
 
-    def __missing__(self, key: Any) -> int:
-        return -1
 
-
-ATTEMPT_CODES = _Codes((o, i) for i, o in enumerate(ATTEMPT_OUTCOMES))
+ATTEMPT_CODES = _codes(ATTEMPT_OUTCOMES)
 """Code of each attempt outcome (its position in ATTEMPT_OUTCOMES)."""
-REQUEST_CODES = _Codes((o, i) for i, o in enumerate(REQUEST_OUTCOMES))
-PRIORITY_CODES = _Codes((p, i) for i, p in enumerate(PRIORITIES))
+REQUEST_CODES = _codes(REQUEST_OUTCOMES, ATTEMPT_OUTCOMES)
+PRIORITY_CODES = _codes(PRIORITIES)
 
 
 def _view(col: array, dtype: Any) -> np.ndarray:
@@ -51,12 +52,13 @@ class Recorder:
     def __init__(self) -> None:
         self._names: dict[str, int] = {}
         self._name_list: list[str] = []
+        self._groups: dict[tuple[str, str, str], int] = {}
+        self._group_rows: list[tuple[int, int, int]] = []  # (client, target, priority) codes
+        self._sites: list[tuple[int, int, int]] = []  # (caller, service, depth) codes
         # requests
         self.r_id = array("q")
-        self.r_client = array("i")  # name codes
+        self.r_group = array("i")  # request group: client, target and priority (see :meth:`group`)
         self.r_member = array("i")
-        self.r_target = array("i")  # name codes
-        self.r_priority = array("b")  # PRIORITY_CODES
         self.r_start = array("d")
         self.r_end = array("d")
         self.r_outcome = array("b")  # REQUEST_CODES
@@ -64,15 +66,13 @@ class Recorder:
         # attempts
         self.a_req = array("q")
         self.a_attempt = array("i")
-        self.a_caller = array("i")  # name codes
-        self.a_service = array("i")  # name codes
+        self.a_site = array("i")  # call site: caller, service and depth (see :meth:`site`)
         self.a_instance = array("i")
         self.a_start = array("d")
         self.a_end = array("d")
         self.a_outcome = array("b")  # ATTEMPT_CODES
         self.a_sent = array("b")
         self.a_wait = array("d")
-        self.a_depth = array("b")
         self.a_try = array("q")
         self.a_parent = array("q")
         self.a_served = array("d")
@@ -95,12 +95,26 @@ class Recorder:
             self._name_list.append(name)
         return code
 
-    def _named(self, codes: array) -> pd.Categorical:
+    def group(self, client: str, target: str, priority: str) -> int:
+        """The code of the requests of one client population (with its target and priority):
+        a request row stores it once instead of three categorical values."""
+        key = (client, target, priority)
+        code = self._groups.get(key)
+        if code is None:
+            code = self._groups[key] = len(self._group_rows)
+            self._group_rows.append((self.name(client), self.name(target), PRIORITY_CODES.get(priority, -1)))
+        return code
+
+    def site(self, caller: str, service: str, depth: int) -> int:
+        """A new code for one call site's attempt rows (caller, service and depth)."""
+        self._sites.append((self.name(caller), self.name(service), depth))
+        return len(self._sites) - 1
+
+    def _named(self, c: np.ndarray) -> pd.Categorical:
         """A categorical column of names from their codes: the categories are the names that
         occur, sorted (what ``pd.Categorical`` infers from the strings themselves)."""
-        if not len(codes):
+        if not len(c):
             return pd.Categorical(np.array([], dtype=object))
-        c = _view(codes, np.int32)
         used = np.flatnonzero(np.bincount(c, minlength=len(self._name_list)))
         names = [self._name_list[i] for i in used]
         order = sorted(range(len(names)), key=names.__getitem__)
@@ -119,18 +133,15 @@ class Recorder:
     def request(self, req_id: int, client: str, member: int, target: str, priority: str,
                 start: float, end: float, outcome: str, tries: int) -> None:
         """Record a finished (or, at the end, unfinished) logical request."""
-        self.request_coded(req_id, self.name(client), member, self.name(target), PRIORITY_CODES[priority],
-                           start, end, outcome, tries)
+        self.request_coded(req_id, self.group(client, target, priority), member, start, end, outcome, tries)
 
-    def request_coded(self, req_id: int, client: int, member: int, target: int, priority: int,
-                      start: float, end: float, outcome: str, tries: int) -> None:
-        """:meth:`request` with the client and target as name codes and the priority's code
-        (a client population computes them once)."""
+    def request_coded(self, req_id: int, group: int, member: int, start: float, end: float, outcome: str,
+                      tries: int) -> None:
+        """:meth:`request` with the client, target and priority as a :meth:`group` code (a
+        client population gets it once)."""
         self.r_id.append(req_id)
-        self.r_client.append(client)
+        self.r_group.append(group)
         self.r_member.append(member)
-        self.r_target.append(target)
-        self.r_priority.append(priority)
         self.r_start.append(start)
         self.r_end.append(end)
         self.r_outcome.append(REQUEST_CODES[outcome])
@@ -142,12 +153,13 @@ class Recorder:
         """One row per logical request, sorted by request id."""
         start = _view(self.r_start, float)
         end = _view(self.r_end, float)
+        groups = np.array(self._group_rows, dtype=np.int32).reshape(-1, 3)[_view(self.r_group, np.int32)]
         df = pd.DataFrame({
             "request_id": _view(self.r_id, np.int64),
-            "client": self._named(self.r_client),
+            "client": self._named(groups[:, 0]),
             "member": _view(self.r_member, np.int32),
-            "target": self._named(self.r_target),
-            "priority": _fixed(self.r_priority, PRIORITIES),
+            "target": self._named(groups[:, 1]),
+            "priority": pd.Categorical.from_codes(groups[:, 2].astype(np.int8), categories=list(PRIORITIES)),
             "start": start,
             "end": end,
             "latency": end - start,
@@ -158,18 +170,19 @@ class Recorder:
 
     def attempts_frame(self) -> pd.DataFrame:
         """One row per try considered by any call driver, in completion order."""
+        sites = np.array(self._sites, dtype=np.int32).reshape(-1, 3)[_view(self.a_site, np.int32)]
         return pd.DataFrame({
             "request_id": _view(self.a_req, np.int64),
             "attempt": _view(self.a_attempt, np.int32),
-            "caller": self._named(self.a_caller),
-            "service": self._named(self.a_service),
+            "caller": self._named(sites[:, 0]),
+            "service": self._named(sites[:, 1]),
             "instance": _view(self.a_instance, np.int32),
             "start": _view(self.a_start, float),
             "end": _view(self.a_end, float),
             "outcome": _fixed(self.a_outcome, ATTEMPT_OUTCOMES),
             "sent": _view(self.a_sent, bool),
             "wait": _view(self.a_wait, float),
-            "depth": _view(self.a_depth, np.int8),
+            "depth": sites[:, 2].astype(np.int8),
             "try_id": _view(self.a_try, np.int64),
             "parent_try": _view(self.a_parent, np.int64),
             "service_start": _view(self.a_served, float),

@@ -15,7 +15,7 @@ from typing import Any
 from simpy import Environment, Event
 from simpy.events import Timeout
 
-from simres.metrics.recorder import PRIORITY_CODES, Recorder
+from simres.metrics.recorder import Recorder
 from simres.model.driver import INF, CallSite
 from simres.outcomes import UNFINISHED
 from simres.rng import batched, stream, uniform_sampler
@@ -58,9 +58,8 @@ class ClientPopulation:
         self.sites = sites
         self.recorder = recorder
         self._record = recorder.request_coded
-        self._codes = (recorder.name(name), recorder.name(sites[0].target.name) if sites else -1,
-                       PRIORITY_CODES[cfg.priority])
-        """This population's name, its target and its priority as the recorder's codes."""
+        self._group = recorder.group(name, cfg.target, cfg.priority)
+        """This population's code for its request rows (client, target, priority)."""
         self.ids = ids
         self.seed = seed
         self.stop = min(cfg.stop, end) if cfg.stop is not None else end
@@ -173,8 +172,7 @@ class ClientPopulation:
         else:
             outcome, tries = yield from site.call(rid, self.cfg.priority, INF)
         del self.open[rid]
-        client, target, priority = self._codes
-        self._record(rid, client, m, target, priority, start, self.env.now, outcome, tries)
+        self._record(rid, self._group, m, start, self.env.now, outcome, tries)
 
     def _fast_request(self, m: int, site: CallSite) -> None:
         """A request with no client policy, driven by callbacks (no SimPy process)."""
@@ -189,8 +187,7 @@ class ClientPopulation:
         site = self.sites[job.member]
         site.record_simple(job)
         del self.open[job.req_id]
-        client, target, priority = self._codes
-        self._record(job.req_id, client, job.member, target, priority, job.t0, self.env.now, job._value, 1)
+        self._record(job.req_id, self._group, job.member, job.t0, self.env.now, job._value, 1)
 
     def _callback_request(self, m: int, site: CallSite) -> None:
         """A request whose call runs on callbacks (:class:`~simres.model.driver.Call`): the
@@ -205,8 +202,7 @@ class ClientPopulation:
     def _callback_done(self, call: Any) -> None:
         m, start = call.tag
         del self.open[call.req_id]
-        client, target, priority = self._codes
-        self._record(call.req_id, client, m, target, priority, start, self.env.now, call.outcome, call.attempt)
+        self._record(call.req_id, self._group, m, start, self.env.now, call.outcome, call.attempt)
 
     def _user(self, m: int, site: CallSite, think: Any) -> Generator[Event, Any, None]:
         env = self.env

@@ -64,7 +64,7 @@ class CallSite:
 
     __slots__ = (
         "_apps",
-        "_codes",
+        "_code",
         "_lbu",
         "_rr",
         "back_links",
@@ -164,13 +164,12 @@ class CallSite:
         self.callbacks = self.bulkhead is None
         """No gate that waits: a logical call can run on callbacks (see :meth:`new_call`)."""
         a = recorder
-        self._codes = (a.name(caller), a.name(target.name))
-        """This site's caller and service as the recorder's name codes."""
+        self._code = a.site(caller, target.name, depth)
+        """This site's code in the recorder (its caller, service and depth)."""
         self._apps = (
-            a.a_req.append, a.a_attempt.append, a.a_caller.append, a.a_service.append,
-            a.a_instance.append, a.a_start.append, a.a_end.append, a.a_outcome.append,
-            a.a_sent.append, a.a_wait.append, a.a_depth.append, a.a_try.append, a.a_parent.append,
-            a.a_served.append,
+            a.a_req.append, a.a_attempt.append, a.a_site.append, a.a_instance.append, a.a_start.append,
+            a.a_end.append, a.a_outcome.append, a.a_sent.append, a.a_wait.append, a.a_try.append,
+            a.a_parent.append, a.a_served.append,
         )
 
     def _balancer(self, kind: str, n: int) -> Any:
@@ -216,22 +215,19 @@ class CallSite:
 
     def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
                 outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
-        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13 = self._apps
+        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11 = self._apps
         r0(req_id)
         r1(attempt)
-        caller, service = self._codes
-        r2(caller)
-        r3(service)
-        r4(inst)
-        r5(start)
-        r6(end)
-        r7(ATTEMPT_CODES[outcome])
-        r8(sent)
-        r9(wait)
-        r10(self.depth)
-        r11(try_id)
-        r12(parent)
-        r13(served)
+        r2(self._code)
+        r3(inst)
+        r4(start)
+        r5(end)
+        r6(ATTEMPT_CODES[outcome])
+        r7(sent)
+        r8(wait)
+        r9(try_id)
+        r10(parent)
+        r11(served)
 
     def send(self, req_id: int, priority: str) -> Job:
         """Send a single try with no policy and return its job (an event) without a process.
@@ -384,10 +380,11 @@ class CallSite:
         """
         env = self.env
         idx = self.pick()
-        limit = deadline_at - env.now
+        now = env.now
+        limit = deadline_at - now
         if self.timeout is not None and self.timeout < limit:
             limit = self.timeout
-        job = Job(env, req_id, priority, env.now + limit, self.back_links[idx], self.recorder.next_try(), parent)
+        job = Job(env, req_id, priority, now + limit, self.back_links[idx], self.recorder.next_try(), parent)
         job.op = op
         job.version = version
         job.idx = idx
@@ -526,6 +523,7 @@ class Call:
             site.budget.on_try_start(t0, attempt > 1)
         self.t0 = t0
         site._start_try(self.req_id, self.priority, self.deadline_at, self.parent).callbacks.append(self._reply)
+
 
     def _reply(self, job: Job) -> None:
         """The try ended (reply or timer): tell the policies, record it, decide on a retry."""
