@@ -18,7 +18,7 @@ from simpy.events import Timeout
 from simres.metrics.recorder import Recorder
 from simres.model.driver import INF, CallSite
 from simres.outcomes import UNFINISHED
-from simres.rng import batched, stream, uniform_sampler
+from simres.rng import growing, stream, uniform_sampler
 from simres.scenario.clients import ClientConfig, ClosedArrivals, ConstantArrivals, PoissonArrivals, ProfileArrivals
 
 
@@ -120,7 +120,7 @@ class ClientPopulation:
                     send()
 
         rng = stream(self.seed, comp, "arrivals")
-        gaps = batched(lambda n: rng.exponential(1.0, n))
+        gaps = growing(lambda n: rng.exponential(1.0, n))
         if not isinstance(arr, ProfileArrivals):
             # The common case runs on callbacks alone (no generator resumed per arrival).
             _PoissonSource(env, gaps, arr.rate, stop, fire).schedule()
@@ -149,7 +149,7 @@ class ClientPopulation:
         base = arr.max_rate if profile is not None else arr.rate  # type: ignore[union-attr]
         lam = (self.max_load_factor - 1.0) * base
         rng = stream(self.seed, comp, "surge_arrivals")
-        gaps = batched(lambda n: rng.exponential(1.0, n))
+        gaps = growing(lambda n: rng.exponential(1.0, n))
         u = uniform_sampler(stream(self.seed, comp, "surge_thinning"))
         if self.surge_start > env.now:
             yield Timeout(env, self.surge_start - env.now)
