@@ -46,6 +46,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check simres tests benchmarks
 
 bench: $(STAMP)
+	$(PY) benchmarks/bench_workloads.py
+	$(PY) benchmarks/bench_memory.py
 	$(PY) benchmarks/bench_engine.py
 	$(PY) benchmarks/bench_sweep.py
 

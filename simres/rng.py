@@ -79,20 +79,39 @@ def replication_seeds(seed: int, reps: int) -> list[int]:
     return [int(seed)] + [int(c.generate_state(1, dtype=np.uint64)[0] >> 1) for c in children]
 
 
-def batched(draw: Callable[[int], np.ndarray]) -> Callable[[], float]:
+FIRST_BATCH = 16
+"""The first batch of a :func:`growing` sampler; each next batch doubles, up to BATCH."""
+
+
+def batched(draw: Callable[[int], np.ndarray], first: int = BATCH) -> Callable[[], float]:
     """Turn ``draw(n) -> array`` into a zero-argument sampler that draws in numpy batches.
 
     The returned callable is the bound ``__next__`` of a generator over Python floats, which
-    costs far less per call than a numpy scalar draw.
+    costs far less per call than a numpy scalar draw. Batches start at ``first`` variates
+    and double up to BATCH (see :func:`growing`).
     """
 
     def gen() -> Iterator[float]:
+        n = first
         while True:
-            yield from draw(BATCH).tolist()
+            yield from draw(n).tolist()
+            n = min(2 * n, BATCH)
 
     return gen().__next__
 
 
+def growing(draw: Callable[[int], np.ndarray]) -> Callable[[], float]:
+    """:func:`batched` starting with FIRST_BATCH variates instead of BATCH.
+
+    A stream that is drawn from rarely (a balancer's starting point, a population member's
+    arrivals in a short run) then holds a few Python floats instead of 4,096 (~128 KiB).
+    Only for a generator that nothing else draws from: numpy fills an array one variate
+    after another, so the sequence is the same whatever the batch sizes, but a second
+    sampler on the same generator would interleave differently.
+    """
+    return batched(draw, FIRST_BATCH)
+
+
 def uniform_sampler(rng: np.random.Generator) -> Callable[[], float]:
-    """A batched U[0, 1) sampler, for Bernoulli decisions on the hot path."""
-    return batched(rng.random)
+    """A batched U[0, 1) sampler on its own generator, for Bernoulli decisions on the hot path."""
+    return growing(rng.random)

@@ -1,12 +1,18 @@
-"""The recorder: plain columnar lists appended during the run, DataFrames built once at the end.
+"""The recorder: typed columns appended during the run, DataFrames built once at the end.
 
-No object is created per event: each frame is a set of Python lists (one per column), whose
-bound ``append`` methods the model caches on its hot path.
+No object is created per row: every column is an :class:`array.array` of machine numbers
+(8 bytes a float, 1-8 an integer), whose bound ``append`` methods the model caches on its
+hot path. Categorical columns are recorded as integer codes: outcomes and priorities by
+their position in the fixed vocabularies of :mod:`simres.outcomes`, names (callers,
+services, clients) by a code the recorder hands out once per name (:meth:`Recorder.name`).
+At the end each frame's columns are numpy views of those buffers, without a copy; the
+frames are the same, value for value and dtype for dtype, as when every row held strings.
 """
 
 from __future__ import annotations
 
 import itertools
+from array import array
 from typing import Any
 
 import numpy as np
@@ -15,43 +21,64 @@ import pandas as pd
 from simres.outcomes import ATTEMPT_OUTCOMES, PRIORITIES, REQUEST_OUTCOMES
 
 
-def _cat(values: list[str], categories: list[str] | None = None) -> pd.Categorical:
-    """A categorical column from a list of strings (via an object array: about 2x faster)."""
-    return pd.Categorical(np.array(values, dtype=object), categories=categories)
+def _codes(vocabulary: tuple[str, ...], extra: tuple[str, ...] = ()) -> dict[str, int]:
+    """value -> code: its position in ``vocabulary``; ``extra`` values get -1, which the
+    frame shows as NaN (what a categorical does with a value outside its categories). A
+    plain dict on purpose: the hot path looks codes up, and exact dicts are fastest."""
+    codes = {v: i for i, v in enumerate(vocabulary)}
+    codes.update((v, -1) for v in extra if v not in codes)
+    return codes
+
+
+ATTEMPT_CODES = _codes(ATTEMPT_OUTCOMES)
+"""Code of each attempt outcome (its position in ATTEMPT_OUTCOMES)."""
+REQUEST_CODES = _codes(REQUEST_OUTCOMES, ATTEMPT_OUTCOMES)
+PRIORITY_CODES = _codes(PRIORITIES)
+
+
+def _view(col: array, dtype: Any) -> np.ndarray:
+    """A numpy view of a typed column (no copy)."""
+    return np.frombuffer(col, dtype=dtype) if len(col) else np.empty(0, dtype=dtype)
+
+
+def _fixed(codes: array, categories: tuple[str, ...]) -> pd.Categorical:
+    """A categorical column over a fixed vocabulary, from codes into it."""
+    return pd.Categorical.from_codes(_view(codes, np.int8), categories=list(categories))
 
 
 class Recorder:
     """Columnar storage for the requests, attempts, events and timeline frames."""
 
     def __init__(self) -> None:
+        self._names: dict[str, int] = {}
+        self._name_list: list[str] = []
+        self._groups: dict[tuple[str, str, str], int] = {}
+        self._group_rows: list[tuple[int, int, int]] = []  # (client, target, priority) codes
+        self._sites: list[tuple[int, int, int]] = []  # (caller, service, depth) codes
         # requests
-        self.r_id: list[int] = []
-        self.r_client: list[str] = []
-        self.r_member: list[int] = []
-        self.r_target: list[str] = []
-        self.r_priority: list[str] = []
-        self.r_start: list[float] = []
-        self.r_end: list[float] = []
-        self.r_outcome: list[str] = []
-        self.r_tries: list[int] = []
+        self.r_id = array("q")
+        self.r_group = array("i")  # request group: client, target and priority (see :meth:`group`)
+        self.r_member = array("i")
+        self.r_start = array("d")
+        self.r_end = array("d")
+        self.r_outcome = array("b")  # REQUEST_CODES
+        self.r_tries = array("i")
         # attempts
-        self.a_req: list[int] = []
-        self.a_attempt: list[int] = []
-        self.a_caller: list[str] = []
-        self.a_service: list[str] = []
-        self.a_instance: list[int] = []
-        self.a_start: list[float] = []
-        self.a_end: list[float] = []
-        self.a_outcome: list[str] = []
-        self.a_sent: list[bool] = []
-        self.a_wait: list[float] = []
-        self.a_depth: list[int] = []
-        self.a_try: list[int] = []
-        self.a_parent: list[int] = []
-        self.a_served: list[float] = []
+        self.a_req = array("q")
+        self.a_attempt = array("i")
+        self.a_site = array("i")  # call site: caller, service and depth (see :meth:`site`)
+        self.a_instance = array("i")
+        self.a_start = array("d")
+        self.a_end = array("d")
+        self.a_outcome = array("b")  # ATTEMPT_CODES
+        self.a_sent = array("b")
+        self.a_wait = array("d")
+        self.a_try = array("q")
+        self.a_parent = array("q")
+        self.a_served = array("d")
         self.next_try = itertools.count().__next__
         """A new try id: tries are numbered in the order they start (or are refused)."""
-        # events
+        # events (few: plain lists)
         self.e_time: list[float] = []
         self.e_kind: list[str] = []
         self.e_component: list[str] = []
@@ -59,6 +86,41 @@ class Recorder:
         self.e_value: list[float] = []
         # timeline rows (few: one per step and service)
         self.timeline_rows: list[tuple[Any, ...]] = []
+
+    def name(self, name: str) -> int:
+        """The code of a caller, service or client name (the same name, the same code)."""
+        code = self._names.get(name)
+        if code is None:
+            code = self._names[name] = len(self._name_list)
+            self._name_list.append(name)
+        return code
+
+    def group(self, client: str, target: str, priority: str) -> int:
+        """The code of the requests of one client population (with its target and priority):
+        a request row stores it once instead of three categorical values."""
+        key = (client, target, priority)
+        code = self._groups.get(key)
+        if code is None:
+            code = self._groups[key] = len(self._group_rows)
+            self._group_rows.append((self.name(client), self.name(target), PRIORITY_CODES.get(priority, -1)))
+        return code
+
+    def site(self, caller: str, service: str, depth: int) -> int:
+        """A new code for one call site's attempt rows (caller, service and depth)."""
+        self._sites.append((self.name(caller), self.name(service), depth))
+        return len(self._sites) - 1
+
+    def _named(self, c: np.ndarray) -> pd.Categorical:
+        """A categorical column of names from their codes: the categories are the names that
+        occur, sorted (what ``pd.Categorical`` infers from the strings themselves)."""
+        if not len(c):
+            return pd.Categorical(np.array([], dtype=object))
+        used = np.flatnonzero(np.bincount(c, minlength=len(self._name_list)))
+        names = [self._name_list[i] for i in used]
+        order = sorted(range(len(names)), key=names.__getitem__)
+        lut = np.full(len(self._name_list), -1, dtype=np.int32)
+        lut[used[order]] = np.arange(len(order), dtype=np.int32)
+        return pd.Categorical.from_codes(lut[c], categories=[names[i] for i in order])
 
     def event(self, time: float, kind: str, component: str, detail: str = "", value: float = np.nan) -> None:
         """Record a state change (fault, breaker transition, budget denial, ...)."""
@@ -71,54 +133,60 @@ class Recorder:
     def request(self, req_id: int, client: str, member: int, target: str, priority: str,
                 start: float, end: float, outcome: str, tries: int) -> None:
         """Record a finished (or, at the end, unfinished) logical request."""
+        self.request_coded(req_id, self.group(client, target, priority), member, start, end, outcome, tries)
+
+    def request_coded(self, req_id: int, group: int, member: int, start: float, end: float, outcome: str,
+                      tries: int) -> None:
+        """:meth:`request` with the client, target and priority as a :meth:`group` code (a
+        client population gets it once)."""
         self.r_id.append(req_id)
-        self.r_client.append(client)
+        self.r_group.append(group)
         self.r_member.append(member)
-        self.r_target.append(target)
-        self.r_priority.append(priority)
         self.r_start.append(start)
         self.r_end.append(end)
-        self.r_outcome.append(outcome)
+        self.r_outcome.append(REQUEST_CODES[outcome])
         self.r_tries.append(tries)
 
     # ------------------------------------------------------------------ frames
 
     def requests_frame(self) -> pd.DataFrame:
         """One row per logical request, sorted by request id."""
-        start = np.asarray(self.r_start, dtype=float)
-        end = np.asarray(self.r_end, dtype=float)
+        start = _view(self.r_start, float)
+        end = _view(self.r_end, float)
+        groups = np.array(self._group_rows, dtype=np.int32).reshape(-1, 3)[_view(self.r_group, np.int32)]
         df = pd.DataFrame({
-            "request_id": np.asarray(self.r_id, dtype=np.int64),
-            "client": _cat(self.r_client),
-            "member": np.asarray(self.r_member, dtype=np.int32),
-            "target": _cat(self.r_target),
-            "priority": _cat(self.r_priority, categories=list(PRIORITIES)),
+            "request_id": _view(self.r_id, np.int64),
+            "client": self._named(groups[:, 0]),
+            "member": _view(self.r_member, np.int32),
+            "target": self._named(groups[:, 1]),
+            "priority": pd.Categorical.from_codes(groups[:, 2].astype(np.int8), categories=list(PRIORITIES)),
             "start": start,
             "end": end,
             "latency": end - start,
-            "outcome": _cat(self.r_outcome, categories=list(REQUEST_OUTCOMES)),
-            "tries": np.asarray(self.r_tries, dtype=np.int32),
-        })
+            "outcome": _fixed(self.r_outcome, REQUEST_OUTCOMES),
+            "tries": _view(self.r_tries, np.int32),
+        }, copy=False)
         return df.sort_values("request_id", kind="stable").reset_index(drop=True)
 
     def attempts_frame(self) -> pd.DataFrame:
         """One row per try considered by any call driver, in completion order."""
+        sites = np.array(self._sites, dtype=np.int32).reshape(-1, 3)[_view(self.a_site, np.int32)]
         return pd.DataFrame({
-            "request_id": np.asarray(self.a_req, dtype=np.int64),
-            "attempt": np.asarray(self.a_attempt, dtype=np.int32),
-            "caller": _cat(self.a_caller),
-            "service": _cat(self.a_service),
-            "instance": np.asarray(self.a_instance, dtype=np.int32),
-            "start": np.asarray(self.a_start, dtype=float),
-            "end": np.asarray(self.a_end, dtype=float),
-            "outcome": _cat(self.a_outcome, categories=list(ATTEMPT_OUTCOMES)),
-            "sent": np.asarray(self.a_sent, dtype=bool),
-            "wait": np.asarray(self.a_wait, dtype=float),
-            "depth": np.asarray(self.a_depth, dtype=np.int8),
-            "try_id": np.asarray(self.a_try, dtype=np.int64),
-            "parent_try": np.asarray(self.a_parent, dtype=np.int64),
-            "service_start": np.asarray(self.a_served, dtype=float),
-        })
+            "request_id": _view(self.a_req, np.int64),
+            "attempt": _view(self.a_attempt, np.int32),
+            "caller": self._named(sites[:, 0]),
+            "service": self._named(sites[:, 1]),
+            "instance": _view(self.a_instance, np.int32),
+            "start": _view(self.a_start, float),
+            "end": _view(self.a_end, float),
+            "outcome": _fixed(self.a_outcome, ATTEMPT_OUTCOMES),
+            "sent": _view(self.a_sent, bool),
+            "wait": _view(self.a_wait, float),
+            "depth": sites[:, 2].astype(np.int8),
+            "try_id": _view(self.a_try, np.int64),
+            "parent_try": _view(self.a_parent, np.int64),
+            "service_start": _view(self.a_served, float),
+        }, copy=False)
 
     def events_frame(self) -> pd.DataFrame:
         """State changes in time order."""

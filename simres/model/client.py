@@ -18,7 +18,7 @@ from simpy.events import Timeout
 from simres.metrics.recorder import Recorder
 from simres.model.driver import INF, CallSite
 from simres.outcomes import UNFINISHED
-from simres.rng import batched, stream, uniform_sampler
+from simres.rng import growing, stream, uniform_sampler
 from simres.scenario.clients import ClientConfig, ClosedArrivals, ConstantArrivals, PoissonArrivals, ProfileArrivals
 
 
@@ -57,6 +57,9 @@ class ClientPopulation:
         self.cfg = cfg
         self.sites = sites
         self.recorder = recorder
+        self._record = recorder.request_coded
+        self._group = recorder.group(name, cfg.target, cfg.priority)
+        """This population's code for its request rows (client, target, priority)."""
         self.ids = ids
         self.seed = seed
         self.stop = min(cfg.stop, end) if cfg.stop is not None else end
@@ -100,7 +103,12 @@ class ClientPopulation:
         # fault starts (common random numbers). A factor f < 1 thins this traffic with its
         # own uniform stream (drawn only while f < 1); the part of f > 1 above 1 is a second,
         # independent Poisson process (superposition) that starts with the first load fault.
-        fire = (lambda: self._fast_request(m, site)) if fast else (lambda: env.process(self._request(m, site)))
+        if fast:
+            fire = lambda: self._fast_request(m, site)  # noqa: E731
+        elif site.callbacks and self.cfg.workflow == "call":
+            fire = lambda: self._callback_request(m, site)  # noqa: E731
+        else:
+            fire = lambda: env.process(self._request(m, site))  # noqa: E731
         if self.max_load_factor > 1.0:
             env.process(self._surge(m, fire))
         if self.min_load_factor < 1.0:
@@ -112,7 +120,7 @@ class ClientPopulation:
                     send()
 
         rng = stream(self.seed, comp, "arrivals")
-        gaps = batched(lambda n: rng.exponential(1.0, n))
+        gaps = growing(lambda n: rng.exponential(1.0, n))
         if not isinstance(arr, ProfileArrivals):
             # The common case runs on callbacks alone (no generator resumed per arrival).
             _PoissonSource(env, gaps, arr.rate, stop, fire).schedule()
@@ -141,7 +149,7 @@ class ClientPopulation:
         base = arr.max_rate if profile is not None else arr.rate  # type: ignore[union-attr]
         lam = (self.max_load_factor - 1.0) * base
         rng = stream(self.seed, comp, "surge_arrivals")
-        gaps = batched(lambda n: rng.exponential(1.0, n))
+        gaps = growing(lambda n: rng.exponential(1.0, n))
         u = uniform_sampler(stream(self.seed, comp, "surge_thinning"))
         if self.surge_start > env.now:
             yield Timeout(env, self.surge_start - env.now)
@@ -164,8 +172,7 @@ class ClientPopulation:
         else:
             outcome, tries = yield from site.call(rid, self.cfg.priority, INF)
         del self.open[rid]
-        self.recorder.request(rid, self.name, m, site.target.name, self.cfg.priority, start,
-                              self.env.now, outcome, tries)
+        self._record(rid, self._group, m, start, self.env.now, outcome, tries)
 
     def _fast_request(self, m: int, site: CallSite) -> None:
         """A request with no client policy, driven by callbacks (no SimPy process)."""
@@ -180,8 +187,22 @@ class ClientPopulation:
         site = self.sites[job.member]
         site.record_simple(job)
         del self.open[job.req_id]
-        self.recorder.request(job.req_id, self.name, job.member, site.target.name, self.cfg.priority,
-                              job.t0, self.env.now, job._value, 1)
+        self._record(job.req_id, self._group, job.member, job.t0, self.env.now, job._value, 1)
+
+    def _callback_request(self, m: int, site: CallSite) -> None:
+        """A request whose call runs on callbacks (:class:`~simres.model.driver.Call`): the
+        same request as :meth:`_request`, without a SimPy process."""
+        start = self.env.now
+        rid = next(self.ids)
+        self.open[rid] = (self.name, m, site.target.name, self.cfg.priority, start)
+        call = site.new_call(rid, self.cfg.priority, self._callback_done)
+        call.tag = (m, start)
+        call.start()
+
+    def _callback_done(self, call: Any) -> None:
+        m, start = call.tag
+        del self.open[call.req_id]
+        self._record(call.req_id, self._group, m, start, self.env.now, call.outcome, call.attempt)
 
     def _user(self, m: int, site: CallSite, think: Any) -> Generator[Event, Any, None]:
         env = self.env

@@ -21,7 +21,7 @@ import numpy as np
 from simpy import Environment, Event
 from simpy.events import Timeout
 
-from simres.metrics.recorder import Recorder
+from simres.metrics.recorder import ATTEMPT_CODES, Recorder
 from simres.model.job import READ, WRITE, Job
 from simres.model.service import Service
 from simres.outcomes import (
@@ -64,12 +64,14 @@ class CallSite:
 
     __slots__ = (
         "_apps",
+        "_code",
         "_lbu",
         "_rr",
         "back_links",
         "breaker",
         "budget",
         "bulkhead",
+        "callbacks",
         "caller",
         "component",
         "deadline",
@@ -159,12 +161,15 @@ class CallSite:
             and self.bulkhead is None and self.throttle is None
         )
         """No policy at all: a request can be driven by callbacks alone (see :meth:`send`)."""
+        self.callbacks = self.bulkhead is None
+        """No gate that waits: a logical call can run on callbacks (see :meth:`new_call`)."""
         a = recorder
+        self._code = a.site(caller, target.name, depth)
+        """This site's code in the recorder (its caller, service and depth)."""
         self._apps = (
-            a.a_req.append, a.a_attempt.append, a.a_caller.append, a.a_service.append,
-            a.a_instance.append, a.a_start.append, a.a_end.append, a.a_outcome.append,
-            a.a_sent.append, a.a_wait.append, a.a_depth.append, a.a_try.append, a.a_parent.append,
-            a.a_served.append,
+            a.a_req.append, a.a_attempt.append, a.a_site.append, a.a_instance.append, a.a_start.append,
+            a.a_end.append, a.a_outcome.append, a.a_sent.append, a.a_wait.append, a.a_try.append,
+            a.a_parent.append, a.a_served.append,
         )
 
     def _balancer(self, kind: str, n: int) -> Any:
@@ -210,21 +215,19 @@ class CallSite:
 
     def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
                 outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
-        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13 = self._apps
+        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11 = self._apps
         r0(req_id)
         r1(attempt)
-        r2(self.caller)
-        r3(self.target.name)
-        r4(inst)
-        r5(start)
-        r6(end)
-        r7(outcome)
-        r8(sent)
-        r9(wait)
-        r10(self.depth)
-        r11(try_id)
-        r12(parent)
-        r13(served)
+        r2(self._code)
+        r3(inst)
+        r4(start)
+        r5(end)
+        r6(ATTEMPT_CODES[outcome])
+        r7(sent)
+        r8(wait)
+        r9(try_id)
+        r10(parent)
+        r11(served)
 
     def send(self, req_id: int, priority: str) -> Job:
         """Send a single try with no policy and return its job (an event) without a process.
@@ -246,6 +249,16 @@ class CallSite:
         """Record the attempt row of a try made by :meth:`send` (which has now ended)."""
         self.outstanding[job.idx] -= 1
         self._record(job.req_id, 1, job.idx, job.t0, self.env.now, job._value, True, 0.0, job.try_id, -1, job.served)
+
+    def new_call(self, req_id: int, priority: str, done: Any, parent_deadline: float = INF,
+                 parent: int = -1) -> Call:
+        """A logical call driven by callbacks; ``done(call)`` runs when it ends.
+
+        Only for call sites with ``callbacks`` set (no bulkhead). The caller may set
+        ``call.tag`` before :meth:`Call.start`; ``done`` reads ``call.outcome`` and
+        ``call.attempt`` (tries made). Same decisions, draws, events and rows as :meth:`call`.
+        """
+        return Call(self, req_id, priority, done, parent_deadline, parent)
 
     def call(self, req_id: int, priority: str, parent_deadline: float = INF, parent: int = -1
              ) -> Generator[Event, Any, tuple[str, int]]:
@@ -357,27 +370,36 @@ class CallSite:
             else:
                 inst.submit(job)
 
-    def _try(self, req_id: int, priority: str, deadline_at: float, op: int = 0, version: int = 0,
-             parent: int = -1) -> Generator[Event, Any, tuple[str, Job, int]]:
-        """One try: pick an instance, arm the per-try timer (capped by the deadline), send,
-        and wait for the reply or the timer. Returns (outcome, job, instance index).
+    def _start_try(self, req_id: int, priority: str, deadline_at: float, parent: int = -1,
+                   op: int = 0, version: int = 0) -> Job:
+        """Start one try: pick an instance, arm the per-try timer (capped by the deadline) and
+        send. Returns the job, which fires with the reply or TIMEOUT; whoever waits on it
+        takes the try off ``outstanding[job.idx]`` when it does.
 
         ``op``/``version`` make it a read or a conditional write against an occ_row service.
         """
         env = self.env
         idx = self.pick()
-        limit = deadline_at - env.now
+        now = env.now
+        limit = deadline_at - now
         if self.timeout is not None and self.timeout < limit:
             limit = self.timeout
-        job = Job(env, req_id, priority, env.now + limit, self.back_links[idx], self.recorder.next_try(), parent)
+        job = Job(env, req_id, priority, now + limit, self.back_links[idx], self.recorder.next_try(), parent)
         job.op = op
         job.version = version
+        job.idx = idx
         if limit < INF:
             Timeout(env, limit).callbacks.append(job.expire)
         self._send(job, idx)
+        return job
+
+    def _try(self, req_id: int, priority: str, deadline_at: float, op: int = 0, version: int = 0,
+             parent: int = -1) -> Generator[Event, Any, tuple[str, Job, int]]:
+        """One try (:meth:`_start_try`) waited for in a process. Returns (outcome, job, instance index)."""
+        job = self._start_try(req_id, priority, deadline_at, parent, op, version)
         outcome = yield job
-        self.outstanding[idx] -= 1
-        return outcome, job, idx
+        self.outstanding[job.idx] -= 1
+        return outcome, job, job.idx
 
     def read_then_write(self, req_id: int, priority: str) -> Generator[Event, Any, tuple[str, int]]:
         """Read the row's version, then write conditionally; on conflict back off and start over.
@@ -430,3 +452,115 @@ class CallSite:
             return True
         bulkhead.abandon(token)
         return False
+
+
+class Call:
+    """One logical call run on callbacks: the loop of :meth:`CallSite.call` as a state machine.
+
+    SimPy resumes a process inside the callbacks of the event it waits on; this object is
+    resumed at the same points (the reply, the backoff timeout), so the order of events,
+    draws, policy calls and records is the same as the process's, without a generator per
+    call. The retry state is built on the first failure only (most calls never need it).
+    It handles every gate that answers at once (throttle, breaker, budget); a call site
+    with a bulkhead, whose gate may wait, uses :meth:`CallSite.call`.
+    """
+
+    __slots__ = ("attempt", "deadline_at", "done", "outcome", "parent", "permit", "priority", "rc",
+                 "req_id", "retry_cost", "site", "t0", "tag", "wait")
+
+    def __init__(self, site: CallSite, req_id: int, priority: str, done: Any, parent_deadline: float,
+                 parent: int) -> None:
+        self.site = site
+        self.req_id = req_id
+        self.priority = priority
+        self.done = done
+        self.deadline_at = parent_deadline
+        self.parent = parent
+        self.attempt = 0
+        self.wait = 0.0
+        self.retry_cost: float | None = None  # what the budget charged for the retry under way
+        self.outcome = TIMEOUT
+        self.rc: Any = None
+        self.permit: Any = None
+        self.t0 = 0.0
+        self.tag: Any = None
+        """Free for the caller (the client keeps the member and start time here)."""
+
+    def start(self) -> None:
+        """Begin the call now (the top of :meth:`CallSite.call`)."""
+        site = self.site
+        now = site.env.now
+        if site.deadline is not None and now + site.deadline < self.deadline_at:
+            self.deadline_at = now + site.deadline
+        if site.budget is not None:
+            site.budget.on_request(now)
+        self._next()
+
+    def _next(self, _ev: Event | None = None) -> None:
+        """The next try: local gates, then the try itself (or the end of the call)."""
+        site = self.site
+        t0 = site.env.now
+        if t0 >= self.deadline_at:
+            self.done(self)  # a try is never started after the deadline
+            return
+        self.attempt = attempt = self.attempt + 1
+        throttle = site.throttle
+        if throttle is not None and throttle.should_reject(t0, site.u()):
+            throttle.record_rejection(t0)
+            self.outcome = site._reject(self.req_id, attempt, t0, THROTTLED, "throttled", self.retry_cost,
+                                        self.wait, self.parent)
+            self.done(self)
+            return
+        breaker = site.breaker
+        if breaker is not None:
+            self.permit = breaker.allow(t0)
+            if self.permit is None:
+                self.outcome = site._reject(self.req_id, attempt, t0, BREAKER_OPEN, None, self.retry_cost,
+                                            self.wait, self.parent)
+                self.done(self)
+                return
+        if site.budget is not None:
+            site.budget.on_try_start(t0, attempt > 1)
+        self.t0 = t0
+        site._start_try(self.req_id, self.priority, self.deadline_at, self.parent).callbacks.append(self._reply)
+
+
+    def _reply(self, job: Job) -> None:
+        """The try ended (reply or timer): tell the policies, record it, decide on a retry."""
+        site = self.site
+        site.outstanding[job.idx] -= 1
+        outcome = self.outcome = job._value
+        t1 = site.env.now
+        attempt = self.attempt
+        if site.breaker is not None:
+            site.breaker.on_result(t1, self.permit, outcome, t1 - self.t0)
+        if site.throttle is not None:
+            site.throttle.record_outcome(t1, outcome)
+        budget = site.budget
+        if budget is not None:
+            budget.on_try_end(t1, outcome, attempt > 1, self.retry_cost)
+        site._record(self.req_id, attempt, job.idx, self.t0, t1, outcome, True, self.wait, job.try_id,
+                     self.parent, job.served)
+        if outcome is OK or outcome is DEGRADED or site.retry is None:
+            self.done(self)
+            return
+        # -- retry decision: policy, then the deadline, then the budget --------------
+        rc = self.rc
+        if rc is None:
+            rc = self.rc = site.retry.new_call()  # the first failure of this call
+        rc.attempts = attempt
+        delay = rc.next_delay(outcome, site.rng, job.retry_after)
+        if delay is None or t1 + delay >= self.deadline_at:
+            self.done(self)
+            return
+        if budget is not None:
+            if not budget.try_acquire_retry(t1, outcome):
+                site.recorder.event(t1, "budget_denied", site.component, outcome, float(self.req_id))
+                self.done(self)
+                return
+            self.retry_cost = getattr(budget, "last_cost", None)
+        self.wait = delay
+        if delay > 0:
+            Timeout(site.env, delay).callbacks.append(self._next)
+        else:
+            self._next()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from simpy import Environment, Event
-from simpy.events import PENDING, Timeout
+from simpy.events import NORMAL, PENDING
 
 from simres.outcomes import (
     TIMEOUT,
@@ -64,15 +64,22 @@ class Job(Event):
             self.succeed(TIMEOUT)
 
     def reply(self, outcome: str) -> None:
-        """The server answers; the reply crosses the network back (or is lost)."""
-        d = self.back.delay()
-        if d is None:
-            return
-        if d > 0:
-            Timeout(self.env, d, outcome).callbacks.append(self._arrive)
-        elif self._value is PENDING:
-            self.succeed(outcome)
+        """The server answers; the reply crosses the network back (or is lost).
 
-    def _arrive(self, ev: Event) -> None:
-        if self._value is PENDING:
-            self.succeed(ev._value)
+        A reply that will arrive before the caller's timer fires triggers the job now, to
+        be processed after the network delay (``env.schedule`` with a delay: the job is its
+        own delivery, one event instead of a delivery timeout plus the job). One that would
+        arrive at or after the timer is dropped: the timer was scheduled first, so it wins
+        a tie, and the caller sees TIMEOUT either way.
+        """
+        d = self.back.delay()
+        if d is None or self._value is not PENDING:
+            return
+        env = self.env
+        if d > 0:
+            if env.now + d < self.deadline:
+                self._ok = True
+                self._value = outcome
+                env.schedule(self, NORMAL, d)
+        else:
+            self.succeed(outcome)

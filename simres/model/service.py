@@ -43,6 +43,7 @@ class Instance:
         "blackhole",
         "busy",
         "busy_time",
+        "callback_handler",
         "cancel",
         "cancelled",
         "capacity",
@@ -108,6 +109,8 @@ class Instance:
         self.chaos_stack: list[tuple[float, float, float]] = []  # active chaos faults, latest last
         self.handler: list[tuple[CallSite, bool, Callable[[], float] | None]] = []
         self.parallel = cfg.handler.mode == "parallel"
+        self.callback_handler = not self.parallel
+        """The handler runs on callbacks (:class:`Handling`): sequential, every call site can."""
         self.occ = cfg.resource == "occ_row"
         self.row_version = 0
         # cumulative counters, diffed by the timeline sampler
@@ -117,6 +120,11 @@ class Instance:
         self.rejected = 0
         self.shed = 0
         self.cancelled = 0
+
+    def add_call(self, site: CallSite, critical: bool, fallback: Callable[[], float] | None) -> None:
+        """Append one downstream call to the handler (in the order the handler makes them)."""
+        self.handler.append((site, critical, fallback))
+        self.callback_handler = self.callback_handler and site.callbacks
 
     # -- admission --------------------------------------------------------------------
 
@@ -165,7 +173,10 @@ class Instance:
         if self.k:
             st *= 1.0 + self.k * (self.busy + len(self.queue))
         if self.handler:
-            self.env.process(self._handle(job, st))
+            if self.callback_handler:
+                Handling(self, job, st)
+            else:
+                self.env.process(self._handle(job, st))
         else:
             Timeout(self.env, st, job).callbacks.append(self._finish)
         self.busy_time -= self.env.now  # closed by adding the finish time
@@ -205,7 +216,11 @@ class Instance:
             self._start(job)
 
     def _handle(self, job: Job, st: float) -> Generator[Event, Any, None]:
-        """Own work, then the downstream calls; the worker is held throughout."""
+        """Own work, then the downstream calls; the worker is held throughout.
+
+        A sequential handler whose call sites all run on callbacks uses :class:`Handling`
+        instead, the same steps without a process; keep the two in step.
+        """
         env = self.env
         yield Timeout(env, st)
         if job.epoch != self.epoch:
@@ -312,6 +327,90 @@ class Instance:
     def utilization_time(self, now: float) -> float:
         """Worker-seconds of busy time up to ``now``."""
         return self.busy_time + self.busy * now
+
+
+class Handling:
+    """One request's handler on callbacks: :meth:`Instance._handle` (sequential mode) as a
+    state machine, resumed at the same points (own work done, each call ended, each
+    fallback's latency elapsed), so events, draws and records come in the same order."""
+
+    __slots__ = ("i", "inst", "job", "outcome", "results")
+
+    def __init__(self, inst: Instance, job: Job, st: float) -> None:
+        self.inst = inst
+        self.job = job
+        self.results: list[str] = []
+        self.i = 0
+        self.outcome = OK
+        Timeout(inst.env, st).callbacks.append(self._worked)
+
+    def _worked(self, _ev: Event) -> None:
+        inst, job = self.inst, self.job
+        if job.epoch != inst.epoch:
+            return
+        if inst.err and inst.u() < inst.err:
+            inst._complete(job, ERROR)
+            return
+        self._call()
+
+    def _call(self) -> None:
+        """Make the next downstream call, or go on to the results."""
+        inst, job = self.inst, self.job
+        if self.i < len(inst.handler) and not (inst.cancel and job.gone):
+            site = inst.handler[self.i][0]
+            call = site.new_call(job.req_id, job.priority, self._called, job.deadline if inst.cancel else INF,
+                                 job.try_id)
+            call.start()
+            return
+        if inst.cancel and job.gone and len(self.results) < len(inst.handler):
+            self.outcome = CANCELLED
+        self.i = 0
+        self._fold()
+
+    def _called(self, call: Any) -> None:
+        res = call.outcome
+        self.results.append(res)
+        critical = self.inst.handler[self.i][1]
+        self.i += 1
+        if critical and res not in SUCCESS_OUTCOMES:
+            self.i = len(self.inst.handler)  # stop calling
+        self._call()
+
+    def _fold(self, _ev: Event | None = None) -> None:
+        """Fold the results into the outcome, waiting out each fallback's latency in turn."""
+        inst = self.inst
+        results = self.results
+        while self.i < len(results):
+            res = results[self.i]
+            _, critical, fallback = inst.handler[self.i]
+            self.i += 1
+            if res in SUCCESS_OUTCOMES:
+                if res == DEGRADED and self.outcome == OK:
+                    self.outcome = DEGRADED
+                continue
+            if critical:
+                self.outcome = ERROR
+                break
+            self.outcome = DEGRADED
+            if fallback is not None:
+                fb = fallback()
+                if fb > 0:
+                    Timeout(inst.env, fb).callbacks.append(self._fold)
+                    return
+        self._end()
+
+    def _end(self) -> None:
+        inst, job = self.inst, self.job
+        if job.epoch != inst.epoch:
+            return
+        if self.outcome == CANCELLED:
+            inst.busy -= 1
+            inst.busy_time += inst.env.now
+            inst.running.discard(job)
+            inst.cancelled += 1
+            inst._next()
+            return
+        inst._complete(job, self.outcome)
 
 
 class Service:

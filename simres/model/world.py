@@ -55,7 +55,7 @@ class World:
                     if not call.critical:
                         fb = call.fallback.latency.sampler(
                             stream(seed, f"service:{inst.node}", f"fallback:{call.to}{repeat}"))
-                    inst.handler.append((site, call.critical, fb))
+                    inst.add_call(site, call.critical, fb)
         self.clients: dict[str, ClientPopulation] = {}
         for name, c in scenario.clients.items():
             sites = [
@@ -155,6 +155,6 @@ def timeline_frame(recorder: Recorder, attempts: pd.DataFrame, step: float) -> p
     if len(to):
         bucket = np.floor(to["end"].to_numpy() / step) * step
         counts = pd.DataFrame({"time": bucket, "service": to["service"].astype(str).to_numpy()}).value_counts()
-        key = list(zip(tl["time"].to_numpy(), tl["service"].astype(str)))
-        tl["timeouts"] = [int(counts.get(k, 0)) for k in key]
+        key = pd.MultiIndex.from_arrays([tl["time"].to_numpy(), tl["service"].astype(str).to_numpy()])
+        tl["timeouts"] = counts.reindex(key, fill_value=0).to_numpy().astype(np.int64)
     return tl
