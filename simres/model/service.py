@@ -103,7 +103,8 @@ class Instance:
         self.down = 0
         self.blackhole = False
         self.epoch = 0
-        self.running: set[Job] = set()
+        self.running: dict[Job, None] = {}
+        """Jobs in service, in the order they started (a dict: a crash answers them in that order, not by address)."""
         self.shedder = cfg.shedding.build() if cfg.shedding is not None else None
         self.chaos: tuple[float, float, float] | None = None  # (rate, p_timeout, p_error)
         self.chaos_stack: list[tuple[float, float, float]] = []  # active chaos faults, latest last
@@ -168,7 +169,7 @@ class Instance:
         self.busy += 1
         job.epoch = self.epoch
         job.served = self.env.now
-        self.running.add(job)
+        self.running[job] = None
         st = self.sample() * self.slow * self.cold_factor
         if self.k:
             st *= 1.0 + self.k * (self.busy + len(self.queue))
@@ -199,7 +200,7 @@ class Instance:
     def _complete(self, job: Job, outcome: str) -> None:
         self.busy -= 1
         self.busy_time += self.env.now
-        self.running.discard(job)
+        self.running.pop(job, None)
         self.completions += 1
         if outcome not in SUCCESS_OUTCOMES:
             self.errors += 1
@@ -264,7 +265,7 @@ class Instance:
         if outcome == CANCELLED:
             self.busy -= 1
             self.busy_time += env.now
-            self.running.discard(job)
+            self.running.pop(job, None)
             self.cancelled += 1
             self._next()
             return
@@ -406,7 +407,7 @@ class Handling:
         if self.outcome == CANCELLED:
             inst.busy -= 1
             inst.busy_time += inst.env.now
-            inst.running.discard(job)
+            inst.running.pop(job, None)
             inst.cancelled += 1
             inst._next()
             return
