@@ -19,7 +19,9 @@ from simres.outcomes import (
     BREAKER_OPEN,
     BULKHEAD_FULL,
     CANCELLED,
+    SUCCESS_OUTCOMES,
     THROTTLED,
+    TIMEOUT,
 )
 from simres.policies.breaker import BreakerConfig, CircuitBreaker
 from simres.policies.budget import RetryBudget
@@ -332,6 +334,28 @@ class PolicyStack:
                 call.retry_cost = getattr(self.budget, "last_cost", None)
             call.is_retry = True
         return delay
+
+    def _settle(self, call: _Call, attempt: _Try, result: Any, error: Exception | None) -> tuple[bool, float]:
+        """After a try that returned ``result`` or raised ``error``: tell the policies, then decide.
+
+        Returns ``(True, 0)`` when the call is over with ``result``, ``(False, delay)`` when
+        another try follows after ``delay`` seconds; raises ``error`` (or the deadline) when
+        the call is over with it. One decision for the sync and asyncio entry points.
+        """
+        outcome, hint = self._classify(error if error is not None else result)
+        self._finish(call, attempt, outcome)
+        if outcome in SUCCESS_OUTCOMES:
+            if error is not None:
+                raise error
+            return True, 0.0
+        delay = self._retry_delay(call, outcome, hint, error)
+        if delay is None:
+            if outcome == TIMEOUT:
+                self._check_deadline(call, error)
+            if error is not None:
+                raise error
+            return True, 0.0
+        return False, delay
 
     def _check_deadline(self, call: _Call, last: BaseException | None) -> None:
         if call.deadline_at is not None and self.clock.now() >= call.deadline_at:

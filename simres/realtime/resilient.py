@@ -62,8 +62,6 @@ from typing import Any, TypeVar
 from simres.outcomes import (
     CANCELLED,
     OK,
-    SUCCESS_OUTCOMES,
-    TIMEOUT,
 )
 from simres.policies.bulkhead import WAIT
 from simres.realtime._stack import PolicyStack
@@ -122,27 +120,13 @@ class Resilient(PolicyStack):
                 if error is not None:
                     raise error from last
             result: Any = None
+            last = None
             try:
                 result = self._run_sync(fn, self._try_timeout(call), args, kwargs, attempt)
             except Exception as exc:
-                outcome, hint = self._classify(exc)
                 last = exc
-                failed_value: Any = exc
-            else:
-                outcome, hint = self._classify(result)
-                last = None
-                failed_value = result
-            self._finish(call, attempt, outcome)
-            if outcome in SUCCESS_OUTCOMES:
-                if isinstance(failed_value, BaseException):
-                    raise failed_value
-                return result
-            delay = self._retry_delay(call, outcome, hint, last)
-            if delay is None:
-                if outcome == TIMEOUT:
-                    self._check_deadline(call, last)
-                if last is not None:
-                    raise last
+            done, delay = self._settle(call, attempt, result, last)
+            if done:
                 return result
             if delay > 0:
                 time.sleep(delay)
@@ -219,30 +203,16 @@ class Resilient(PolicyStack):
                 if error is not None:
                     raise error from last
             result: Any = None
+            last = None
             try:
                 result = await self._run_async(fn, self._try_timeout(call), args, kwargs)
             except asyncio.CancelledError:
                 self._finish(call, attempt, CANCELLED)
                 raise
             except Exception as exc:
-                outcome, hint = self._classify(exc)
                 last = exc
-                failed_value: Any = exc
-            else:
-                outcome, hint = self._classify(result)
-                last = None
-                failed_value = result
-            self._finish(call, attempt, outcome)
-            if outcome in SUCCESS_OUTCOMES:
-                if isinstance(failed_value, BaseException):
-                    raise failed_value
-                return result
-            delay = self._retry_delay(call, outcome, hint, last)
-            if delay is None:
-                if outcome == TIMEOUT:
-                    self._check_deadline(call, last)
-                if last is not None:
-                    raise last
+            done, delay = self._settle(call, attempt, result, last)
+            if done:
                 return result
             await asyncio.sleep(delay)
 
