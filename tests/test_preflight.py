@@ -121,3 +121,51 @@ def test_warnings_are_printed_once_before_run_and_never_change_results(tmp_path:
     strict = runner.invoke(main, ["run", str(path), "--quiet", "--strict"])
     assert strict.exit_code == 2 and strict.stdout == ""
     assert "--strict" in strict.stderr
+
+
+def closed_loop(users: int, think: float) -> dict[str, Any]:
+    """``users`` closed-loop users (think ``think`` s) against one worker with 10 ms of work."""
+    return {"name": "closed", "duration": 60, "warmup": 5, "drain": 2, "seed": 3,
+            "network": {"default": {"latency": 0.001}},
+            "services": {"api": {"workers": 1, "service_time": {"kind": "exponential", "mean": 0.01}}},
+            "clients": {"users": {"target": "api", "arrival": {"kind": "closed", "users": users,
+                                                                "think_time": {"kind": "exponential",
+                                                                               "mean": think}}}}}
+
+
+def test_closed_loop_offered_load_is_the_response_time_law_bound() -> None:
+    """N users send at most N / (Z + R0): at low load the simulated throughput meets the bound."""
+    data = closed_loop(users=20, think=1.0)
+    data["duration"] = 200
+    sc = load_scenario(data)
+    bound = 20 / (1.0 + 0.002 + 0.01)
+    assert abs(offered_load(sc)["api"] - bound * 0.01) < 1e-9
+    res = run(sc)
+    measured = res.summary["throughput"]
+    # Utilisation is ~20 %, so queueing adds ~2.5 ms to a 1.012 s cycle (0.25 %); about 3,900
+    # requests give ~1.6 % sampling sd, so the measured rate sits within 5 % below / 3 % above.
+    assert 0.95 * bound < measured < 1.03 * bound
+    assert not warnings_of(sc)
+
+
+def test_a_saturated_closed_loop_is_a_note_not_an_overload_warning() -> None:
+    """200 users thinking 0.1 s offer ~2,000 req/s to 100 req/s of capacity: the loop slows, nothing fails."""
+    sc = load_scenario(closed_loop(users=200, think=0.1))
+    found = [f for f in preflight(sc) if f.path == "services.api"]
+    assert [f.level for f in found] == ["note"]
+    assert "saturated" in found[0].message and "upper bound" in found[0].message
+    assert not warnings_of(sc)
+    res = run(sc)
+    assert res.summary["success_rate"] == 1.0
+    assert res.summary["utilization:api"] > 0.95
+
+
+def test_a_closed_loop_batch_is_reported_as_a_burst_in_seconds_of_capacity() -> None:
+    """A finite closed-loop batch is not a steady rate: its size is given in seconds of the target's capacity."""
+    data = closed_loop(users=1, think=1.0)
+    data["clients"]["users"].update(count=300, requests_per_member=1)
+    data["clients"]["users"]["arrival"]["think_time"] = 0.0
+    sc = load_scenario(data)
+    assert offered_load(sc)["api"] == 0.0
+    (note,) = [f for f in preflight(sc) if f.path == "clients.users"]
+    assert "a batch of 300 requests" in note.message and "3 s of api's capacity" in note.message

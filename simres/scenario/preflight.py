@@ -78,14 +78,24 @@ def holding_times(sc: Scenario, *, slow: dict[str, float] | None = None) -> dict
 def arrival_rates(sc: Scenario, *, worst: bool = False, load: dict[str, float] | None = None) -> dict[str, float]:
     """Tries per second arriving at each service: first tries only, or (``worst``) every try retried.
 
-    Closed-loop clients are left out (they limit themselves); a rate profile counts at its
-    highest rate.
+    A rate profile counts at its highest rate. A closed-loop client counts at the most its
+    users can send: each user has one request at a time, so by the response-time law a
+    population of N users sends at most N / (Z + R0) requests per second, where Z is the mean
+    think time and R0 the response time with no queueing (network out and back plus the
+    target's holding time). Each user has at most one try in flight, so the bound holds for
+    the worst case too; load faults do not scale a closed loop. A closed loop with
+    ``requests_per_member`` is a finite batch, not a steady rate: it is left out here and
+    reported as a burst by :func:`preflight`.
     """
     load = load or {}
     rates = dict.fromkeys(sc.services, 0.0)
     order = _topological(sc)
+    hold: dict[str, float] | None = None
     for name, c in sc.clients.items():
         if isinstance(c.arrival, ClosedArrivals):
+            if c.requests_per_member is None:
+                hold = hold or holding_times(sc)
+                rates[c.target] += c.count * _closed_rate(sc, name, hold)
             continue
         rate = c.arrival.max_rate if isinstance(c.arrival, ProfileArrivals) else c.arrival.rate
         rates[c.target] += c.count * rate * load.get(name, 1.0) * (_attempts(c) if worst else 1)
@@ -93,6 +103,24 @@ def arrival_rates(sc: Scenario, *, worst: bool = False, load: dict[str, float] |
         for call in sc.services[name].handler.calls:
             rates[call.to] += rates[name] * (_attempts(call) if worst else 1)
     return rates
+
+
+def _closed_rate(sc: Scenario, name: str, hold: dict[str, float]) -> float:
+    """The most one member of closed-loop client ``name`` can send: users / (think + R0)."""
+    c = sc.clients[name]
+    assert isinstance(c.arrival, ClosedArrivals)
+    cycle = _mean(c.arrival.think_time) + 2 * _latency(sc, name, c.target) + hold[c.target]
+    return c.arrival.users / cycle if cycle > 0 else float("inf")
+
+
+def closed_loop_services(sc: Scenario) -> set[str]:
+    """Services that closed-loop clients reach, directly or through downstream calls."""
+    reached = {c.target for c in sc.clients.values()
+               if isinstance(c.arrival, ClosedArrivals) and c.requests_per_member is None}
+    for name in _topological(sc):
+        if name in reached:
+            reached.update(call.to for call in sc.services[name].handler.calls)
+    return reached
 
 
 def _topological(sc: Scenario) -> list[str]:
@@ -144,16 +172,27 @@ def _load_findings(sc: Scenario) -> Iterator[Finding]:
     lam = arrival_rates(sc)
     base = offered_load(sc)
     worst = offered_load(sc, worst=True)
+    closed = closed_loop_services(sc)
     for name, rho in base.items():
         s = sc.services[name]
         cap = _capacity(sc, name, hold[name])
         where = f"services.{name}"
-        if lam[name] == 0:
+        if lam[name] == 0 or cap == float("inf"):
             continue
         inst = f"{s.instances} instances x {s.workers} workers" if s.instances > 1 else f"{s.workers} workers"
         text = (f"offered {lam[name]:.3g} req/s, capacity {cap:.3g} req/s ({inst}, "
                 f"{hold[name] * 1000:.3g} ms per request)")
-        if rho >= 1:
+        if name in closed:
+            # A closed loop cannot overload: at most its users are waiting, so beyond capacity
+            # the response time grows (users wait longer) instead of the queue.
+            text = "at most " + text + " (closed-loop clients: an upper bound)"
+            if rho >= 1:
+                yield Finding("note", where, f"saturated before any fault, up to {_pct(rho)} of capacity: {text}; "
+                                             "a closed loop slows down to the capacity instead of failing, so "
+                                             "response times grow with the number of users")
+            else:
+                yield Finding("note", where, f"up to {_pct(rho)} of capacity before any fault: {text}")
+        elif rho >= 1:
             yield Finding("warning", where, f"overloaded before any fault, at {_pct(rho)} of capacity: {text}; "
                                             "requests fail with or without faults")
         elif rho >= HIGH_LOAD:
@@ -164,6 +203,15 @@ def _load_findings(sc: Scenario) -> Iterator[Finding]:
         if rho < 1 <= worst[name]:
             yield Finding("note", where, f"{_pct(worst[name])} of capacity if every try is retried (worst case "
                                          "of the retry policies): a fault can start a retry storm that outlives it")
+    for cname, c in sc.clients.items():
+        if isinstance(c.arrival, ClosedArrivals) and c.requests_per_member is not None:
+            cap = _capacity(sc, c.target, hold[c.target])
+            total = c.count * c.arrival.users * c.requests_per_member
+            peak = c.count * _closed_rate(sc, cname, hold)
+            size = f"{total / cap:.3g} s of {c.target}'s capacity" if cap != float("inf") else "no capacity limit"
+            yield Finding("note", f"clients.{cname}", f"a batch of {total:,} requests ({c.count} members x "
+                                                      f"{c.arrival.users} users x {c.requests_per_member}), at most "
+                                                      f"{peak:.3g} req/s while it runs: {size} (first tries only)")
     for i, f in enumerate(sc.faults):
         slow, load, workers = _fault_effect(sc, f)
         if not (slow or load or workers):
@@ -198,9 +246,10 @@ def _fault_effect(sc: Scenario, f: Any) -> tuple[dict[str, float], dict[str, flo
 def _call_sites(sc: Scenario) -> Iterator[tuple[str, CallPolicy, str, float]]:
     """(path, policy, callee, tries per second seen by one policy instance) for every call site."""
     lam = arrival_rates(sc)
+    hold = holding_times(sc)
     for name, c in sc.clients.items():
         if isinstance(c.arrival, ClosedArrivals):
-            rate = float("nan")
+            rate = _closed_rate(sc, name, hold)  # an upper bound: enough for "can never trip"
         else:
             rate = c.arrival.max_rate if isinstance(c.arrival, ProfileArrivals) else c.arrival.rate
         scope = c.breaker.scope if c.breaker is not None else "per_client"
@@ -246,7 +295,7 @@ def _breaker_findings(sc: Scenario, path: str, pol: CallPolicy, callee: str, rat
     faults = [f for f in _faults_on(sc, callee) if f.kind != "load"]
     longest = max((min(f.end or sc.duration, sc.duration) - f.at for f in faults), default=sc.duration - sc.warmup)
     tries = rate * _attempts(pol)
-    if br.trip != "consecutive" and rate == rate:  # NaN: closed loop, rate unknown
+    if br.trip != "consecutive":
         need = br.minimum_calls if br.window.kind != "count" else min(br.minimum_calls, int(br.window.size))
         span = float(br.window.size) if br.window.kind in ("time", "rolling") else longest
         got = tries * span
