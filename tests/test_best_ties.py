@@ -69,3 +69,20 @@ def test_holm_and_bootstrap() -> None:
     lo, hi = bootstrap_mean_ci(np.array([1.0, 1.1, 0.9, 3.0]))
     assert lo < 1.5 < hi and hi <= 3.0
     assert bootstrap_mean_ci(np.array([1.0, 1.1, 0.9, 3.0])) == (lo, hi)  # seeded
+
+
+def test_best_without_flags_chooses_by_the_swept_scenarios_own_objective() -> None:
+    """The scenario's `objective:` (primary and constraints) travels with the results and decides."""
+    sc = healthy()
+    sc["objective"] = {"primary": "latency_all_p99", "subject_to": ["success_rate >= 0.95"]}
+    df = sweep(sc, grid={"clients.web.timeout": [0.05, 5.0]}, reps=3, executor=SerialExecutor())
+    # A 50 ms timeout on 40 ms of work fails many requests early, so it has the lower p99 of all
+    # requests: only the scenario's constraint rules it out.
+    by_p99 = best(df, minimize="latency_all_p99")
+    assert by_p99.winner == {"clients.web.timeout": 0.05}
+    choice = best(df)
+    assert choice.objective == "latency_all_p99" and not choice.maximize
+    assert [str(c) for c in choice.constraints] == ["success_rate >= 0.95"]
+    assert choice.winner == {"clients.web.timeout": 5.0}
+    # Flags still override the scenario's objective.
+    assert best(df, maximize="success_rate").objective == "success_rate"

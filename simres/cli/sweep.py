@@ -133,7 +133,8 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
 @click.argument("results", type=click.Path())
 @click.option("--minimize", metavar="METRIC", default=None, help="Metric to minimise (e.g. latency_all_p99).")
 @click.option("--maximize", metavar="METRIC", default=None,
-              help="Metric to maximise (e.g. goodput) [default: --maximize success_rate].")
+              help="Metric to maximise (e.g. goodput) [default: the swept scenario's objective: primary metric and "
+                   "constraints, else --maximize success_rate].")
 @click.option("--subject-to", "constraints", multiple=True, metavar="'METRIC OP NUMBER'",
               help="Constraint on a metric's mean, e.g. 'success_rate >= 0.999' (repeatable).")
 @click.option("--conservative", is_flag=True,

@@ -330,7 +330,10 @@ def best(results: pd.DataFrame | str | os.PathLike[str], *, minimize: str | None
     is feasible when every constraint holds on its mean (``conservative=True``: on the
     pessimistic end of its confidence interval) and none of its points ended in an error;
     the feasible one with the best mean objective wins. Runners-up are compared with it by
-    a paired t-test over replicates, which share seeds (common random numbers).
+    a paired t-test over replicates, which share seeds (common random numbers). With neither
+    ``minimize`` nor ``maximize``, the objective is the swept scenario's ``objective:``
+    (its ``primary`` metric, and its ``subject_to`` constraints added to ``subject_to``),
+    recorded in the results' manifest; results without one use the highest success rate.
 
     Raises:
         SweepError: a bad argument (unknown metric, malformed constraint).
@@ -345,8 +348,16 @@ def best(results: pd.DataFrame | str | os.PathLike[str], *, minimize: str | None
     meta = df.attrs.get("sweep") or {}
     if minimize is not None and maximize is not None:
         raise SweepError("objective: give exactly one of --minimize METRIC or --maximize METRIC")
+    declared = meta.get("objective") or {}
     if minimize is None and maximize is None:
-        maximize = DEFAULT_PRIMARY  # the default objective of every scenario: the highest success rate
+        # No objective given: the swept scenario's own `objective:` (its primary metric and its
+        # constraints), else the default of every scenario, the highest success rate.
+        primary = str(declared.get("primary") or DEFAULT_PRIMARY)
+        if direction(primary) == "lower":
+            minimize = primary
+        else:
+            maximize = primary
+        subject_to = (*[str(c) for c in declared.get("subject_to", [])], *subject_to)
     objective = str(minimize or maximize)
     way = direction(objective)
     if way is None:

@@ -309,6 +309,8 @@ def plan_sweep(spec: SweepSpec, *, source: str | None = None) -> Plan:
         "variant_overrides": {v: scenario.variants[v] for v in variants if v},
         "seed": seed,
         "reps": spec.reps,
+        # What "better" means for this scenario, so `best` can choose by it without flags.
+        "objective": scenario.objective.model_dump(),
     }
     return Plan(spec, scenario, base, combos, variants, seeds, points, meta)
 
