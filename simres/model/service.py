@@ -61,6 +61,8 @@ class Instance:
         "index",
         "k",
         "lifo",
+        "limit_tokens",
+        "limiter",
         "name",
         "node",
         "occ",
@@ -106,6 +108,11 @@ class Instance:
         self.running: dict[Job, None] = {}
         """Jobs in service, in the order they started (a dict: a crash answers them in that order, not by address)."""
         self.shedder = cfg.shedding.build() if cfg.shedding is not None else None
+        self.limiter = (cfg.limit.build(rng=uniform_sampler(stream(seed, f"service:{self.node}", "limit")))
+                        if cfg.limit is not None else None)
+        """Adaptive concurrency limit at admission (Netflix's server interceptor), one per instance."""
+        self.limit_tokens: dict[Job, tuple[int, int]] = {}
+        """The limiter's token of each admitted request still at this instance."""
         self.chaos: tuple[float, float, float] | None = None  # (rate, p_timeout, p_error)
         self.chaos_stack: list[tuple[float, float, float]] = []  # active chaos faults, latest last
         self.handler: list[tuple[CallSite, bool, Callable[[], float] | None]] = []
@@ -155,13 +162,49 @@ class Instance:
             self.shed += 1
             job.reply(SHED)
             return
+        if self.limiter is not None and not self._limit_admit(job):
+            return
         if self.busy < self.workers:
             self._start(job)
         elif self.capacity is not None and len(self.queue) >= self.capacity:
             self.rejected += 1
+            if self.limiter is not None:
+                self.limiter.ignore(self.limit_tokens.pop(job))
             job.reply(REJECTED)
         else:
             self.queue.append(job)
+
+    def _limit_admit(self, job: Job) -> bool:
+        """Ask the concurrency limiter; over the limit the request is refused at once.
+
+        As Netflix's ``ConcurrencyLimitServerInterceptor``: a refusal is an immediate
+        UNAVAILABLE (here REJECTED), and the permit is held from arrival until the instance
+        is done with the request, so queueing time is part of the RTT the limit reacts to.
+        """
+        assert self.limiter is not None
+        token = self.limiter.acquire_s(self.env.now)
+        if token is None:
+            self.rejected += 1
+            job.reply(REJECTED)
+            return False
+        self.limit_tokens[job] = token
+        return True
+
+    def _limit_end(self, job: Job) -> None:
+        """The instance is done with an admitted request: one sample for the limiter.
+
+        gRPC's server interceptor reports a success for every status but DEADLINE_EXCEEDED,
+        and a drop when the caller cancels; here a request whose caller has given up counts
+        as a drop, sampled when the instance learns it (when it finishes or drops the work).
+        """
+        assert self.limiter is not None
+        token = self.limit_tokens.pop(job, None)
+        if token is None:
+            return
+        if job.gone:
+            self.limiter.dropped_s(token, self.env.now)
+        else:
+            self.limiter.success_s(token, self.env.now)
 
     # -- work -------------------------------------------------------------------------
 
@@ -204,7 +247,19 @@ class Instance:
         self.completions += 1
         if outcome not in SUCCESS_OUTCOMES:
             self.errors += 1
+        if self.limiter is not None:
+            self._limit_end(job)
         job.reply(outcome)
+        self._next()
+
+    def _drop_cancelled(self, job: Job) -> None:
+        """Work in service whose caller is gone is dropped after its downstream calls (cancel mode)."""
+        self.busy -= 1
+        self.busy_time += self.env.now
+        self.running.pop(job, None)
+        self.cancelled += 1
+        if self.limiter is not None:
+            self._limit_end(job)
         self._next()
 
     def _next(self) -> None:
@@ -213,6 +268,8 @@ class Instance:
             job = q.pop() if self.lifo else q.popleft()
             if self.cancel and job.gone:
                 self.cancelled += 1
+                if self.limiter is not None:
+                    self._limit_end(job)
                 continue
             self._start(job)
 
@@ -263,11 +320,7 @@ class Instance:
         if job.epoch != self.epoch:
             return
         if outcome == CANCELLED:
-            self.busy -= 1
-            self.busy_time += env.now
-            self.running.pop(job, None)
-            self.cancelled += 1
-            self._next()
+            self._drop_cancelled(job)
             return
         self._complete(job, outcome)
 
@@ -291,6 +344,10 @@ class Instance:
         self.busy = 0
         self.running.clear()
         self.queue.clear()
+        if self.limiter is not None:
+            # The process died with its limiter's books: a restarted instance starts afresh.
+            self.limit_tokens.clear()
+            self.limiter.inflight = 0
         if not blackhole:
             for job in lost:
                 job.reply(CONNECTION)
@@ -405,11 +462,7 @@ class Handling:
         if job.epoch != inst.epoch:
             return
         if self.outcome == CANCELLED:
-            inst.busy -= 1
-            inst.busy_time += inst.env.now
-            inst.running.pop(job, None)
-            inst.cancelled += 1
-            inst._next()
+            inst._drop_cancelled(job)
             return
         inst._complete(job, self.outcome)
 

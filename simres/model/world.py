@@ -42,6 +42,11 @@ class World:
         self.open_requests: dict[int, tuple[Any, ...]] = {}
         env = self.env
         self.services = {name: Service(env, name, cfg, seed) for name, cfg in scenario.services.items()}
+        for svc in self.services.values():
+            for inst in svc.instances:
+                if inst.limiter is not None:
+                    inst.limiter.on_change = self._limit_listener(inst.node)
+                    self.recorder.event(0.0, "limit", inst.node, "initial", float(inst.limiter.limit))
         # downstream call sites, one per (instance, call)
         for name, cfg in scenario.services.items():
             for inst in self.services[name].instances:
@@ -79,6 +84,15 @@ class World:
             target=self.services[target], policy=policy, depth=depth, network=self.network,
             seed=self.seed, shared=self.shared, throttle_cfg=throttle, node_key=node_key, repeat=repeat,
         )
+
+    def _limit_listener(self, node: str) -> Callable[[int], None]:
+        """An event per change of an instance's concurrency limit (the limit over time)."""
+        env, event = self.env, self.recorder.event
+
+        def on_change(limit: int) -> None:
+            event(env.now, "limit", node, "", float(limit))
+
+        return on_change
 
     def _sampler(self) -> Generator[Event, Any, None]:
         """Sample every service's state at the end of each timeline bucket.

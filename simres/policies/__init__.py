@@ -33,6 +33,7 @@ from simres.policies.budget import (
     TokenBucketBudgetConfig,
 )
 from simres.policies.bulkhead import ADMIT, REJECT, WAIT, Bulkhead, BulkheadConfig
+from simres.policies.limits import ConcurrencyLimiter, LimitConfig, LimitWindowConfig
 from simres.policies.presets import PRESETS, preset_names
 from simres.policies.retry import RetryCall, RetryConfig
 from simres.policies.shedding import SRE_ALIASES, Shedder, SheddingConfig
@@ -59,11 +60,14 @@ __all__ = [
     "CircuitBreaker",
     "ConcurrencyBudget",
     "ConcurrencyBudgetConfig",
+    "ConcurrencyLimiter",
     "FailureRatioBudget",
     "FailureRatioBudgetConfig",
     "GrpcBudget",
     "GrpcBudgetConfig",
     "JitterConfig",
+    "LimitConfig",
+    "LimitWindowConfig",
     "RatioBudget",
     "RatioBudgetConfig",
     "RetryBudget",

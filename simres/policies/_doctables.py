@@ -30,6 +30,7 @@ from simres.policies.budget import (
     TokenBucketBudgetConfig,
 )
 from simres.policies.bulkhead import BulkheadConfig
+from simres.policies.limits import LimitConfig, LimitWindowConfig
 from simres.policies.retry import RetryConfig
 from simres.policies.shedding import SheddingConfig
 from simres.policies.throttle import ThrottleConfig
@@ -39,7 +40,7 @@ CONFIGS: dict[str, type[BaseModel]] = {
     cls.__name__: cls for cls in (
         RetryConfig, BackoffConfig, JitterConfig, TokenBucketBudgetConfig, GrpcBudgetConfig,
         RatioBudgetConfig, ConcurrencyBudgetConfig, FailureRatioBudgetConfig, BreakerConfig,
-        WindowConfig, BulkheadConfig, SheddingConfig, ThrottleConfig,
+        WindowConfig, BulkheadConfig, SheddingConfig, ThrottleConfig, LimitConfig, LimitWindowConfig,
     )
 }
 """Every policy config model whose options the document lists."""

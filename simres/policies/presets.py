@@ -245,12 +245,21 @@ THROTTLE_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+LIMIT_PRESETS: dict[str, dict[str, Any]] = {
+    # Netflix concurrency-limits at 78a74b98: each algorithm with its Builder defaults (the
+    # numbers are resolved per kind in simres.policies.limits); unwindowed, as newBuilder().
+    "netflix_aimd": {"kind": "aimd"},
+    "netflix_vegas": {"kind": "vegas"},
+    "netflix_gradient2": {"kind": "gradient2"},
+}
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "retry": RETRY_PRESETS,
     "budget": BUDGET_PRESETS,
     "breaker": BREAKER_PRESETS,
     "bulkhead": BULKHEAD_PRESETS,
     "throttle": THROTTLE_PRESETS,
+    "limit": LIMIT_PRESETS,
 }
 """Every preset, by policy kind and then by name."""
 

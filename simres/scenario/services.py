@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from simres.dists import Dist, Exponential
 from simres.policies import (
@@ -14,6 +14,7 @@ from simres.policies import (
     RetryConfig,
     SheddingConfig,
 )
+from simres.policies.limits import LimitConfig
 from simres.scenario import limits
 from simres.scenario._base import PositiveFloat, _Model
 
@@ -112,6 +113,19 @@ class ServiceConfig(_Model):
     )
     handler: HandlerConfig = Field(default_factory=HandlerConfig, description="Downstream calls made for each request.")
     shedding: SheddingConfig | None = Field(default=None, description="Priority load shedding at admission.")
+    limit: LimitConfig | None = Field(
+        default=None,
+        description="Adaptive concurrency limit at admission, one per instance (Netflix concurrency-limits, "
+        "server side): over the limit a request is rejected at once; the limit follows the RTT from arrival to "
+        "reply (queueing included) and drops (requests whose caller gave up).",
+    )
+
+    @field_validator("limit")
+    @classmethod
+    def _limit_per_instance(cls, v: LimitConfig | None) -> LimitConfig | None:
+        if v is not None and v.scope != "per_client":
+            raise ValueError("scope: a service's limit is one per instance (scope applies to a caller's limit)")
+        return v
     resource: Literal["none", "occ_row"] = Field(
         default="none",
         description="occ_row: the service guards one row under optimistic concurrency. A read returns the "

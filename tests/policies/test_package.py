@@ -78,6 +78,7 @@ MODELS_BY_GROUP: dict[str, type[BaseModel] | TypeAdapter] = {
     "breaker": policies.BreakerConfig,
     "bulkhead": policies.BulkheadConfig,
     "throttle": policies.ThrottleConfig,
+    "limit": policies.LimitConfig,
 }
 
 
