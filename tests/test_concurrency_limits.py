@@ -87,3 +87,33 @@ def test_limit_options_are_checked() -> None:
         load_scenario(spike({"kind": "aimd", "backoff_ratio": 1.5}))
     with pytest.raises(ScenarioError, match=r"services\.api\.limit.*min_limit: must be <= max_limit"):
         load_scenario(spike({"kind": "aimd", "min_limit": 50, "max_limit": 10}))
+
+
+def client_side(limit: dict[str, Any], count: int = 1) -> dict[str, Any]:
+    """Clients with a limit on their tries to an api that refuses work beyond 4 workers + 2 queued."""
+    return {"name": "client-limit", "duration": 30, "warmup": 2, "drain": 2, "seed": 2,
+            "services": {"api": {"workers": 4, "queue": {"capacity": 2},
+                                 "service_time": {"kind": "exponential", "mean": 0.02}}},
+            "clients": {"web": {"target": "api", "count": count, "arrival": {"kind": "poisson", "rate": 300 / count},
+                                "timeout": 1.0, "limit": limit, "stop": 26}}}
+
+
+def test_a_client_side_limit_backs_off_on_refusals_and_refuses_locally() -> None:
+    """gRPC client semantics: a server refusal (UNAVAILABLE) is a drop, so AIMD shrinks the limit;
+    tries over the limit never leave the client (bulkhead_full, an adaptive bulkhead)."""
+    world = build(load_scenario(client_side({"kind": "aimd", "initial_limit": 20, "min_limit": 1})))
+    world.run()
+    rec = world.recorder
+    events = rec.events_frame()
+    limits = events.query("kind == 'limit'")
+    assert limits["component"].eq("web->api").all()
+    assert limits["value"].min() < 10  # 150 % of capacity: refusals drive the limit down from 20
+    assert (events["kind"] == "limit_rejected").sum() > 0
+    (site,) = [s for pop in world.clients.values() for s in pop.sites]
+    assert site.limiter is not None and site.limiter.inflight == 0
+
+
+def test_each_member_of_a_population_has_its_own_limit() -> None:
+    res = run(load_scenario(client_side({"kind": "gradient2"}, count=3)))
+    comps = set(res.events.query("kind == 'limit'")["component"])
+    assert comps == {"web->api#0", "web->api#1", "web->api#2"}

@@ -27,8 +27,11 @@ from simres.model.service import Service
 from simres.outcomes import (
     BREAKER_OPEN,
     BULKHEAD_FULL,
+    CONNECTION,
     DEGRADED,
     OK,
+    REJECTED,
+    SHED,
     THROTTLED,
     TIMEOUT,
 )
@@ -36,13 +39,15 @@ from simres.rng import stream, uniform_sampler
 
 if TYPE_CHECKING:
     from simres.model.network import Link
-    from simres.policies import Bulkhead, CircuitBreaker, RetryBudget
+    from simres.policies import Bulkhead, CircuitBreaker, ConcurrencyLimiter, RetryBudget
     from simres.policies.throttle import AdaptiveThrottle
     from simres.scenario.services import CallPolicy
 
 INF = float("inf")
 NAN = float("nan")
 _BREAKER_CODE = {"closed": 0.0, "open": 1.0, "half_open": 2.0}
+_UNAVAILABLE = frozenset({CONNECTION, REJECTED, SHED})
+"""Outcomes a client-side limit samples as drops (gRPC UNAVAILABLE: the server refused)."""
 
 
 class SharedState:
@@ -77,6 +82,7 @@ class CallSite:
         "deadline",
         "depth",
         "env",
+        "limiter",
         "out_links",
         "outstanding",
         "pick",
@@ -155,14 +161,23 @@ class CallSite:
                                          rng=stream(seed, f"breaker:{component}{repeat}", "open_for")),
         )
         self.bulkhead: Bulkhead | None = scoped(policy.bulkhead, "bulkhead", lambda: policy.bulkhead.build())
+        limit_cfg = getattr(policy, "limit", None)
+        lcomp = self.component if getattr(limit_cfg, "scope", "") != "shared" else edge
+        self.limiter: ConcurrencyLimiter | None = scoped(
+            limit_cfg, "limit",
+            lambda: limit_cfg.build(rng=uniform_sampler(stream(seed, f"limit:{lcomp}{repeat}", "probe"))),
+        )
+        if self.limiter is not None and self.limiter.on_change is None:
+            self.limiter.on_change = self._limit_listener(lcomp)
+            recorder.event(env.now, "limit", lcomp, "initial", float(self.limiter.limit))
         self.throttle: AdaptiveThrottle | None = scoped(throttle_cfg, "throttle", lambda: throttle_cfg.build())
         self.simple = (
             self.timeout is None and self.deadline is None and self.retry is None and self.breaker is None
-            and self.bulkhead is None and self.throttle is None
+            and self.bulkhead is None and self.throttle is None and self.limiter is None
         )
         """No policy at all: a request can be driven by callbacks alone (see :meth:`send`)."""
-        self.callbacks = self.bulkhead is None
-        """No gate that waits: a logical call can run on callbacks (see :meth:`new_call`)."""
+        self.callbacks = self.bulkhead is None and self.limiter is None
+        """No bulkhead or limit: a logical call can run on callbacks (see :meth:`new_call`)."""
         a = recorder
         self._code = a.site(caller, target.name, depth)
         """This site's code in the recorder (its caller, service and depth)."""
@@ -212,6 +227,27 @@ class CallSite:
             rec.event(now, "breaker", component, f"{old}->{new}: {reason}", _BREAKER_CODE.get(new, -1.0))
 
         return on_transition
+
+    def _limit_listener(self, component: str) -> Any:
+        env, event = self.env, self.recorder.event
+
+        def on_change(limit: int) -> None:
+            event(env.now, "limit", component, "", float(limit))
+
+        return on_change
+
+    def _limit_end(self, token: tuple[int, int], outcome: str, now: float) -> None:
+        """One sample for the client-side limit, as Netflix's gRPC client interceptor reports it:
+        a success for OK, a drop for UNAVAILABLE (refused: connection, rejected, shed), and no
+        sample for any other status (an error reply, a timeout)."""
+        limiter = self.limiter
+        assert limiter is not None
+        if outcome is OK or outcome is DEGRADED:
+            limiter.success_s(token, now)
+        elif outcome in _UNAVAILABLE:
+            limiter.dropped_s(token, now)
+        else:
+            limiter.ignore(token)
 
     def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
                 outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
@@ -277,6 +313,7 @@ class CallSite:
         breaker = self.breaker
         bulkhead = self.bulkhead
         throttle = self.throttle
+        limiter = self.limiter
         if budget is not None:
             budget.on_request(now)
         attempt = 0
@@ -301,6 +338,15 @@ class CallSite:
                 if permit is None:
                     outcome = self._reject(req_id, attempt, t0, BREAKER_OPEN, None, retry_cost, wait, parent)
                     break
+            ltoken = None
+            if limiter is not None:
+                ltoken = limiter.acquire_s(t0)
+                if ltoken is None:
+                    if breaker is not None:
+                        breaker.release(permit)
+                    outcome = self._reject(req_id, attempt, t0, BULKHEAD_FULL, "limit_rejected",
+                                           retry_cost, wait, parent)
+                    break
             if bulkhead is not None:
                 decision = bulkhead.try_enter(t0)
                 if decision != "admit":
@@ -310,6 +356,8 @@ class CallSite:
                     if not admitted:
                         if breaker is not None:
                             breaker.release(permit)
+                        if ltoken is not None:
+                            limiter.ignore(ltoken)  # type: ignore[union-attr]
                         outcome = self._reject(req_id, attempt, t0, BULKHEAD_FULL, "bulkhead_rejected",
                                                retry_cost, wait, parent)
                         break
@@ -322,6 +370,8 @@ class CallSite:
                 waiter = bulkhead.leave(t1)
                 if waiter is not None:
                     waiter.succeed()
+            if ltoken is not None:
+                self._limit_end(ltoken, outcome, t1)
             if breaker is not None:
                 breaker.on_result(t1, permit, outcome, t1 - t0)
             if throttle is not None:

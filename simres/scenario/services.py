@@ -25,7 +25,8 @@ class CallPolicy(_Model):
     """The policy stack of one logical call, applied outermost first.
 
     Order: deadline, retry loop, retry budget (inside ``retry``), circuit breaker,
-    bulkhead, per-try timeout, then the network, the remote queue and the work.
+    concurrency limit, bulkhead, per-try timeout, then the network, the remote queue and
+    the work.
     """
 
     timeout: PositiveFloat | None = Field(default=None, description="Per-try timeout (seconds); none = wait forever.")
@@ -36,6 +37,11 @@ class CallPolicy(_Model):
     retry: RetryConfig | None = Field(default=None, description="Retry policy; none = a single try.")
     breaker: BreakerConfig | None = Field(default=None, description="Circuit breaker on this call.")
     bulkhead: BulkheadConfig | None = Field(default=None, description="Bulkhead limiting concurrent calls.")
+    limit: LimitConfig | None = Field(
+        default=None,
+        description="Adaptive concurrency limit on this caller's tries (Netflix concurrency-limits, client side): "
+        "an adaptive bulkhead; a try over the limit is refused locally as bulkhead_full.",
+    )
 
 
 class FallbackConfig(_Model):
