@@ -30,7 +30,7 @@ CASES = [
     ("top_list.yaml", "must be a mapping of scenario fields at the top level"),
     ("missing_arrival.yaml", "clients.web.arrival: required field is missing"),
     ("error_rate.yaml", "services.api.error_rate: must be <= 1, got 1.5"),
-    ("discipline.yaml", "services.api.queue.discipline: must be one of 'fifo' or 'lifo', got 'stack'"),
+    ("discipline.yaml", "services.api.queue.discipline: must be one of 'fifo', 'lifo' or 'adaptive_lifo', got 'stack'"),
     ("fault_service.yaml", "faults.0.service: unknown service 'dbx'"),
     ("workers_string.yaml", "services.api.workers: must be a whole number, got 'many'"),
     ("no_services.yaml", "services: must have at least 1 item(s)"),

@@ -49,6 +49,7 @@ class Instance:
         "capacity",
         "chaos",
         "chaos_stack",
+        "codel",
         "cold_factor",
         "completions",
         "down",
@@ -61,12 +62,16 @@ class Instance:
         "index",
         "k",
         "lifo",
+        "lifo_threshold",
         "limit_tokens",
         "limiter",
+        "managed",
+        "max_wait",
         "name",
         "node",
         "occ",
         "parallel",
+        "qtimes",
         "queue",
         "rejected",
         "row_version",
@@ -93,6 +98,14 @@ class Instance:
         self.queue: deque[Job] = deque()
         self.capacity = cfg.queue.capacity
         self.lifo = cfg.queue.discipline == "lifo"
+        qc = cfg.queue
+        self.lifo_threshold = qc.lifo_threshold if qc.discipline == "adaptive_lifo" else None
+        self.max_wait = qc.max_wait
+        self.codel = qc.codel.build(0.0) if qc.codel is not None else None
+        self.managed = self.lifo_threshold is not None or self.max_wait is not None or self.codel is not None
+        """The queue needs each request's enqueue time (adaptive LIFO, a queue-time limit or CoDel)."""
+        self.qtimes: deque[float] = deque()
+        """Enqueue times, in step with ``queue``, when ``managed``."""
         self.sample = cfg.service_time.sampler(stream(seed, f"service:{self.node}", "service_time"))
         self.u = uniform_sampler(stream(seed, f"service:{self.node}", "decisions"))
         self.base_err = cfg.error_rate
@@ -173,6 +186,8 @@ class Instance:
             job.reply(REJECTED)
         else:
             self.queue.append(job)
+            if self.managed:
+                self.qtimes.append(self.env.now)
 
     def _limit_admit(self, job: Job) -> bool:
         """Ask the concurrency limiter; over the limit the request is refused at once.
@@ -263,6 +278,9 @@ class Instance:
         self._next()
 
     def _next(self) -> None:
+        if self.managed:
+            self._next_managed()
+            return
         q = self.queue
         while q and self.busy < self.workers:
             job = q.pop() if self.lifo else q.popleft()
@@ -272,6 +290,41 @@ class Instance:
                     self._limit_end(job)
                 continue
             self._start(job)
+
+    def _next_managed(self) -> None:
+        """:meth:`_next` with a queue-time limit, adaptive LIFO or CoDel, as HHVM and folly dequeue.
+
+        HHVM's ``JobQueue::dequeueMaybeExpiredImpl``: if the oldest request has waited longer
+        than ``max_wait`` it is expired (shed) instead; otherwise the newest is taken while at
+        least ``lifo_threshold`` others remain, else the oldest. Then folly's Codel judges the
+        taken request's queueing delay, as Thrift's thread manager does, and may shed it.
+        """
+        q, times, now = self.queue, self.qtimes, self.env.now
+        while q and self.busy < self.workers:
+            if self.max_wait is not None and now - times[0] > self.max_wait:
+                times.popleft()
+                self._shed_queued(q.popleft())
+                continue
+            if self.lifo or (self.lifo_threshold is not None and len(q) - 1 >= self.lifo_threshold):
+                job, waited = q.pop(), now - times.pop()
+            else:
+                job, waited = q.popleft(), now - times.popleft()
+            if self.cancel and job.gone:
+                self.cancelled += 1
+                if self.limiter is not None:
+                    self._limit_end(job)
+                continue
+            if self.codel is not None and self.codel.overloaded(waited, now):
+                self._shed_queued(job)
+                continue
+            self._start(job)
+
+    def _shed_queued(self, job: Job) -> None:
+        """A queued request dropped for its queueing delay: answered at once with SHED."""
+        self.shed += 1
+        if self.limiter is not None:
+            self._limit_end(job)
+        job.reply(SHED)
 
     def _handle(self, job: Job, st: float) -> Generator[Event, Any, None]:
         """Own work, then the downstream calls; the worker is held throughout.
@@ -344,6 +397,7 @@ class Instance:
         self.busy = 0
         self.running.clear()
         self.queue.clear()
+        self.qtimes.clear()
         if self.limiter is not None:
             # The process died with its limiter's books: a restarted instance starts afresh.
             self.limit_tokens.clear()

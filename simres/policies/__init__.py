@@ -35,6 +35,7 @@ from simres.policies.budget import (
 from simres.policies.bulkhead import ADMIT, REJECT, WAIT, Bulkhead, BulkheadConfig
 from simres.policies.limits import ConcurrencyLimiter, LimitConfig, LimitWindowConfig
 from simres.policies.presets import PRESETS, preset_names
+from simres.policies.queueing import Codel, CodelConfig
 from simres.policies.retry import RetryCall, RetryConfig
 from simres.policies.shedding import SRE_ALIASES, Shedder, SheddingConfig
 from simres.policies.throttle import AdaptiveThrottle, ThrottleConfig
@@ -58,6 +59,8 @@ __all__ = [
     "Bulkhead",
     "BulkheadConfig",
     "CircuitBreaker",
+    "Codel",
+    "CodelConfig",
     "ConcurrencyBudget",
     "ConcurrencyBudgetConfig",
     "ConcurrencyLimiter",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from simres.dists import Dist, Exponential
 from simres.policies import (
@@ -15,6 +15,7 @@ from simres.policies import (
     SheddingConfig,
 )
 from simres.policies.limits import LimitConfig
+from simres.policies.queueing import CodelConfig
 from simres.scenario import limits
 from simres.scenario._base import PositiveFloat, _Model
 
@@ -78,11 +79,29 @@ class HandlerConfig(_Model):
 
 
 class QueueConfig(_Model):
-    """The request queue in front of an instance's workers."""
+    """The request queue in front of an instance's workers, and how it sheds under overload."""
 
-    discipline: Literal["fifo", "lifo"] = Field(
+    discipline: Literal["fifo", "lifo", "adaptive_lifo"] = Field(
         default="fifo",
-        description="Which waiting request a free worker takes.",
+        description="Which waiting request a free worker takes: the oldest (fifo), the newest (lifo), or the "
+        "oldest until a queue forms, then the newest (adaptive_lifo, HHVM's JobQueue: LIFO while at least "
+        "lifo_threshold requests remain queued).",
+    )
+    lifo_threshold: int | None = Field(
+        default=None, ge=0,
+        description="adaptive_lifo: serve the newest request while at least this many others wait (HHVM "
+        "Server.ThreadJobLIFOSwitchThreshold; 0 = always LIFO). Required for adaptive_lifo.",
+    )
+    max_wait: PositiveFloat | None = Field(
+        default=None,
+        description="Queue-time limit (seconds): when a worker frees up and the oldest waiting request has "
+        "waited longer, it is shed instead of served (HHVM Server.ThreadJobMaxQueuingMilliSeconds). None = no "
+        "limit.",
+    )
+    codel: CodelConfig | None = Field(
+        default=None,
+        description="CoDel as Facebook runs it for request queues (folly::Codel): when no request taken in the "
+        "last interval waited less than target, requests that waited over 2 x target are shed at dequeue.",
     )
     capacity: int | None = Field(
         default=None, ge=0,
@@ -90,6 +109,14 @@ class QueueConfig(_Model):
         "workers + capacity requests, and an arrival that finds the queue full is rejected at once. "
         "M/M/1/K is workers: 1, capacity: K - 1. None = unbounded.",
     )
+
+    @model_validator(mode="after")
+    def _threshold_for_adaptive(self) -> QueueConfig:
+        if self.discipline == "adaptive_lifo" and self.lifo_threshold is None:
+            raise ValueError("lifo_threshold: adaptive_lifo needs the queue length at which it switches to LIFO")
+        if self.discipline != "adaptive_lifo" and self.lifo_threshold is not None:
+            raise ValueError(f"lifo_threshold: only used with discipline: adaptive_lifo, got {self.discipline}")
+        return self
 
 
 class ServiceConfig(_Model):
