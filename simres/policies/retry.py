@@ -22,6 +22,7 @@ from simres.policies.backoff import (
     JitterConfig,
     Uniform,
     Waiter,
+    timespan_problem,
     waiter_params,
 )
 from simres.policies.budget import BudgetConfig
@@ -135,6 +136,9 @@ class RetryConfig(PolicyModel):
         if self.jitter.kind in ("decorrelated", "decorrelated_finagle") and self.backoff.base <= 0:
             raise ValueError(
                 f"backoff.base: must be > 0 for {self.jitter.kind} jitter, got {self.backoff.base}")
+        problem = timespan_problem(self.backoff, self.jitter)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def new_call(self) -> RetryCall:
@@ -199,7 +203,7 @@ class RetryCall:
         if mode == "replace":
             if retry_after < 0:
                 return None
-            self._waiter.skip()
+            self._waiter.skip(rng)
             return float(retry_after) if cap is None else min(cap, float(retry_after))
         if mode == "aws":
             t = self._waiter.next(rng, outcome)
@@ -212,7 +216,7 @@ class RetryCall:
         if cap is not None and seconds > cap:
             seconds = cap
         if seconds:
-            self._waiter.skip()
+            self._waiter.skip(rng)
             return float(seconds)
         return self._waiter.next(rng, outcome)
 
