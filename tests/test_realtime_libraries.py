@@ -269,3 +269,39 @@ def test_retryable_false_stops_the_retry_loop_whatever_retry_on_says() -> None:
     with pytest.raises(RuntimeError):
         guard.call(fn)
     assert fn.calls == 1
+
+
+def test_http_classify_on_requests_like_errors() -> None:
+    """requests is not installed: its shapes (an IOError carrying ``response``; Timeout classes)."""
+
+    class Response:
+        def __init__(self, status_code: int, headers: dict[str, str]) -> None:
+            self.status_code, self.headers = status_code, headers
+
+    class RequestException(OSError):
+        def __init__(self, response: Response | None = None) -> None:
+            super().__init__("x")
+            self.response = response
+
+    class HTTPError(RequestException):
+        pass
+
+    class Timeout(RequestException):
+        pass
+
+    class ReadTimeout(Timeout):
+        pass
+
+    class ConnectionError(RequestException):  # requests' own name, shadowing the builtin
+        pass
+
+    class ConnectTimeout(ConnectionError, Timeout):
+        pass
+
+    assert http_classify(HTTPError(Response(404, {}))) == (ERROR, None, False)
+    assert http_classify(HTTPError(Response(429, {"retry-after": "2"}))) == (REJECTED, 2.0)
+    assert http_classify(HTTPError(Response(503, {"Retry-After": "1"}))) == (ERROR, 1.0)
+    assert http_classify(ReadTimeout()) == (TIMEOUT, None)
+    assert http_classify(ConnectTimeout()) == (CONNECTION, None)
+    assert http_classify(ConnectionError()) == (CONNECTION, None)
+    assert http_classify(Response(404, {})) == (OK, None)

@@ -139,6 +139,10 @@ class RetryConfig(PolicyModel):
         problem = timespan_problem(self.backoff, self.jitter)
         if problem:
             raise ValueError(problem)
+        if self.throttling_backoff is not None and (self.backoff.timespan
+                                                    or self.jitter.kind == "polly"):
+            raise ValueError("throttling_backoff: not with Polly's TimeSpan waits (Polly has "
+                             "one backoff for every outcome)")
         return self
 
     def new_call(self) -> RetryCall:

@@ -250,3 +250,5 @@ def test_timespan_refuses_other_jitters_and_options() -> None:
         RetryConfig(backoff={"multiplier": 3.0}, jitter="polly")
     with pytest.raises(PolicyConfigError, match="timespan"):
         Waiter(BackoffConfig(timespan=True), JitterConfig(kind="equal"))
+    with pytest.raises(ValidationError, match="throttling_backoff"):
+        RetryConfig(preset="polly", throttling_backoff={"base": 1.0})
