@@ -8,10 +8,14 @@ keeps ``n`` and the previous wait, which the decorrelated jitters need.
 Every wait is clamped to ``[floor, cap]``, whatever the jitter, except the additive jitter
 with ``over_cap`` (tenacity's ``wait_exponential(max=...) + wait_random(...)`` is an uncapped
 sum). ``zero_first`` makes the first retry wait nothing and draw nothing (urllib3).
+
+``timespan`` (and the ``polly`` jitter, which implies it) computes the waits as Polly v8
+does, in whole 100 ns .NET ``TimeSpan`` ticks: see :func:`timespan_wait`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -26,6 +30,17 @@ Uniform = np.random.Generator | Callable[[], float]
 (e.g. :func:`simres.rng.uniform_sampler`, which draws in numpy batches)."""
 
 _HUGE = 1e300  # stands in for an overflowing base * multiplier**n; finite, so * 0 stays 0
+
+TICKS_PER_SECOND = 10_000_000
+""".NET ``TimeSpan.TicksPerSecond`` (a tick is 100 ns)."""
+TIMESPAN_MAX_TICKS = 2**63 - 1
+"""``TimeSpan.MaxValue.Ticks`` (``long.MaxValue``)."""
+TIMESPAN_MAX_SECONDS = TIMESPAN_MAX_TICKS / TICKS_PER_SECOND
+"""``TimeSpan.MaxValue`` in seconds: as a ``cap`` with ``timespan``, no ``MaxDelay``."""
+_LONG_MAX_D = float(2**63)  # long.MaxValue converted to a double, as C# compares them
+_MAX_MS = float(TIMESPAN_MAX_TICKS // 10_000)  # TimeSpan.MaxMilliSeconds, TotalMilliseconds' clamp
+_POLLY_MAX_TICKS_D = float(TIMESPAN_MAX_TICKS) - 1_000  # RetryHelper.MaxTimeSpanTicks: 2**63 - 1024
+_POLLY_RP = 1 / 1.4  # RetryHelper RpScalingFactor
 
 
 def draw(rng: Uniform) -> float:
@@ -58,6 +73,12 @@ class BackoffConfig(PolicyModel):
         default=False,
         description="The first retry waits 0 and draws nothing; the second uses retry index 1 "
                     "(urllib3: backoff_factor * 2**(retries-1) from the second retry on).")
+    timespan: bool = Field(
+        default=False,
+        description="Compute waits in whole 100 ns ticks with .NET TimeSpan arithmetic, as "
+                    "Polly v8 does: base and cap rounded to ticks, products rounded to the "
+                    "nearest tick, an overflow gives cap (Polly's MaxDelay); only with jitter "
+                    "none or polly, and the polly jitter implies it.")
 
     def raw(self, n: int) -> float:
         """The wait for retry index ``n`` before capping (finite even when it overflows)."""
@@ -87,12 +108,15 @@ class JitterConfig(PolicyModel):
     """How the backoff is randomised; a bare string (``jitter: full``) names the kind."""
 
     kind: Literal["none", "full", "equal", "decorrelated", "decorrelated_finagle",
-                  "proportional", "additive"] = Field(
+                  "proportional", "additive", "polly"] = Field(
         default="full",
         description="none: c; full: U[0,c); equal: c/2+U[0,c/2); decorrelated (AWS blog): "
                     "min(cap, U[base, 3*prev)); decorrelated_finagle: first base, then "
                     "U[prev, min(cap, 3*prev)); proportional (Resilience4j, gRPC "
-                    "connections): min(cap, raw*U[1-f, 1+f)); additive: min(cap, c+U[0,j)). "
+                    "connections): min(cap, raw*U[1-f, 1+f)); additive: min(cap, c+U[0,j)); "
+                    "polly (Polly v8 UseJitter, in TimeSpan ticks): constant and linear "
+                    "c*(0.75+0.5*U), exponential DecorrelatedJitterBackoffV2 "
+                    "base*(f(n+U)-f(prev))/1.4 with f(t)=2**t*tanh(sqrt(4t)), capped. "
                     "c is the capped backoff, raw the uncapped one.")
     fraction: float = Field(
         default=0.2, ge=0, le=1,
@@ -107,7 +131,8 @@ class JitterConfig(PolicyModel):
                     "sum (tenacity wait_exponential_jitter, urllib3 backoff_jitter).")
 
 
-JitterKind = Literal["none", "full", "equal", "decorrelated", "decorrelated_finagle", "proportional", "additive"]
+JitterKind = Literal["none", "full", "equal", "decorrelated", "decorrelated_finagle", "proportional",
+                     "additive", "polly"]
 
 Jitter = Annotated[
     JitterConfig,
@@ -121,14 +146,112 @@ def waiter_params(backoff: BackoffConfig, jitter: JitterConfig) -> tuple[Any, ..
     """The plain values a :class:`Waiter` needs, validated once.
 
     Raises:
-        PolicyConfigError: a decorrelated jitter with ``backoff.base`` 0.
+        PolicyConfigError: a decorrelated jitter with ``backoff.base`` 0, or ``timespan``
+            with a jitter other than none and polly.
     """
     if jitter.kind in ("decorrelated", "decorrelated_finagle") and backoff.base <= 0:
         raise PolicyConfigError(
             f"backoff.base: must be > 0 for {jitter.kind} jitter, got {backoff.base}")
+    problem = timespan_problem(backoff, jitter)
+    if problem:
+        raise PolicyConfigError(problem)
+    timespan = None
+    if backoff.timespan or jitter.kind == "polly":
+        max_ticks = round(backoff.cap * TICKS_PER_SECOND)
+        timespan = (round(backoff.base * TICKS_PER_SECOND),
+                    None if max_ticks >= TIMESPAN_MAX_TICKS else max_ticks)
     return (backoff.kind, float(backoff.base), float(backoff.cap), float(backoff.multiplier),
             jitter.kind, float(jitter.fraction), float(jitter.amount), float(backoff.floor),
-            backoff.zero_first, jitter.over_cap)
+            backoff.zero_first, jitter.over_cap, timespan)
+
+
+def timespan_problem(backoff: BackoffConfig, jitter: JitterConfig) -> str:
+    """Why ``backoff`` and ``jitter`` cannot be combined with TimeSpan arithmetic ('' if they can)."""
+    if backoff.timespan and jitter.kind not in ("none", "polly"):
+        return f"backoff.timespan: only with jitter none or polly, got jitter {jitter.kind}"
+    if (backoff.timespan or jitter.kind == "polly") and (
+            backoff.multiplier != 2.0 or backoff.zero_first or backoff.floor):
+        return ("backoff: Polly's TimeSpan waits (timespan, jitter polly) have multiplier 2, "
+                "no floor and no zero_first")
+    return ""
+
+
+def _interval(ticks: float) -> int:
+    """.NET ``TimeSpan.IntervalFromDoubleTicks``: a double tick count to a whole one.
+
+    Raises:
+        OverflowError: outside ``long`` (or NaN), as .NET throws ``OverflowException``.
+    """
+    if ticks > _LONG_MAX_D or ticks < -_LONG_MAX_D or ticks != ticks:
+        raise OverflowError("TimeSpan too long")
+    if ticks == _LONG_MAX_D:
+        return TIMESPAN_MAX_TICKS
+    return int(ticks)  # (long) truncates toward zero
+
+
+def _apply_jitter(ticks: int, rng: Uniform) -> int:
+    """Polly ``RetryHelper.ApplyJitter``: ``delay ± 25 %`` computed in milliseconds."""
+    ms = float(ticks) / 10_000.0  # TimeSpan.TotalMilliseconds
+    if ms > _MAX_MS:
+        ms = _MAX_MS
+    offset = (ms * 0.5) / 2
+    random_delay = (ms * 0.5 * draw(rng)) - offset
+    return _interval((ms + random_delay) * 10_000.0)  # TimeSpan.FromMilliseconds
+
+
+def timespan_wait(kind: str, jitter: bool, attempt: int, base_ticks: int,
+                  max_ticks: int | None, state: list[float], rng: Uniform) -> int:
+    """Polly v8 ``RetryHelper.GetRetryDelay`` (.NET 8 ``TimeSpan``), in ticks.
+
+    ``kind`` is the backoff kind, ``jitter`` Polly's ``UseJitter``, ``attempt`` the retry
+    index (0 for the first retry), ``max_ticks`` ``MaxDelay`` (None: none) and
+    ``state[0]`` the per-execution ``retryState`` of ``DecorrelatedJitterBackoffV2``
+    (0 at the start of a call; updated here). A zero base waits 0 and draws nothing;
+    every other jittered wait draws one uniform. Products are rounded to the nearest tick
+    (``TimeSpan * double``), millisecond conversions truncated (``FromMilliseconds``);
+    an overflow gives ``MaxDelay``, or ``TimeSpan.MaxValue`` without one.
+    """
+    try:
+        if base_ticks == 0:
+            ticks = 0
+        elif jitter:
+            if kind == "exponential":  # DecorrelatedJitterBackoffV2
+                t = attempt + draw(rng)
+                try:
+                    nxt = math.pow(2.0, t) * math.tanh(math.sqrt(4.0 * t))
+                except OverflowError:  # Math.Pow gives +inf
+                    nxt = math.inf
+                if math.isinf(nxt):  # Polly issue 2163: t >= 1024
+                    state[0] = nxt
+                    ticks = int(_POLLY_MAX_TICKS_D)
+                else:
+                    value = nxt - state[0]
+                    state[0] = nxt
+                    ticks = int(min(value * _POLLY_RP * base_ticks, _POLLY_MAX_TICKS_D))
+            elif kind == "constant":
+                ticks = _apply_jitter(base_ticks, rng)
+            elif kind == "linear":
+                ms = min(float(base_ticks) / 10_000.0, _MAX_MS)
+                ticks = _apply_jitter(_interval((attempt + 1) * ms * 10_000.0), rng)
+            else:
+                ticks = 0
+        elif kind == "constant":
+            ticks = base_ticks
+        elif kind == "linear":
+            ticks = _interval(round(base_ticks * float(attempt + 1)))
+        elif kind == "exponential":
+            try:
+                factor = math.pow(2.0, attempt)
+            except OverflowError:
+                factor = math.inf
+            ticks = _interval(round(base_ticks * factor))
+        else:
+            ticks = 0
+    except OverflowError:  # OverflowException: MaxDelay, else TimeSpan.MaxValue
+        return TIMESPAN_MAX_TICKS if max_ticks is None else max_ticks
+    if max_ticks is not None and ticks > max_ticks:
+        return max_ticks
+    return ticks
 
 
 class Waiter:
@@ -139,7 +262,7 @@ class Waiter:
     """
 
     __slots__ = ("_alt", "_alt_on", "_base", "_bkind", "_cap", "_f", "_floor", "_j", "_jkind",
-                 "_mult", "_over", "_zero_first", "n", "prev")
+                 "_mult", "_over", "_state", "_ts", "_zero_first", "n", "prev")
 
     def __init__(self, backoff: BackoffConfig, jitter: JitterConfig,
                  first_index: int = 0, *, alt_backoff: BackoffConfig | None = None,
@@ -150,7 +273,9 @@ class Waiter:
     def _set(self, params: tuple[Any, ...], first_index: int,
              alt: tuple[Any, ...] | None = None, alt_on: frozenset[str] = frozenset()) -> None:
         (self._bkind, self._base, self._cap, self._mult, self._jkind, self._f,
-         self._j, self._floor, self._zero_first, self._over) = params
+         self._j, self._floor, self._zero_first, self._over, self._ts) = params
+        self._state: list[float] | None = None if self._ts is None else [0.0]
+        """Polly's per-execution ``retryState`` (TimeSpan waits only)."""
         self._alt = alt
         """Backoff values used after an outcome in ``_alt_on`` (AWS throttling errors)."""
         self._alt_on = alt_on
@@ -193,6 +318,13 @@ class Waiter:
         kind = self._jkind
         n = self.n
         self.n = n + 1
+        if self._ts is not None:
+            base_ticks, max_ticks = self._ts
+            ticks = timespan_wait(self._bkind, kind == "polly", n, base_ticks, max_ticks,
+                                  self._state, rng)  # type: ignore[arg-type]
+            wait = ticks / TICKS_PER_SECOND  # TimeSpan.TotalSeconds
+            self.prev = wait
+            return wait
         if n == 0 and self._zero_first:
             self.prev = 0.0
             return 0.0
@@ -243,8 +375,15 @@ class Waiter:
         self.prev = wait
         return wait
 
-    def skip(self) -> None:
-        """Count a retry whose wait came from elsewhere (a server's Retry-After)."""
+    def skip(self, rng: Uniform | None = None) -> None:
+        """Count a retry whose wait came from elsewhere (a server's Retry-After).
+
+        With TimeSpan waits (Polly) the wait is still computed and dropped, drawing from
+        ``rng``, as Polly computes it before a ``DelayGenerator`` replaces it.
+        """
+        if self._ts is not None and rng is not None:
+            self.next(rng)
+            return
         self.n += 1
 
     def __repr__(self) -> str:

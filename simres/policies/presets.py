@@ -15,6 +15,10 @@ from typing import Any
 
 _REMOTE_FAILURES = ("timeout", "connection", "error", "rejected", "shed")
 
+_TIMESPAN_MAX = 922337203685.4775
+"""TimeSpan.MaxValue in seconds: with ``timespan`` backoffs, a cap this large is Polly's
+``MaxDelay`` null (no cap; an overflow gives TimeSpan.MaxValue)."""
+
 _AWS_THROTTLING = ("rejected", "shed")
 """simres outcomes that stand for AWS throttling errors (Throttling* codes, SlowDown, 429)."""
 
@@ -79,12 +83,23 @@ RETRY_PRESETS: dict[str, dict[str, Any]] = {
         "jitter": {"kind": "none"},
     },
     # Polly v8 RetryStrategyOptions: MaxRetryAttempts 3 (retries, so 4 tries), Delay 2 s,
-    # BackoffType Constant, UseJitter false, every exception handled.
+    # BackoffType Constant, UseJitter false, MaxDelay null, every exception handled, no
+    # DelayGenerator (so no Retry-After). Waits in TimeSpan ticks (RetryHelper.GetRetryDelay).
     "polly": {
         "max_attempts": 4,
         "retry_on": _REMOTE_FAILURES,
-        "backoff": {"kind": "constant", "base": 2.0},
+        "backoff": {"kind": "constant", "base": 2.0, "cap": _TIMESPAN_MAX, "timespan": True},
         "jitter": {"kind": "none"},
+        "honor_retry_after": False,
+    },
+    # The same with BackoffType Exponential and UseJitter true: Polly's
+    # DecorrelatedJitterBackoffV2 (median waits near 2, 4, 8 s).
+    "polly_jitter": {
+        "max_attempts": 4,
+        "retry_on": _REMOTE_FAILURES,
+        "backoff": {"kind": "exponential", "base": 2.0, "cap": _TIMESPAN_MAX, "timespan": True},
+        "jitter": {"kind": "polly"},
+        "honor_retry_after": False,
     },
     # Envoy route retry policy: num_retries 1 (2 tries); back-off U[0, min(25 ms * 2^(k-1),
     # 250 ms)); "5xx" covers 5xx replies, resets, connect failures and per-try timeouts;

@@ -22,6 +22,7 @@ from simres.policies.backoff import (
     JitterConfig,
     Uniform,
     Waiter,
+    timespan_problem,
     waiter_params,
 )
 from simres.policies.budget import BudgetConfig
@@ -135,6 +136,13 @@ class RetryConfig(PolicyModel):
         if self.jitter.kind in ("decorrelated", "decorrelated_finagle") and self.backoff.base <= 0:
             raise ValueError(
                 f"backoff.base: must be > 0 for {self.jitter.kind} jitter, got {self.backoff.base}")
+        problem = timespan_problem(self.backoff, self.jitter)
+        if problem:
+            raise ValueError(problem)
+        if self.throttling_backoff is not None and (self.backoff.timespan
+                                                    or self.jitter.kind == "polly"):
+            raise ValueError("throttling_backoff: not with Polly's TimeSpan waits (Polly has "
+                             "one backoff for every outcome)")
         return self
 
     def new_call(self) -> RetryCall:
@@ -199,7 +207,7 @@ class RetryCall:
         if mode == "replace":
             if retry_after < 0:
                 return None
-            self._waiter.skip()
+            self._waiter.skip(rng)
             return float(retry_after) if cap is None else min(cap, float(retry_after))
         if mode == "aws":
             t = self._waiter.next(rng, outcome)
@@ -212,7 +220,7 @@ class RetryCall:
         if cap is not None and seconds > cap:
             seconds = cap
         if seconds:
-            self._waiter.skip()
+            self._waiter.skip(rng)
             return float(seconds)
         return self._waiter.next(rng, outcome)
 

@@ -8,7 +8,7 @@ the same policy objects the simulation drives, so it may import only the foundat
 experiments, reporting or the CLI.
 """
 
-from simres.realtime.classify import Classification, Classifier, default_classify
+from simres.realtime.classify import Classification, Classifier, aws_classify, default_classify, http_classify
 from simres.realtime.errors import (
     AttemptTimeout,
     BreakerOpenError,
@@ -20,5 +20,6 @@ from simres.realtime.resilient import Resilient
 
 __all__ = [
     "AttemptTimeout", "BreakerOpenError", "BulkheadFullError", "Classification", "Classifier",
-    "DeadlineExceeded", "Resilient", "ThrottledError", "default_classify",
+    "DeadlineExceeded", "Resilient", "ThrottledError", "aws_classify", "default_classify",
+    "http_classify",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -127,6 +129,7 @@ class PolicyStack:
         timeout_via: Literal["thread", "argument", "both"] = "thread",
         bulkhead_counts: Literal["running", "tries"] = "running",
         max_abandoned: int | None = 32,
+        breaker_serialize: bool = False,
     ) -> None:
         for name, value in (("timeout", timeout), ("deadline", deadline)):
             if value is not None and not value > 0:
@@ -138,6 +141,13 @@ class PolicyStack:
         if max_abandoned is not None and (isinstance(max_abandoned, bool) or not isinstance(max_abandoned, int)
                                           or max_abandoned < 1):
             raise ValueError(f"max_abandoned: must be a whole number >= 1 or None, got {max_abandoned!r}")
+        if not isinstance(breaker_serialize, bool):
+            raise ValueError(f"breaker_serialize: must be True or False, got {breaker_serialize!r}")
+        self.breaker_serialize = breaker_serialize
+        """One try at a time, from admission to its outcome (pybreaker's ``call()``)."""
+        self._serial = threading.RLock()
+        self._aserial: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary())
         self.bulkhead_counts = bulkhead_counts
         self.max_abandoned = max_abandoned
         self._abandoned = 0
@@ -161,11 +171,38 @@ class PolicyStack:
                 f"retry={self.retry!r}, breaker={self.breaker!r}, bulkhead={self.bulkhead!r}, "
                 f"throttle={self.throttle!r})")
 
+    # ------------------------------------------------------------------ serialised tries
+
+    @contextlib.contextmanager
+    def _one_try(self) -> Iterator[None]:
+        """With ``breaker_serialize``, hold the try lock (re-entrant, like pybreaker's RLock)."""
+        if not self.breaker_serialize:
+            yield
+            return
+        with self._serial:
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _one_atry(self) -> AsyncIterator[None]:
+        """The asyncio form of :meth:`_one_try`: an ``asyncio.Lock`` per event loop."""
+        if not self.breaker_serialize:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._aserial.get(loop)
+        if lock is None:
+            lock = self._aserial[loop] = asyncio.Lock()
+        async with lock:
+            yield
+
     # ------------------------------------------------------------------ decisions
 
-    def _classify(self, value: Any) -> tuple[str, float | None]:
+    def _classify(self, value: Any) -> tuple[str, float | None, bool]:
+        """(outcome, retry_after, retryable) from the classifier's 1-, 2- or 3-form answer."""
         got = self.classify(value)
-        return (got, None) if isinstance(got, str) else (got[0], got[1])
+        if isinstance(got, str):
+            return got, None, True
+        return got[0], got[1], bool(got[2]) if len(got) > 2 else True  # type: ignore[misc]
 
     def _begin(self) -> _Call:
         now = self.clock.now()
@@ -342,13 +379,13 @@ class PolicyStack:
         another try follows after ``delay`` seconds; raises ``error`` (or the deadline) when
         the call is over with it. One decision for the sync and asyncio entry points.
         """
-        outcome, hint = self._classify(error if error is not None else result)
+        outcome, hint, retryable = self._classify(error if error is not None else result)
         self._finish(call, attempt, outcome)
         if outcome in SUCCESS_OUTCOMES:
             if error is not None:
                 raise error
             return True, 0.0
-        delay = self._retry_delay(call, outcome, hint, error)
+        delay = self._retry_delay(call, outcome, hint, error) if retryable else None
         if delay is None:
             if outcome == TIMEOUT:
                 self._check_deadline(call, error)

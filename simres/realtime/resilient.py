@@ -39,11 +39,22 @@ Errors raised to the caller: :class:`BreakerOpenError`, :class:`BulkheadFullErro
 result that the classifier calls a failure is returned as it is once retries run out.
 
 Classification. ``classify(value)`` receives the exception raised or the value returned
-and gives an outcome from :mod:`simres.outcomes`, or ``(outcome, retry_after)`` where
-``retry_after`` is a server hint in seconds (honoured if the retry config says so).
-:func:`default_classify` understands urllib: 429 -> rejected, 5xx -> error (with its
-``Retry-After``), timeouts, refused and reset connections; other 4xx count as success
-for the policies (the caller still gets the exception).
+and gives an outcome from :mod:`simres.outcomes`, ``(outcome, retry_after)`` where
+``retry_after`` is a server hint in seconds (honoured if the retry config says so), or
+``(outcome, retry_after, retryable)``: ``retryable`` False ends the retry loop after that
+failure. :func:`default_classify` understands urllib: 429 -> rejected, 5xx -> error
+(with its ``Retry-After``), timeouts, refused and reset connections; other 4xx count as
+success for the policies (the caller still gets the exception). :func:`http_classify`
+decides as the libraries do (a raised 4xx and a 501 are failures that are not retried)
+and :func:`aws_classify` as botocore's standard retry mode (``ClientError`` codes,
+``x-amz-retry-after`` in milliseconds); see :mod:`simres.realtime.classify`.
+
+Serialised breaker. ``breaker_serialize=True`` runs one try at a time, holding a
+re-entrant lock from admission to the try's outcome, as pybreaker's ``call()`` and its
+decorator hold the breaker's lock around the call: a caller that waited for the lock
+sees the state the previous try left (a tripped breaker rejects it; in half-open only
+one probe runs at a time). A timed-out try releases the lock at its timeout. asyncio
+calls serialise on an ``asyncio.Lock`` per event loop, apart from the threads.
 """
 
 
@@ -111,21 +122,22 @@ class Resilient(PolicyStack):
         last: BaseException | None = None
         while True:
             self._check_deadline(call, last)
-            attempt, verdict, local = self._admit(call)
-            if local is not None:
-                raise local from last
-            assert attempt is not None
-            if verdict == WAIT:
-                error = self._wait_slot(call, attempt)
-                if error is not None:
-                    raise error from last
-            result: Any = None
-            last = None
-            try:
-                result = self._run_sync(fn, self._try_timeout(call), args, kwargs, attempt)
-            except Exception as exc:
-                last = exc
-            done, delay = self._settle(call, attempt, result, last)
+            with self._one_try():
+                attempt, verdict, local = self._admit(call)
+                if local is not None:
+                    raise local from last
+                assert attempt is not None
+                if verdict == WAIT:
+                    error = self._wait_slot(call, attempt)
+                    if error is not None:
+                        raise error from last
+                result: Any = None
+                last = None
+                try:
+                    result = self._run_sync(fn, self._try_timeout(call), args, kwargs, attempt)
+                except Exception as exc:
+                    last = exc
+                done, delay = self._settle(call, attempt, result, last)
             if done:
                 return result
             if delay > 0:
@@ -150,7 +162,13 @@ class Resilient(PolicyStack):
 
         A with-block runs once, so there are no retries and no per-try timeout (the block
         cannot be interrupted); the deadline is not applied either. Exceptions propagate.
+        With ``breaker_serialize`` the block holds the try lock (pybreaker's ``calling()``
+        does not serialise; leave the option off to match it).
         """
+        with self._one_try():
+            yield from self._attempt_body()
+
+    def _attempt_body(self) -> Iterator[None]:
         call = self._begin()
         attempt, verdict, local = self._admit(call)
         if local is not None:
@@ -194,24 +212,25 @@ class Resilient(PolicyStack):
         last: BaseException | None = None
         while True:
             self._check_deadline(call, last)
-            attempt, verdict, local = self._admit(call)
-            if local is not None:
-                raise local from last
-            assert attempt is not None
-            if verdict == WAIT:
-                error = await self._await_slot(call, attempt)
-                if error is not None:
-                    raise error from last
-            result: Any = None
-            last = None
-            try:
-                result = await self._run_async(fn, self._try_timeout(call), args, kwargs)
-            except asyncio.CancelledError:
-                self._finish(call, attempt, CANCELLED)
-                raise
-            except Exception as exc:
-                last = exc
-            done, delay = self._settle(call, attempt, result, last)
+            async with self._one_atry():
+                attempt, verdict, local = self._admit(call)
+                if local is not None:
+                    raise local from last
+                assert attempt is not None
+                if verdict == WAIT:
+                    error = await self._await_slot(call, attempt)
+                    if error is not None:
+                        raise error from last
+                result: Any = None
+                last = None
+                try:
+                    result = await self._run_async(fn, self._try_timeout(call), args, kwargs)
+                except asyncio.CancelledError:
+                    self._finish(call, attempt, CANCELLED)
+                    raise
+                except Exception as exc:
+                    last = exc
+                done, delay = self._settle(call, attempt, result, last)
             if done:
                 return result
             await asyncio.sleep(delay)
@@ -219,6 +238,11 @@ class Resilient(PolicyStack):
     @contextlib.asynccontextmanager
     async def aattempt(self) -> AsyncIterator[None]:
         """The asyncio form of :meth:`attempt` (same rules: no retries, no timeout)."""
+        async with self._one_atry(), self._aattempt_body():
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _aattempt_body(self) -> AsyncIterator[None]:
         call = self._begin()
         attempt, verdict, local = self._admit(call)
         if local is not None:

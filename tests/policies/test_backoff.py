@@ -189,3 +189,66 @@ def test_waits_stay_within_zero_and_cap(kind: str, jitter: str, base: float, cap
     for _ in range(25):
         value = w.next(rng)
         assert 0.0 <= value <= cap
+
+
+# ---------------------------------------------------------------- Polly (TimeSpan ticks)
+
+
+def test_polly_decorrelated_first_waits_follow_the_v2_formula() -> None:
+    """DecorrelatedJitterBackoffV2: ticks = base * (f(n + U) - f(previous)) / 1.4, f(t) = 2^t tanh(sqrt(4t))."""
+    backoff = BackoffConfig(base=1.0, cap=1e6)
+    w = Waiter(backoff, JitterConfig(kind="polly"))
+    draws = iter([0.5, 0.25, 0.75])
+
+    def f(t: float) -> float:
+        return 2.0**t * math.tanh(math.sqrt(4.0 * t))
+
+    got = [w.next(lambda: next(draws)) for _ in range(3)]
+    prev, expected = 0.0, []
+    for n, u in enumerate([0.5, 0.25, 0.75]):
+        value = f(n + u)
+        expected.append(int((value - prev) * (1 / 1.4) * 10_000_000) / 10_000_000)
+        prev = value
+    assert got == expected
+    # the median of the first wait is near the base (Polly's scaling), not 3x it like AWS's
+    rng = np.random.default_rng(3)
+    firsts = [Waiter(backoff, JitterConfig(kind="polly")).next(rng) for _ in range(2000)]
+    assert 0.8 < float(np.median(firsts)) < 1.2
+
+
+def test_polly_constant_and_linear_jitter_is_plus_minus_25_percent() -> None:
+    for kind, n, expected in [("constant", 3, 2.0), ("linear", 2, 6.0)]:
+        w = Waiter(BackoffConfig(kind=kind, base=2.0, cap=100.0), JitterConfig(kind="polly"), n)
+        assert w.next(lambda: 0.0) == 0.75 * expected
+        w = Waiter(BackoffConfig(kind=kind, base=2.0, cap=100.0), JitterConfig(kind="polly"), n)
+        assert w.next(lambda: 0.5) == expected
+
+
+def test_polly_max_delay_caps_and_an_overflow_gives_it() -> None:
+    backoff = BackoffConfig(kind="exponential", base=1.0, cap=30.0, timespan=True)
+    w = Waiter(backoff, JitterConfig(kind="none"), first_index=3)
+    assert [w.next(lambda: 0.0) for _ in range(3)] == [8.0, 16.0, 30.0]
+    w = Waiter(backoff, JitterConfig(kind="none"), first_index=5000)  # 2^5000 ticks: OverflowException
+    assert w.next(lambda: 0.0) == 30.0
+    w = Waiter(backoff, JitterConfig(kind="polly"), first_index=2000)  # Polly's IsInfinity guard
+    assert w.next(lambda: 0.5) == 30.0
+
+
+def test_polly_zero_base_waits_zero_and_draws_nothing() -> None:
+    w = Waiter(BackoffConfig(kind="exponential", base=0.0, cap=5.0), JitterConfig(kind="polly"))
+
+    def no_draw() -> float:
+        raise AssertionError("drew")
+
+    assert w.next(no_draw) == 0.0
+
+
+def test_timespan_refuses_other_jitters_and_options() -> None:
+    with pytest.raises(ValidationError, match=r"backoff\.timespan: only with jitter none or polly"):
+        RetryConfig(backoff={"timespan": True}, jitter="full")
+    with pytest.raises(ValidationError, match="multiplier 2"):
+        RetryConfig(backoff={"multiplier": 3.0}, jitter="polly")
+    with pytest.raises(PolicyConfigError, match="timespan"):
+        Waiter(BackoffConfig(timespan=True), JitterConfig(kind="equal"))
+    with pytest.raises(ValidationError, match="throttling_backoff"):
+        RetryConfig(preset="polly", throttling_backoff={"base": 1.0})

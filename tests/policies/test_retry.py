@@ -144,6 +144,37 @@ def test_preset_polly_counts_retries_not_attempts() -> None:
     assert config.max_attempts == 4
     assert config.backoff.kind == "constant" and config.backoff.base == 2.0
     assert config.jitter.kind == "none"
+    # no MaxDelay, TimeSpan ticks, and no DelayGenerator: a server hint is not honoured
+    assert config.backoff.timespan and config.backoff.cap >= 922337203685
+    assert not config.honor_retry_after
+
+
+def test_preset_polly_jitter_is_decorrelated_v2() -> None:
+    config = RetryConfig(preset="polly_jitter")
+    assert (config.max_attempts, config.backoff.kind, config.backoff.base) == (4, "exponential", 2.0)
+    assert config.jitter.kind == "polly"
+
+
+def test_polly_replaced_wait_still_draws_like_a_delay_generator() -> None:
+    """Polly computes its delay before a DelayGenerator replaces it: the state and the draws advance."""
+    config = RetryConfig(preset="polly_jitter", honor_retry_after=True)
+    draws: list[float] = []
+
+    def rng() -> float:
+        draws.append(0.5)
+        return 0.5
+
+    call = config.new_call()
+    call.on_try()
+    assert call.next_delay(ERROR, rng, retry_after=1.25) == 1.25
+    call.on_try()
+    second = call.next_delay(ERROR, rng)
+    assert len(draws) == 2
+    fresh = config.new_call()
+    fresh.on_try()
+    fresh.next_delay(ERROR, lambda: 0.5)
+    fresh.on_try()
+    assert fresh.next_delay(ERROR, lambda: 0.5) == second
 
 
 def test_preset_resilience4j() -> None:
@@ -225,7 +256,7 @@ def test_preset_budget_can_be_removed() -> None:
 
 def test_unknown_preset_lists_valid_names() -> None:
     with pytest.raises(ValidationError, match="aws_standard, aws_standard_2_0, aws_standard_dynamodb, envoy, "
-                                                "finagle, grpc, polly"):
+                                                "finagle, grpc, polly, polly_jitter"):
         RetryConfig(preset="hystrix")
 
 
