@@ -75,6 +75,13 @@ _CODE = {CLOSED: 0, OPEN: 1, HALF_OPEN: 2}
 _RULES = {"at_or_above": 0, "above": 1, "count_above": 2, "percent_above": 3}
 
 
+def _sampling_duration_ms(size: float) -> int:
+    """cockatiel's ``this.duration``: the slot width rounded to whole ms, times the slots."""
+    duration_ms = round(size * 1000.0, 6)
+    n = max(5, math.ceil(duration_ms / 1000))
+    return math.floor(duration_ms / n + 0.5) * n
+
+
 class BreakerConfig(PolicyModel):
     """Options of a circuit breaker."""
 
@@ -232,6 +239,19 @@ class BreakerConfig(PolicyModel):
             raise ValueError(f"half_open_waits: needs half_open 'single_probe', got {self.half_open!r}")
         return self
 
+    def minimum_window_calls(self) -> float:
+        """Results the closed-state window must hold before a rate is checked: a count
+        window's min(minimum_calls, size) (Resilience4j), a sampling window's
+        duration_ms * minimum_rps / 1000 in cockatiel's arithmetic, else minimum_calls."""
+        win = self.window
+        if win.kind == "count":
+            return min(self.minimum_calls, int(win.size))
+        if win.kind == "sampling":
+            duration_ms = _sampling_duration_ms(float(win.size))
+            rpms = self.minimum_rps / 1000 if self.minimum_rps else 5 / (self.threshold * 1000)
+            return duration_ms * rpms
+        return self.minimum_calls
+
     def build(self, listener: Listener | None = None, *,
               rng: np.random.Generator | Uniform | None = None) -> CircuitBreaker:
         """Fresh breaker state; ``rng`` is needed only for ``open_for_jitter: equal``."""
@@ -322,16 +342,10 @@ class CircuitBreaker:
         self._permits = config.half_open_permits
         self._ho_needed = min(config.minimum_calls, config.half_open_permits)
         win = config.window
-        self._min_calls = (min(config.minimum_calls, int(win.size)) if win.kind == "count"
-                           else config.minimum_calls)
+        self._min_calls = config.minimum_window_calls()
         check = config.check_rate_on
         self._eval_on_failure_only = check == "failure" or (check == "auto" and win.kind == "rolling")
         self._window = win.build() if config.trip != "consecutive" else None
-        if win.kind == "sampling" and self._window is not None:
-            # SamplingBreaker: `total < duration * minimumRpms`, in the library's arithmetic
-            rpms = (config.minimum_rps / 1000 if config.minimum_rps
-                    else 5 / (config.threshold * 1000))
-            self._min_calls = self._window.duration_ms * rpms  # type: ignore[union-attr]
         self.state = CLOSED
         """closed, open or half_open."""
         self.epoch = 0

@@ -168,3 +168,13 @@ def test_the_simulation_lets_half_open_callers_wait_for_the_probe() -> None:
         req = waiting.requests
         during = req[(req.start > half_at) & (req.start < closed_at)]
         assert len(during) > 5 and (during.outcome == "ok").all()
+
+
+def test_minimum_window_calls_is_what_each_window_waits_for() -> None:
+    """One rule for the breaker and the pre-flight check: Resilience4j's min(minimum, size),
+    cockatiel's duration_ms * minimumRpms (30 s at 5 / 0.2 per second: 750), else minimum_calls."""
+    assert BreakerConfig(preset="resilience4j", window={"kind": "count", "size": 20}).minimum_window_calls() == 20
+    assert BreakerConfig(preset="cockatiel_sampling").minimum_window_calls() == 750
+    assert BreakerConfig(preset="cockatiel_sampling", minimum_rps=2.0,
+                         window={"kind": "sampling", "size": 1.234}).minimum_window_calls() == 1235 * 2 / 1000
+    assert BreakerConfig(preset="opossum").minimum_window_calls() == 0
