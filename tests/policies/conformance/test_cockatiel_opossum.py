@@ -24,10 +24,12 @@ from simres.policies.breaker import WAIT
 from .transcriptions import (
     COCKATIEL_COMMIT,
     OPOSSUM_COMMIT,
+    POLLY_COMMIT,
     CockatielCircuitBreakerPolicy,
     CockatielConsecutiveBreaker,
     CockatielSamplingBreaker,
     OpossumCircuitBreaker,
+    PollyCircuitBreaker,
 )
 
 GRID = 1 / 1024
@@ -216,4 +218,71 @@ def test_opossum_harness_notices_other_semantics(overrides: dict[str, Any]) -> N
     bad = [0]
     for seed in range(40):
         run_opossum(seed, lambda same, what: bad.__setitem__(0, bad[0] + (not same)), **overrides)
+    assert bad[0] > 0
+
+
+POLLY_GRID = 1 / 64  # whole ticks (100 ns): 156,250 per step
+
+
+def run_polly(seed: int, check: Any, steps: int = 300, **overrides: Any) -> None:
+    gen = np.random.default_rng(seed)
+    ratio = float(gen.choice([0.1, 0.2, 0.5, 0.3, 0.75]))
+    minimum = int(gen.integers(1, 12))
+    sampling = float(gen.choice([0.625, 1.25, 2.5, 5.0, 30.0]))  # sub-windows of whole ticks
+    brk = int(gen.choice([0, 8, 64, 320])) * POLLY_GRID
+    clock = [0]
+    lib = PollyCircuitBreaker(ratio, minimum, round(sampling * 1e7), round(brk * 1e7), clock)
+    sim = BreakerConfig(preset="polly", threshold=ratio, minimum_calls=minimum, open_for=brk,
+                        window={"kind": "rolling", "size": sampling, "buckets": 10}, **overrides).build()
+    p_fail = float(gen.choice([0.1, 0.3, 0.6]))
+    max_step = int(gen.choice([2, 8, 64]))
+    now = 0.0
+    inflight: list[tuple[float, int]] = []
+    for _ in range(steps):
+        if gen.random() < 0.1 and sim.state == "open":
+            now = sim.open_until
+        else:
+            now += int(gen.integers(0, max_step)) * POLLY_GRID
+        clock[0] = round(now * 1e7)
+        if inflight and (len(inflight) >= 6 or gen.random() < 0.5):
+            start, permit = inflight.pop(int(gen.integers(len(inflight))))
+            r = gen.random()
+            result = "failure" if r < p_fail else "unhandled" if r < p_fail + 0.08 else "success"
+            if result == "failure":
+                lib.on_handled_outcome()
+            else:
+                lib.on_unhandled_outcome()
+            sim.on_result(now, permit, _OUTCOME[result], now - start)
+            same, what = True, ("result", result)
+        else:
+            admitted = lib.pre_execute()
+            permit = sim.allow(now)
+            same, what = admitted == (permit is not None), ("call", admitted)
+            if admitted and permit is not None:
+                inflight.append((now, permit))
+        same = same and lib.state == sim.state
+        if same and sim.state == "closed":  # Polly also counts while open; closing resets both
+            total, _rate, failures = lib.metrics.get_health_info()
+            same = (total, failures) == sim.counts(now)[:2]
+        check(same, (seed, now, what, lib.state, sim.state))
+        if not same:
+            return
+
+
+def test_polly_breaker(tally: Any) -> None:
+    t = tally("Polly CircuitStateController + AdvancedCircuitBehavior (transcribed) vs preset polly",
+              f"Polly 8.x {POLLY_COMMIT[:8]}")
+    for seed in range(40):
+        run_polly(seed, t.check)
+    t.assert_clean()
+
+
+@pytest.mark.parametrize("overrides", [
+    {"rate_rule": "above"}, {"check_rate_on": "every_result"}, {"count_late_results": False},
+    {"late_result_state": "admitting_closed"}, {"close_window": "reset_then_probe"},
+], ids=["above", "every-result", "late-ignored", "cockatiel-late-results", "probe-counted"])
+def test_polly_harness_notices_other_semantics(overrides: dict[str, Any]) -> None:
+    bad = [0]
+    for seed in range(40):
+        run_polly(seed, lambda same, what: bad.__setitem__(0, bad[0] + (not same)), **overrides)
     assert bad[0] > 0

@@ -506,3 +506,110 @@ class OpossumCircuitBreaker:
             self.reset_at = None  # clearTimeout(RESET_TIMEOUT)
             self.state = "closed"
             self.pending_close = False
+
+
+# ---------------------------------------------------------------------------- Polly v8
+
+POLLY_COMMIT = "173d6d1d2e28a4697f1ac1d22da68f77ff19a0c9"
+"""App-vNext/Polly main (Polly.Core 8.x) at the commit read."""
+
+
+class PollyRollingHealthMetrics:
+    """``src/Polly.Core/CircuitBreaker/Health/RollingHealthMetrics.cs`` on a clock in ticks
+    (100 ns, ``DateTimeOffset``): ``_windowDuration = samplingDuration.Ticks /
+    numberOfWindows`` (integer division); ``UpdateCurrentWindow`` starts a window when
+    ``now - current.StartedAt >= _windowDuration`` and drops the oldest while ``now -
+    Peek().StartedAt >= _samplingDuration``. ``HealthInfo.Create``: throughput
+    ``s + f``, failure rate ``f / (double)total`` (0 when empty)."""
+
+    def __init__(self, sampling_ticks: int, windows: int, clock: list[int]) -> None:
+        self.sampling = sampling_ticks
+        self.window = sampling_ticks // windows
+        self.windows: deque[list[int]] = deque()  # [StartedAt, Successes, Failures]
+        self.current: list[int] | None = None
+        self.clock = clock
+
+    def update_current_window(self) -> list[int]:
+        now = self.clock[0]
+        if self.current is None or now - self.current[0] >= self.window:
+            self.current = [now, 0, 0]
+            self.windows.append(self.current)
+        while now - self.windows[0][0] >= self.sampling:
+            self.windows.popleft()
+        return self.current
+
+    def increment_success(self) -> None:
+        self.update_current_window()[1] += 1
+
+    def increment_failure(self) -> None:
+        self.update_current_window()[2] += 1
+
+    def reset(self) -> None:
+        self.current = None
+        self.windows.clear()
+
+    def get_health_info(self) -> tuple[int, float, int]:
+        self.update_current_window()
+        successes = sum(w[1] for w in self.windows)
+        failures = sum(w[2] for w in self.windows)
+        total = successes + failures
+        return (0, 0.0, failures) if total == 0 else (total, failures / total, failures)
+
+
+class PollyCircuitBreaker:
+    """``Controller/CircuitStateController.cs`` (``OnActionPreExecuteAsync``,
+    ``PermitHalfOpenCircuitTest_NeedsLock``, ``OnUnhandledOutcomeAsync``,
+    ``OnHandledOutcomeAsync``, ``CloseCircuit_NeedsLock``, ``OpenCircuitFor_NeedsLock``)
+    with ``Controller/AdvancedCircuitBehavior.cs`` over rolling health metrics. A success
+    is an unhandled outcome (the default ``ShouldHandle`` handles exceptions only), as is
+    an exception the predicate does not handle."""
+
+    def __init__(self, failure_ratio: float, minimum_throughput: int, sampling_ticks: int,
+                 break_ticks: int, clock: list[int]) -> None:
+        self.ratio = failure_ratio
+        self.minimum = minimum_throughput
+        self.break_ticks = break_ticks
+        self.metrics = PollyRollingHealthMetrics(sampling_ticks, 10, clock)
+        self.clock = clock
+        self.state = "closed"
+        self.blocked_until = -math.inf  # DateTimeOffset.MinValue
+
+    def pre_execute(self) -> bool:
+        """True: the call runs; False: ``BrokenCircuitException``."""
+        is_half_open = False
+        if self.state == "open" and self.permit_half_open_circuit_test():
+            self.state = "half_open"
+            is_half_open = True
+        return not (self.state == "open" or (self.state == "half_open" and not is_half_open))
+
+    def permit_half_open_circuit_test(self) -> bool:
+        now = self.clock[0]
+        if now >= self.blocked_until:
+            self.blocked_until = now + self.break_ticks
+            return True
+        return False
+
+    def on_unhandled_outcome(self) -> None:
+        self.metrics.increment_success()  # AdvancedCircuitBehavior.OnActionSuccess, any state
+        if self.state == "half_open":
+            self.close_circuit()
+
+    def on_handled_outcome(self) -> None:
+        should_break = False
+        if self.state == "closed":
+            self.metrics.increment_failure()
+            throughput, rate, _ = self.metrics.get_health_info()
+            should_break = throughput >= self.minimum and rate >= self.ratio
+        elif self.state == "open":
+            self.metrics.increment_failure()  # tracked, no action
+        if self.state == "half_open" or (self.state == "closed" and should_break):
+            self.open_circuit_for()
+
+    def close_circuit(self) -> None:
+        self.blocked_until = -math.inf
+        self.state = "closed"
+        self.metrics.reset()  # OnCircuitClosed
+
+    def open_circuit_for(self) -> None:
+        self.blocked_until = self.clock[0] + self.break_ticks
+        self.state = "open"
