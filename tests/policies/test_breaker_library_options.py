@@ -103,6 +103,7 @@ def test_sampling_opens_only_above_the_threshold_and_counts_the_probe_after_clos
 
 def test_opossum_counts_every_call_started_and_keeps_its_statistics_on_close() -> None:
     b = BreakerConfig(preset="opossum", open_for=1.0).build()
+    assert set(b.config.failure_outcomes) == {"error", "timeout", "connection", "rejected", "shed"}
     ok = b.allow(0.0)
     b.on_result(0.1, b.allow(0.0), ERROR, 0.1)  # 1 failure / 2 fires = 50 %: not above 50
     assert b.state == "closed"

@@ -35,6 +35,10 @@ from .transcriptions import (
 GRID = 1 / 1024
 _STATE = {0: "closed", 1: "open", 2: "half_open"}
 _OUTCOME = {"success": OK, "failure": ERROR, "unhandled": REJECTED, "filtered": REJECTED}
+HANDLED = ("error", "timeout", "connection", "shed")
+"""The presets handle every remote failure (cockatiel handleAll, opossum without an
+errorFilter); the harness narrows that so ``rejected`` stands for an error the policy does
+not handle (cockatiel handleType) or that opossum's errorFilter matches."""
 
 
 def run_cockatiel(seed: int, check: Any, sampling: bool, steps: int = 300, **overrides: Any) -> None:
@@ -51,12 +55,13 @@ def run_cockatiel(seed: int, check: Any, sampling: bool, steps: int = 300, **ove
         breaker: Any = CockatielSamplingBreaker(threshold, duration_ms, rps, clock)
         sim = BreakerConfig(preset="cockatiel_sampling", threshold=threshold,
                             window={"kind": "sampling", "size": duration_ms / 1000},
-                            minimum_rps=rps, open_for=half_open_after, **overrides).build()
+                            minimum_rps=rps, open_for=half_open_after, failure_outcomes=HANDLED,
+                            **overrides).build()
     else:
         n = int(gen.integers(1, 7))
         breaker = CockatielConsecutiveBreaker(n)
         sim = BreakerConfig(preset="cockatiel", failure_threshold=n, open_for=half_open_after,
-                            **overrides).build()
+                            failure_outcomes=HANDLED, **overrides).build()
     lib = CockatielCircuitBreakerPolicy(breaker, half_open_after * 1000, clock)
     p_fail = float(gen.choice([0.2, 0.5, 0.8]))
     max_step = int(gen.choice([4, 40, 400]))
@@ -161,7 +166,7 @@ def run_opossum(seed: int, check: Any, steps: int = 300, **overrides: Any) -> No
     lib = OpossumCircuitBreaker(pct, reset_ms, rolling, buckets, volume)
     width = lib.interval / 1000
     sim = BreakerConfig(preset="opossum", threshold=pct / 100, open_for=reset_ms / 1000,
-                        minimum_calls=volume,
+                        minimum_calls=volume, failure_outcomes=HANDLED,
                         window={"kind": "time", "size": buckets * width, "bucket_width": width},
                         **overrides).build()
     p_fail = float(gen.choice([0.2, 0.5, 0.8]))
