@@ -35,6 +35,7 @@ from simres.outcomes import (
     THROTTLED,
     TIMEOUT,
 )
+from simres.policies.breaker import WAIT
 from simres.rng import stream, uniform_sampler
 
 if TYPE_CHECKING:
@@ -334,7 +335,13 @@ class CallSite:
                 break
             permit = None
             if breaker is not None:
-                permit = breaker.allow(t0)
+                permit = breaker.allow(t0, True)
+                while permit == WAIT:  # half_open_waits: wait for the probe's verdict, then ask again
+                    woken = Event(env)
+                    breaker.wait(woken.succeed)
+                    yield woken
+                    t0 = env.now
+                    permit = breaker.allow(t0, True) if t0 < deadline_at else None
                 if permit is None:
                     outcome = self._reject(req_id, attempt, t0, BREAKER_OPEN, None, retry_cost, wait, parent)
                     break
@@ -563,7 +570,12 @@ class Call:
             return
         breaker = site.breaker
         if breaker is not None:
-            self.permit = breaker.allow(t0)
+            self.permit = breaker.allow(t0, True)
+            if self.permit == WAIT:  # half_open_waits: resume in _woken after the verdict
+                woken = Event(site.env)
+                woken.callbacks.append(self._woken)
+                breaker.wait(woken.succeed)
+                return
             if self.permit is None:
                 self.outcome = site._reject(self.req_id, attempt, t0, BREAKER_OPEN, None, self.retry_cost,
                                             self.wait, self.parent)
@@ -574,6 +586,28 @@ class Call:
         self.t0 = t0
         site._start_try(self.req_id, self.priority, self.deadline_at, self.parent).callbacks.append(self._reply)
 
+
+    def _woken(self, _ev: Event) -> None:
+        """The half-open verdict is in: ask the breaker again (the throttle already let
+        this try through); past the deadline the try is refused as breaker_open."""
+        site = self.site
+        t0 = site.env.now
+        breaker = site.breaker
+        self.permit = breaker.allow(t0, True) if t0 < self.deadline_at else None  # type: ignore[union-attr]
+        if self.permit == WAIT:
+            woken = Event(site.env)
+            woken.callbacks.append(self._woken)
+            breaker.wait(woken.succeed)  # type: ignore[union-attr]
+            return
+        if self.permit is None:
+            self.outcome = site._reject(self.req_id, self.attempt, t0, BREAKER_OPEN, None, self.retry_cost,
+                                        self.wait, self.parent)
+            self.done(self)
+            return
+        if site.budget is not None:
+            site.budget.on_try_start(t0, self.attempt > 1)
+        self.t0 = t0
+        site._start_try(self.req_id, self.priority, self.deadline_at, self.parent).callbacks.append(self._reply)
 
     def _reply(self, job: Job) -> None:
         """The try ended (reply or timer): tell the policies, record it, decide on a retry."""

@@ -30,7 +30,17 @@ half-open does not close it).
 
 The open period ends at ``open_until``: the breaker half-opens on a call at or after it
 (``half_open_at: deadline``, pybreaker and cockatiel) or strictly after it
-(``after_deadline``, Resilience4j ``Instant.isAfter``).
+(``after_deadline``, Resilience4j ``Instant.isAfter``). With ``half_open_trigger: timer``
+(opossum's reset timer) it is half-open from the deadline on, whatever comes first: a
+result arriving after the deadline is handled by the half-open state.
+
+Library choices beyond these, each a named option whose default is the behaviour above:
+``rate_rule`` (the inequality and its arithmetic), ``check_rate_on``, ``rate_denominator``
+(opossum counts every call started), ``minimum_rps`` (cockatiel), ``close_window``
+(reset, keep, or reset and count the closing probe), ``half_open_failure_counts``,
+``half_open_waits`` (cockatiel: callers beyond the probe wait for its verdict; the driver
+must pass ``can_wait=True`` and register a wake-up with :meth:`CircuitBreaker.wait`),
+``unhandled`` and ``late_result_state: admitting_closed`` (cockatiel).
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from simres.errors import PolicyConfigError
-from simres.outcomes import CANCELLED, LOCAL_OUTCOMES, RETRYABLE_KINDS, UNFINISHED
+from simres.outcomes import CANCELLED, LOCAL_OUTCOMES, RETRYABLE_KINDS, SUCCESS_OUTCOMES, UNFINISHED
 from simres.policies._base import PolicyModel
 from simres.policies.backoff import Uniform, draw
 from simres.policies.windows import WindowConfig
@@ -53,11 +63,23 @@ OPEN = "open"
 HALF_OPEN = "half_open"
 BREAKER_STATES: tuple[str, ...] = (CLOSED, OPEN, HALF_OPEN)
 
+WAIT = -1
+"""What :meth:`CircuitBreaker.allow` returns, when asked with ``can_wait=True``, to a call
+that must wait for the half-open verdict (``half_open_waits``)."""
+
 Listener = Callable[[float, str, str, str], None]
 """``listener(now, old_state, new_state, reason)``, called on every transition."""
 
 _IGNORED = frozenset(LOCAL_OUTCOMES | {CANCELLED, UNFINISHED})
 _CODE = {CLOSED: 0, OPEN: 1, HALF_OPEN: 2}
+_RULES = {"at_or_above": 0, "above": 1, "count_above": 2, "percent_above": 3}
+
+
+def _sampling_duration_ms(size: float) -> int:
+    """cockatiel's ``this.duration``: the slot width rounded to whole ms, times the slots."""
+    duration_ms = round(size * 1000.0, 6)
+    n = max(5, math.ceil(duration_ms / 1000))
+    return math.floor(duration_ms / n + 0.5) * n
 
 
 class BreakerConfig(PolicyModel):
@@ -77,9 +99,10 @@ class BreakerConfig(PolicyModel):
     window: WindowConfig = Field(default_factory=WindowConfig,
                                  description="The calls a rate is computed over.")
     minimum_calls: int = Field(
-        default=100, ge=1,
+        default=100, ge=0,
         description="Calls in the window before a rate is evaluated (a count window uses "
-                    "min(minimum_calls, size), as Resilience4j).")
+                    "min(minimum_calls, size), as Resilience4j; opossum volumeThreshold). "
+                    "A sampling window uses minimum_rps instead.")
     slow_call_duration: float = Field(
         default=60.0, gt=0,
         description="Seconds: a call that takes longer (success or failure) is slow.")
@@ -125,10 +148,59 @@ class BreakerConfig(PolicyModel):
         default=False,
         description="Count results of calls admitted before the current state began (the "
                     "libraries do); False ignores them.")
-    late_result_state: Literal["current", "admitting"] = Field(
+    late_result_state: Literal["current", "admitting", "admitting_closed"] = Field(
         default="current",
         description="Which state handles a counted late result: the current one (Resilience4j, "
-                    "Polly) or the one that admitted the call (pybreaker).")
+                    "Polly, opossum), the one that admitted the call (pybreaker), or "
+                    "admitting_closed (cockatiel): a closed-state call's result always goes to "
+                    "the closed-state statistics and a trip opens a closed or half-open breaker "
+                    "(an open one stays as it is); a half-open call's late result is ignored.")
+    rate_rule: Literal["at_or_above", "above", "count_above", "percent_above"] = Field(
+        default="at_or_above",
+        description="How the closed-state failure rate meets threshold: at_or_above "
+                    "failures/calls >= threshold (Resilience4j, Polly); above failures/calls > "
+                    "threshold; count_above failures > threshold*calls (cockatiel); "
+                    "percent_above failures/calls*100 > threshold*100 (opossum).")
+    check_rate_on: Literal["auto", "failure", "every_result"] = Field(
+        default="auto",
+        description="When the closed-state rate is checked: auto (after a failure or slow call "
+                    "for a rolling window, as Polly; after every result otherwise), failure "
+                    "(cockatiel, opossum) or every_result.")
+    rate_denominator: Literal["results", "calls_started"] = Field(
+        default="results",
+        description="results: the rate is over the results in the window (closed state only); "
+                    "calls_started (opossum, time windows): over every call asked of the breaker "
+                    "(admitted or rejected, in any state), with failures counted in any state.")
+    minimum_rps: float | None = Field(
+        default=None, gt=0,
+        description="Sampling window: the rate is checked once the ring holds at least "
+                    "duration_ms * minimum_rps / 1000 results (cockatiel minimumRps); None = "
+                    "cockatiel's default, 5 / threshold per second.")
+    close_window: Literal["reset", "keep", "reset_then_probe"] = Field(
+        default="reset",
+        description="What closing does to the closed-state statistics: reset (Resilience4j, "
+                    "Polly, pybreaker), keep (opossum), or reset_then_probe: reset, then count "
+                    "the successful probe (cockatiel SamplingBreaker).")
+    half_open_failure_counts: bool = Field(
+        default=False,
+        description="A failed half-open probe is also counted in the closed-state statistics "
+                    "(cockatiel: breaker.failure(HalfOpen)).")
+    half_open_waits: bool = Field(
+        default=False,
+        description="single_probe mode: calls beyond the probe wait for its verdict and then "
+                    "try again (cockatiel) instead of being rejected; in the simulation only "
+                    "(the real-time wrappers reject them).")
+    half_open_trigger: Literal["call", "timer"] = Field(
+        default="call",
+        description="call: the breaker half-opens on the first call after the open period "
+                    "(lazily); timer: at the deadline itself (opossum's reset timer), so a "
+                    "result arriving later is handled as half-open.")
+    unhandled: Literal["success", "skip_when_closed"] = Field(
+        default="success",
+        description="Remote outcomes that are neither failures nor successes (unhandled "
+                    "errors): success counts them as successes; skip_when_closed (cockatiel) "
+                    "neither counts them nor resets in closed, and counts them as a success "
+                    "in half-open.")
     scope: Literal["per_client", "shared"] = Field(
         default="per_client",
         description="per_client: one breaker per client instance; shared: one for every "
@@ -152,7 +224,33 @@ class BreakerConfig(PolicyModel):
                 f"open_for_max: must be >= open_for ({self.open_for}), got {self.open_for_max}")
         if self.trip == "slow_rate" and self.slow_threshold is None:
             raise ValueError("slow_threshold: trip 'slow_rate' needs a slow_threshold, got None")
+        kind = self.window.kind
+        if self.rate_denominator == "calls_started" and (kind != "time" or self.trip == "consecutive"):
+            raise ValueError("rate_denominator: calls_started needs a rate trip over a time window, "
+                             f"got trip {self.trip!r} with window {kind!r}")
+        if self.minimum_rps is not None and kind != "sampling":
+            raise ValueError(f"minimum_rps: only a sampling window uses it, got window {kind!r}")
+        if kind == "sampling" and self.trip == "slow_rate":
+            raise ValueError("trip: a sampling window counts no slow calls, got 'slow_rate'")
+        if self.rate_denominator == "calls_started" and self.late_result_state != "current":
+            raise ValueError("late_result_state: calls_started counts results in the current "
+                             f"state, got {self.late_result_state!r}")
+        if self.half_open_waits and self.half_open != "single_probe":
+            raise ValueError(f"half_open_waits: needs half_open 'single_probe', got {self.half_open!r}")
         return self
+
+    def minimum_window_calls(self) -> float:
+        """Results the closed-state window must hold before a rate is checked: a count
+        window's min(minimum_calls, size) (Resilience4j), a sampling window's
+        duration_ms * minimum_rps / 1000 in cockatiel's arithmetic, else minimum_calls."""
+        win = self.window
+        if win.kind == "count":
+            return min(self.minimum_calls, int(win.size))
+        if win.kind == "sampling":
+            duration_ms = _sampling_duration_ms(float(win.size))
+            rpms = self.minimum_rps / 1000 if self.minimum_rps else 5 / (self.threshold * 1000)
+            return duration_ms * rpms
+        return self.minimum_calls
 
     def build(self, listener: Listener | None = None, *,
               rng: np.random.Generator | Uniform | None = None) -> CircuitBreaker:
@@ -165,10 +263,14 @@ class CircuitBreaker:
 
     __slots__ = (
         "_admitting",
+        "_close_window",
+        "_closed_adm",
+        "_count_calls",
         "_epoch_state",
         "_eval_on_failure_only",
         "_fail",
         "_ho_fail",
+        "_ho_fail_counts",
         "_ho_needed",
         "_ho_ok",
         "_ho_results",
@@ -181,15 +283,21 @@ class CircuitBreaker:
         "_mode",
         "_ok_needed",
         "_opens_in_row",
+        "_pct",
         "_permits",
         "_probe_busy",
         "_rng",
+        "_rule",
+        "_skip_unhandled",
         "_slow_dur",
         "_slow_thr",
         "_streak",
         "_strict",
         "_threshold",
+        "_timer",
         "_trip",
+        "_waiters",
+        "_waits",
         "_window",
         "config",
         "epoch",
@@ -214,6 +322,17 @@ class CircuitBreaker:
         self._fail = frozenset(config.failure_outcomes)
         self._late = config.count_late_results
         self._admitting = config.count_late_results and config.late_result_state == "admitting"
+        self._closed_adm = config.late_result_state == "admitting_closed"
+        self._rule = _RULES[config.rate_rule]
+        self._pct = round(config.threshold * 100.0, 9)
+        """The threshold as the percentage opossum is given (percent_above)."""
+        self._count_calls = config.rate_denominator == "calls_started"
+        self._close_window = config.close_window
+        self._ho_fail_counts = config.half_open_failure_counts
+        self._waits = config.half_open_waits
+        self._waiters: list[Callable[[], None]] = []
+        self._timer = config.half_open_trigger == "timer"
+        self._skip_unhandled = config.unhandled == "skip_when_closed"
         self._epoch_state = bytearray([0])
         """The state of every epoch so far (admitting mode reads a permit's state from it)."""
         self._strict = config.half_open_at == "after_deadline"
@@ -223,9 +342,9 @@ class CircuitBreaker:
         self._permits = config.half_open_permits
         self._ho_needed = min(config.minimum_calls, config.half_open_permits)
         win = config.window
-        self._min_calls = (min(config.minimum_calls, int(win.size)) if win.kind == "count"
-                           else config.minimum_calls)
-        self._eval_on_failure_only = win.kind == "rolling"
+        self._min_calls = config.minimum_window_calls()
+        check = config.check_rate_on
+        self._eval_on_failure_only = check == "failure" or (check == "auto" and win.kind == "rolling")
         self._window = win.build() if config.trip != "consecutive" else None
         self.state = CLOSED
         """closed, open or half_open."""
@@ -247,8 +366,15 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ the driver's API
 
-    def allow(self, now: float) -> int | None:
-        """May a call start now? Returns a permit to pass back, or None to reject."""
+    def allow(self, now: float, can_wait: bool = False) -> int | None:
+        """May a call start now? Returns a permit to pass back, or None to reject.
+
+        With ``half_open_waits`` and ``can_wait`` (the simulated driver), a call beyond the
+        half-open probe gets :data:`WAIT`: it registers a wake-up with :meth:`wait` and asks
+        again when the probe's verdict is in. Without ``can_wait`` it is rejected.
+        """
+        if self._count_calls:
+            self._window.record_call(now)  # type: ignore[union-attr]
         state = self.state
         if state == CLOSED:
             return self.epoch
@@ -256,7 +382,7 @@ class CircuitBreaker:
             if now < self.open_until or (self._strict and now == self.open_until):
                 self.rejected_count += 1
                 return None
-            self._to(now, HALF_OPEN, "open_elapsed")
+            self._to(self.open_until if self._timer else now, HALF_OPEN, "open_elapsed")
         elif (self.config.half_open_max_wait is not None
               and now - self._ho_since >= self.config.half_open_max_wait):
             self._open(now, "half_open_timeout")
@@ -271,26 +397,45 @@ class CircuitBreaker:
             if not self._probe_busy:
                 self._probe_busy = True
                 return self.epoch
+            if self._waits and can_wait:
+                return WAIT
         else:
             return self.epoch
         self.rejected_count += 1
         return None
+
+    def wait(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` when the current half-open verdict is in (or the probe is given
+        back); the waiting call then asks :meth:`allow` again. FIFO, as cockatiel's
+        callers awaiting the half-open decision."""
+        self._waiters.append(wake)
 
     def on_result(self, now: float, permit: int, outcome: str, duration: float) -> None:
         """Record the result of a permitted call that took ``duration`` seconds."""
         if outcome in _IGNORED:
             self.release(permit)
             return
+        if self._timer and self.state == OPEN and (
+                now > self.open_until or (now == self.open_until and not self._strict)):
+            self._to(self.open_until, HALF_OPEN, "open_elapsed")
         late = permit != self.epoch
         if late and not self._late:
             return
         failed = outcome in self._fail
         slow = duration > self._slow_dur
+        unhandled = self._skip_unhandled and not failed and outcome not in SUCCESS_OUTCOMES
+        if self._closed_adm:
+            self._closed_admitted_result(now, permit, failed, slow, unhandled)
+            return
         if self._admitting:
             self._admitted_result(now, permit, failed, slow)
             return
+        if self._count_calls:
+            self._window.record_failure(now, failed, slow)  # type: ignore[union-attr]
         state = self.state
         if state == CLOSED:
+            if unhandled:
+                return
             self._closed_result(now, failed, slow)
         elif state == HALF_OPEN:
             self._half_open_result(now, failed, slow)
@@ -305,6 +450,7 @@ class CircuitBreaker:
                 self._ho_taken -= 1
         elif self._mode == "single_probe":
             self._probe_busy = False
+            self._wake()
 
     # ------------------------------------------------------------------ inspection
 
@@ -328,25 +474,64 @@ class CircuitBreaker:
     # ------------------------------------------------------------------ rules
 
     def _closed_result(self, now: float, failed: bool, slow: bool) -> None:
+        reason = self._closed_trip(now, failed, slow)
+        if reason is not None:
+            self._open(now, reason)
+
+    def _closed_trip(self, now: float, failed: bool, slow: bool) -> str | None:
+        """Count one result in the closed-state statistics; the reason to open, if any."""
         window = self._window
         if window is None:  # consecutive
             if failed:
                 self._streak += 1
                 if self._streak >= self.config.failure_threshold:
-                    self._open(now, "consecutive_failures")
+                    return "consecutive_failures"
             else:
                 self._streak = 0
-            return
-        window.record(now, failed, slow)
+            return None
+        if not self._count_calls:
+            window.record(now, failed, slow)
         if self._eval_on_failure_only and not (failed or slow):
-            return
+            return None
         total, failures, slows = window.counts(now)
         if total < self._min_calls:
-            return
-        if self._trip == "failure_rate" and failures / total >= self._threshold:
-            self._open(now, "failure_rate")
-        elif self._slow_thr is not None and slows / total >= self._slow_thr:
-            self._open(now, "slow_rate")
+            return None
+        if self._trip == "failure_rate":
+            if self._rule == 0:
+                if (failures / total >= self._threshold) if total else failures > 0:
+                    return "failure_rate"
+            elif self._rate_exceeded(failures, total):
+                return "failure_rate"
+        if self._slow_thr is not None and total and slows / total >= self._slow_thr:
+            return "slow_rate"
+        return None
+
+    def _rate_exceeded(self, failures: int, total: int) -> bool:
+        """The failure-rate rules other than ``at_or_above``, in each library's arithmetic."""
+        rule = self._rule
+        if rule == 2:  # cockatiel: `currentFailures > threshold * total`
+            return failures > self._threshold * total
+        if total == 0:  # opossum: failures / 0 is Infinity (calls rotated out of the window)
+            return failures > 0
+        if rule == 1:
+            return failures / total > self._threshold
+        return failures / total * 100 > self._pct  # opossum: errorRate > errorThresholdPercentage
+
+    def _closed_admitted_result(self, now: float, permit: int, failed: bool, slow: bool,
+                                unhandled: bool) -> None:
+        """cockatiel: a call admitted while closed reports to the closed-state statistics
+        whatever the state now (``breaker.success/failure(CircuitState.Closed)``), and a trip
+        opens a closed or half-open breaker (``open()`` returns early when already open); a
+        half-open call's result counts only in the half-open state that admitted it."""
+        admitted = self._epoch_state[permit]
+        if admitted == 0:
+            if unhandled:
+                return  # an unhandled error is rethrown before the breaker hears of it
+            reason = self._closed_trip(now, failed, slow)
+            if reason is not None and self.state != OPEN:
+                self._open(now, reason)
+        elif admitted == 2 and permit == self.epoch:
+            self._half_open_result(now, failed, slow)
 
     def _admitted_result(self, now: float, permit: int, failed: bool, slow: bool) -> None:
         """pybreaker: the state that admitted the call handles its result, whatever the
@@ -376,6 +561,11 @@ class CircuitBreaker:
     def _half_open_result(self, now: float, failed: bool, slow: bool) -> None:
         if self._mode != "permits":
             if failed:
+                if self._ho_fail_counts:
+                    if self._window is None:
+                        self._streak += 1
+                    else:
+                        self._window.record(now, True, slow)
                 self._open(now, "probe_failed")
             else:
                 self._ho_ok += 1
@@ -428,16 +618,28 @@ class CircuitBreaker:
         self._ho_ok = 0
         self.transitions += 1
         if new == CLOSED:
-            self._streak = 0
             self._opens_in_row = 0
-            if self._window is not None:
-                self._window.reset()
+            keep = self._close_window
+            if keep != "keep":
+                self._streak = 0
+                if self._window is not None:
+                    self._window.reset()
+                    if keep == "reset_then_probe":
+                        self._window.record(now, False, False)
         elif new == HALF_OPEN:
             self._ho_taken = self._ho_results = self._ho_fail = self._ho_slow = 0
             self._probe_busy = False
             self._ho_since = now
         if self._listener is not None:
             self._listener(now, old, new, reason)
+        if old == HALF_OPEN and self._waiters:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake every caller waiting for the half-open verdict, in arrival order."""
+        waiters, self._waiters = self._waiters, []
+        for wake in waiters:
+            wake()
 
     def __repr__(self) -> str:
         return (f"CircuitBreaker(state={self.state!r}, opened_count={self.opened_count}, "

@@ -235,6 +235,62 @@ BREAKER_PRESETS: dict[str, dict[str, Any]] = {
         "open_for_jitter": "equal", "half_open": "single_probe", "half_open_max_wait": None,
         "count_late_results": True,
     },
+    # cockatiel 4.0 (src/CircuitBreakerPolicy.ts, src/breaker/ConsecutiveBreaker.ts):
+    # circuitBreaker(handleAll, {halfOpenAfter: 10 * 1000, breaker: new ConsecutiveBreaker(5)})
+    # (the README's example: cockatiel has no defaults). `++count >= 5` opens; half-open at
+    # or after openedAt + halfOpenAfter; one probe, other callers await its verdict and try
+    # again; a closed-state call's result always reaches the breaker as Closed (an open
+    # breaker stays as it is, a half-open one reopens on a trip); a half-open call's late
+    # result is ignored; a failed probe counts (failure(HalfOpen)); unhandled errors are
+    # rethrown before the breaker hears of them in closed, and are a success in half-open.
+    # handleAll: every remote failure is handled (narrow failure_outcomes for handleType).
+    "cockatiel": {
+        "trip": "consecutive", "failure_threshold": 5, "slow_threshold": None,
+        "open_for": 10.0, "open_for_multiplier": 1.0, "open_for_max": None,
+        "open_for_jitter": "none", "half_open": "single_probe", "half_open_waits": True,
+        "half_open_max_wait": None, "close_after_successes": 1, "half_open_at": "deadline",
+        "half_open_trigger": "call", "count_late_results": True,
+        "late_result_state": "admitting_closed", "half_open_failure_counts": True,
+        "close_window": "reset", "unhandled": "skip_when_closed",
+        "failure_outcomes": _REMOTE_FAILURES,
+    },
+    # cockatiel 4.0 SamplingBreaker({threshold: 0.2, duration: 30 * 1000}) (the README's
+    # example), halfOpenAfter 10 s: a ring of max(5, ceil(30)) = 30 slots of 1 s, moved on
+    # one slot per result; checked after a failure once `total >= duration * minimumRpms`
+    # (minimumRps unset: 5 / threshold per second, here 25/s, 750 results) and opened when
+    # `failures > threshold * total`; closing resets the ring and counts the probe in it.
+    "cockatiel_sampling": {
+        "trip": "failure_rate", "threshold": 0.2,
+        "window": {"kind": "sampling", "size": 30.0, "buckets": 10, "bucket_width": 1.0},
+        "minimum_rps": None, "rate_rule": "count_above", "check_rate_on": "failure",
+        "rate_denominator": "results", "slow_threshold": None,
+        "open_for": 10.0, "open_for_multiplier": 1.0, "open_for_max": None,
+        "open_for_jitter": "none", "half_open": "single_probe", "half_open_waits": True,
+        "half_open_max_wait": None, "close_after_successes": 1, "half_open_at": "deadline",
+        "half_open_trigger": "call", "count_late_results": True,
+        "late_result_state": "admitting_closed", "half_open_failure_counts": True,
+        "close_window": "reset_then_probe", "unhandled": "skip_when_closed",
+        "failure_outcomes": _REMOTE_FAILURES,
+    },
+    # opossum 10.0 (lib/circuit.js, lib/status.js) defaults: errorThresholdPercentage 50,
+    # resetTimeout 30 s, rollingCountTimeout 10 s in rollingCountBuckets 10 (1 s buckets
+    # rotated by a timer from creation), volumeThreshold 0. Every call() counts in `fires`
+    # (rejected ones too) and every failure in `failures`, in any state; the rate
+    # `failures / fires * 100 > 50` is checked only after a failure; the reset timer
+    # half-opens the breaker at the deadline itself; one call passes in half-open, and any
+    # success then closes, any failure reopens; closing clears nothing. No errorFilter: every
+    # remote failure counts (an errorFilter match is an outcome outside failure_outcomes).
+    "opossum": {
+        "trip": "failure_rate", "threshold": 0.5, "rate_rule": "percent_above",
+        "window": {"kind": "time", "size": 10.0, "buckets": 10, "bucket_width": 1.0},
+        "minimum_calls": 0, "rate_denominator": "calls_started", "check_rate_on": "failure",
+        "slow_threshold": None, "open_for": 30.0, "open_for_multiplier": 1.0,
+        "open_for_max": None, "open_for_jitter": "none", "half_open": "single_probe",
+        "half_open_waits": False, "half_open_max_wait": None, "close_after_successes": 1,
+        "half_open_at": "deadline", "half_open_trigger": "timer", "count_late_results": True,
+        "late_result_state": "current", "close_window": "keep", "unhandled": "success",
+        "half_open_failure_counts": False, "failure_outcomes": _REMOTE_FAILURES,
+    },
 }
 
 BULKHEAD_PRESETS: dict[str, dict[str, Any]] = {

@@ -16,6 +16,7 @@ balancing spreads load evenly, so every instance of a service sees the same shar
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -296,8 +297,8 @@ def _breaker_findings(sc: Scenario, path: str, pol: CallPolicy, callee: str, rat
     longest = max((min(f.end or sc.duration, sc.duration) - f.at for f in faults), default=sc.duration - sc.warmup)
     tries = rate * _attempts(pol)
     if br.trip != "consecutive":
-        need = br.minimum_calls if br.window.kind != "count" else min(br.minimum_calls, int(br.window.size))
-        span = float(br.window.size) if br.window.kind in ("time", "rolling") else longest
+        need = math.ceil(br.minimum_window_calls())
+        span = float(br.window.size) if br.window.kind in ("time", "rolling", "sampling") else longest
         got = tries * span
         what = (f"its {br.window.size:g} s window holds ~{got:.3g} calls" if br.window.kind != "count"
                 else f"~{got:.3g} calls arrive in {span:g} s (the longest fault)")

@@ -91,4 +91,5 @@ def test_every_preset_validates(group: str, name: str) -> None:
 
 
 def test_preset_names() -> None:
-    assert preset_names("breaker") == ("finagle", "polly", "pybreaker", "resilience4j")
+    assert preset_names("breaker") == ("cockatiel", "cockatiel_sampling", "finagle", "opossum", "polly",
+                                      "pybreaker", "resilience4j")
