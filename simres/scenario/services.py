@@ -35,8 +35,14 @@ class CallPolicy(_Model):
         description="Overall deadline over all tries and backoff waits (seconds).",
     )
     retry: RetryConfig | None = Field(default=None, description="Retry policy; none = a single try.")
-    breaker: BreakerConfig | None = Field(default=None, description="Circuit breaker on this call.")
-    bulkhead: BulkheadConfig | None = Field(default=None, description="Bulkhead limiting concurrent calls.")
+    breaker: BreakerConfig | None = Field(
+        default=None,
+        description="Circuit breaker on this call: one per calling instance (or client member) unless its "
+        "scope is shared (one per caller and target).")
+    bulkhead: BulkheadConfig | None = Field(
+        default=None,
+        description="Bulkhead limiting concurrent calls: its limit holds per calling instance (or client "
+        "member) unless its scope is shared (one per caller and target).")
 
 
 class FallbackConfig(_Model):
@@ -112,8 +118,8 @@ class HandlerConfig(_Model):
 
     mode: Literal["sequential", "parallel"] = Field(
         default="sequential",
-        description="Call downstreams one after another, or all at once (fan-out). Ignored with `steps`, "
-        "which may not be combined with `parallel`.",
+        description="Call downstreams one after another, or all at once (fan-out). With `steps`, leave it "
+        "sequential: the steps say what runs in parallel.",
     )
     calls: list[DownstreamCall] = Field(default_factory=list, description="Downstream calls.")
     steps: list[Step] | None = Field(
