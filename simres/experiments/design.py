@@ -100,7 +100,8 @@ class SweepSpec(_Strict):
 
     The design crosses its axes: every grid value with every other (full factorial),
     times the rows of ``zip`` (parameters varied together), times the ``sample`` points.
-    Precedence for a run: scenario < ``overrides`` < variant < swept parameters.
+    Precedence for a run (the one order, see :func:`plan_sweep`): scenario < variant <
+    ``overrides`` < swept parameters.
     """
 
     scenario: str | dict[str, Any] = Field(description="A scenario file, a bundled name, or a mapping.")
