@@ -162,3 +162,29 @@ def test_preflight_holding_time_follows_the_steps() -> None:
 
     h = holding_times(load_scenario(_shop(STEPS)))
     assert h["api"] == pytest.approx(0.01 + 0.05 + 0.02)
+
+
+@pytest.mark.parametrize(("on_gone", "made"), [("continue", True), ("cancel", False)])
+def test_no_new_step_starts_once_the_caller_is_gone_with_cancel(on_gone: str, made: bool) -> None:
+    sc = _shop(STEPS)
+    sc["services"]["api"]["on_caller_gone"] = on_gone
+    sc["clients"]["web"]["timeout"] = 0.03  # gives up during the parallel step (which ends at 0.06)
+    r = simres.run(sc)
+    assert r.requests["outcome"].eq("timeout").all()
+    services = set(r.attempts.loc[r.attempts.depth == 1, "service"].astype(str))
+    assert ("recommendations" in services) is made
+    assert {"auth", "payments", "inventory"} <= services
+
+
+def test_a_mixed_handler_is_deterministic_and_its_streams_do_not_depend_on_the_steps() -> None:
+    sc = _shop(STEPS)
+    sc["services"]["payments"]["service_time"] = {"kind": "exponential", "mean": 0.05}
+    a, b = simres.run(sc), simres.run(sc)
+    pd.testing.assert_frame_equal(a.attempts, b.attempts)
+    # a call's random streams are keyed by the call, not by the step it is in: payments
+    # draws the same service times whether it runs alone or in a group
+    seq = simres.run({**sc, "services": {**sc["services"], "api": {
+        **sc["services"]["api"], "handler": {"calls": sc["services"]["api"]["handler"]["calls"]}}}})
+    pay = [x.attempts.loc[x.attempts.service == "payments"] for x in (a, seq)]
+    served = [(p["end"] - p["service_start"]).to_numpy() for p in pay]
+    assert served[0] == pytest.approx(served[1])
