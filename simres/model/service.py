@@ -225,7 +225,8 @@ class Instance:
             self._start(job)
 
     def _handle(self, job: Job, st: float) -> Generator[Event, Any, None]:
-        """Own work, then the downstream calls; the worker is held throughout.
+        """Own work, then the downstream calls (one after another, all at once, or by
+        ``steps``); the worker is held throughout.
 
         A sequential handler whose call sites all run on callbacks uses :class:`Handling`
         instead, the same steps without a process; keep the two in step.
