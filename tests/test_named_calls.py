@@ -129,3 +129,9 @@ def test_preflight_names_calls_by_name_when_unique() -> None:
     sc = load_scenario(_api([{"to": "db", "timeout": 5.0, "deadline": 1.0}]))
     lines = [str(f) for f in preflight(sc)]
     assert any("services.api.handler.calls.db" in line for line in lines), lines
+
+
+def test_a_whole_call_can_be_replaced_by_name() -> None:
+    sc = load_scenario(_api(CALLS), overrides={"services.api.handler.calls.cache": {"to": "cache", "timeout": 0.05}})
+    calls = sc.services["api"].handler.calls
+    assert [(c.to, c.timeout, c.critical) for c in calls] == [("db", 0.5, True), ("cache", 0.05, True)]
