@@ -61,3 +61,18 @@ def test_schema_command_prints_json(tmp_path) -> None:
     res = CliRunner().invoke(main, ["schema"])
     assert res.exit_code == 0
     assert json.loads(res.output)["title"] == "simres scenario"
+
+
+def test_the_json_schema_accepts_named_calls_and_mixed_steps() -> None:
+    from simres.scenario.loading import load_scenario
+
+    calls = [{"to": "auth"}, {"to": "db", "name": "read"}, {"to": "db", "name": "write"}]
+    sc = {"services": {"api": {"handler": {"calls": calls, "steps": ["auth", ["read", "write"]]}},
+                       "auth": {}, "db": {}},
+          "clients": {"web": {"target": "api", "arrival": {"kind": "poisson", "rate": 5}}}}
+    load_scenario(sc)
+    schema = scenario_json_schema()
+    jsonschema.validate(sc, schema)
+    bad = {**sc, "services": {**sc["services"], "api": {"handler": {"calls": calls, "steps": [3]}}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)

@@ -383,3 +383,38 @@ def test_closed_loop_where_nothing_takes_time_is_refused() -> None:
     ok = {"duration": 5, "services": {"api": {"service_time": 0}},
           "clients": {"web": {"target": "api", "arrival": {"kind": "closed", "users": 1, "think_time": 0.1}}}}
     load_scenario(ok)
+
+
+@pytest.mark.parametrize("preset", [["aws"], 3, {"a": 1}])
+def test_apply_preset_itself_refuses_a_non_string_preset(preset: object) -> None:
+    # the policy layer guards itself too, not only the scenario loader (#14 leftover)
+    from simres.policies import RetryConfig
+    from simres.policies._base import apply_preset
+
+    with pytest.raises(ValueError, match=r"^preset: must be a retry preset name \(a string\), got "):
+        apply_preset("retry", {"preset": preset})
+    with pytest.raises(ValueError, match=r"preset: must be a retry preset name \(a string\)"):
+        RetryConfig.model_validate({"preset": preset})
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"reps": True}, "sweep: reps: must be a whole number, got true"),
+    ({"reps": "3"}, "sweep: reps: must be a whole number, got '3' (a quoted string; write the number without "
+                    "quotes)"),
+    ({"seed": False}, "sweep: seed: must be a whole number, got false"),
+    ({"grid": {}, "sample": {"n": True, "ranges": {"services.db.workers": {"low": 1, "high": 4}}}},
+     "sweep: sample.n: must be a whole number, got true"),
+    ({"grid": {}, "sample": {"n": 2, "ranges": {"services.db.workers": {"low": 1, "high": 4, "log": 1}}}},
+     "sweep: sample.ranges.services.db.workers.log: must be true or false, got 1"),
+])
+def test_sweep_files_are_type_strict_like_scenario_files(data: dict, expected: str) -> None:
+    from simres.errors import SweepError
+    from simres.experiments.design import validate_spec
+
+    with pytest.raises(SweepError) as e:
+        validate_spec({"scenario": "baseline", "grid": {"services.db.workers": [2, 4]}, **data})
+    assert str(e.value) == expected
+    # ints stay numbers where floats are expected, as in scenario files
+    ranges = {"services.db.workers": {"low": 1, "high": 4}}
+    assert validate_spec({"scenario": "baseline", "sample": {"n": 2, "ranges": ranges}}).sample.ranges[
+        "services.db.workers"].low == 1.0

@@ -100,7 +100,8 @@ class SweepSpec(_Strict):
 
     The design crosses its axes: every grid value with every other (full factorial),
     times the rows of ``zip`` (parameters varied together), times the ``sample`` points.
-    Precedence for a run: scenario < ``overrides`` < variant < swept parameters.
+    Precedence for a run (the one order, see :func:`plan_sweep`): scenario < variant <
+    ``overrides`` < swept parameters.
     """
 
     scenario: str | dict[str, Any] = Field(description="A scenario file, a bundled name, or a mapping.")
@@ -177,15 +178,25 @@ def is_sweep_file(path: str | os.PathLike[str]) -> bool:
 
 
 def validate_spec(data: Mapping[str, Any], *, source: str = "sweep") -> SweepSpec:
-    """Validate a mapping into a :class:`SweepSpec`; an error is one line naming the field."""
+    """Validate a mapping into a :class:`SweepSpec`; an error is one line naming the field.
+
+    Types are as strict as in scenario files (:func:`check_strict_types`): ``reps: true`` or
+    ``n: "5"`` are errors, not coerced.
+    """
+    from simres.scenario.checks import check_strict_types
+
     try:
-        return SweepSpec.model_validate(data)
+        spec = SweepSpec.model_validate(data)
+        check_strict_types(spec, data)
+        return spec
     except ValidationError as e:
         err = e.errors(include_url=False)[0]
         loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith(("function-", "literal[")))
         msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         msg = msg.removeprefix("Value error, ")
         raise SweepError(f"{source}: {loc + ': ' if loc else ''}{msg}") from None
+    except ValueError as e:  # check_strict_types: already "<field>: <what was expected>"
+        raise SweepError(f"{source}: {e}") from None
 
 
 def parse_axis(items: Sequence[str], *, flag: str = "--grid") -> dict[str, list[Any]]:

@@ -2,7 +2,9 @@
 
 The instance is callback-driven on purpose: a request that needs no downstream call is
 served with one SimPy timeout and no process, which keeps the per-request cost at or
-below an idiomatic SimPy model. Requests with downstream calls run a handler process.
+below an idiomatic SimPy model. Requests with downstream calls run a sequential handler on
+callbacks (:class:`Handling`) when every call site can, otherwise a handler process; a
+handler with ``steps`` that mix sequential and parallel calls runs as a process.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class Instance:
         "shed",
         "shedder",
         "slow",
+        "steps",
         "u",
         "workers",
     )
@@ -130,7 +133,12 @@ class Instance:
         self.chaos_stack: list[tuple[float, float, float]] = []  # active chaos faults, latest last
         self.handler: list[tuple[CallSite, bool, Callable[[], float] | None]] = []
         self.parallel = cfg.handler.mode == "parallel"
-        self.callback_handler = not self.parallel
+        plan = cfg.handler.plan()
+        self.steps: list[list[int]] | None = None
+        """The handler's steps as call indexes, when they are not plain sequential or parallel."""
+        if cfg.handler.steps is not None and plan != [[i] for i in range(len(cfg.handler.calls))]:
+            self.steps = plan  # steps [a, b, c] in calls order are just sequential: keep the callback path
+        self.callback_handler = not self.parallel and self.steps is None
         """The handler runs on callbacks (:class:`Handling`): sequential, every call site can."""
         self.occ = cfg.resource == "occ_row"
         self.row_version = 0
@@ -327,7 +335,8 @@ class Instance:
         job.reply(SHED)
 
     def _handle(self, job: Job, st: float) -> Generator[Event, Any, None]:
-        """Own work, then the downstream calls; the worker is held throughout.
+        """Own work, then the downstream calls (one after another, all at once, or by
+        ``steps``); the worker is held throughout.
 
         A sequential handler whose call sites all run on callbacks uses :class:`Handling`
         instead, the same steps without a process; keep the two in step.
@@ -341,7 +350,30 @@ class Instance:
             return
         parent_deadline = job.deadline if self.cancel else INF
         outcome = OK
-        if self.parallel:
+        handler = self.handler  # the calls made, in the order their results are folded
+        if self.steps is not None:
+            # Steps one after another; the calls of one step at once, the step ending with the
+            # last of them. A failed critical call fails the request: its step's other calls
+            # still finish (nothing is cancelled), later steps are not made.
+            results = []
+            made: list[int] = []
+            for step in self.steps:
+                if self.cancel and job.gone:
+                    break
+                if len(step) == 1:
+                    res, _ = yield from handler[step[0]][0].call(job.req_id, job.priority, parent_deadline, job.try_id)
+                    got = [res]
+                else:
+                    procs = [env.process(handler[i][0].call(job.req_id, job.priority, parent_deadline, job.try_id))
+                             for i in step]
+                    yield AllOf(env, procs)
+                    got = [p.value[0] for p in procs]
+                results += got
+                made += step
+                if any(handler[i][1] and res not in SUCCESS_OUTCOMES for i, res in zip(step, got)):
+                    break
+            handler = [handler[i] for i in made]
+        elif self.parallel:
             procs = [env.process(site.call(job.req_id, job.priority, parent_deadline, job.try_id))
                      for site, _, _ in self.handler]
             yield AllOf(env, procs)
@@ -357,7 +389,7 @@ class Instance:
                     break
         if self.cancel and job.gone and len(results) < len(self.handler):
             outcome = CANCELLED
-        for (_, critical, fallback), res in zip(self.handler, results):
+        for (_, critical, fallback), res in zip(handler, results):
             if res in SUCCESS_OUTCOMES:
                 if res == DEGRADED and outcome == OK:
                     outcome = DEGRADED

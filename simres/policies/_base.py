@@ -47,6 +47,8 @@ def apply_preset(group: str, data: Any) -> Any:
     name = data.get("preset")
     if name is None:
         return data
+    if not isinstance(name, str):  # looked up by name: another type would fail below untidily
+        raise ValueError(f"preset: must be a {group} preset name (a string), got {name!r}")
     table = PRESETS[group]
     if name not in table:
         valid = ", ".join(sorted(table))

@@ -88,7 +88,10 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], *, sourc
     Paths are checked against the fully resolved scenario: every step but the last must
     exist (so ``services.dbb.workers`` with no service ``dbb`` is an error, not a new
     service); an unset optional section (``retry: null``) is created on demand; list items
-    are addressed by index (``faults.0.duration``). The result is validated by the caller.
+    are addressed by index (``faults.0.duration``), and a handler's downstream calls also by
+    name (``services.api.handler.calls.payments.timeout``, see :func:`call_index`). This is
+    the one resolver of every path: variants, ``--set``, sweep axes, ``show`` and the
+    pre-flight check all come through here. The result is validated by the caller.
     """
     out = copy.deepcopy(data)
     for path, value in overrides.items():
@@ -96,10 +99,11 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], *, sourc
         node: Any = out
         for depth, k in enumerate(keys[:-1]):
             where = ".".join(keys[: depth + 1])
-            node = _step(node, k, where, source, create=True)
+            node = _step(node, k, where, source, create=True, calls=_is_calls(keys, depth))
         last = keys[-1]
         if isinstance(node, list):
-            idx = _index(node, last, path, source)
+            idx = call_index(node, last, path, source) if _is_calls(keys, len(keys) - 1) else _index(
+                node, last, path, source)
             node[idx] = value
         elif isinstance(node, dict):
             node[last] = value
@@ -118,9 +122,47 @@ def _index(node: list[Any], k: str, where: str, source: str) -> int:
     return idx
 
 
-def _step(node: Any, k: str, where: str, source: str, *, create: bool) -> Any:
+def _is_calls(keys: list[str], depth: int) -> bool:
+    """Whether ``keys[depth]`` indexes a handler's call list (``...handler.calls.<here>``)."""
+    return depth >= 2 and keys[depth - 1] == "calls" and keys[depth - 2] == "handler"
+
+
+def call_name(call: Any) -> str | None:
+    """A downstream call's name in paths: its ``name:``, else its target (``to``)."""
+    if not isinstance(call, Mapping):
+        return None
+    name = call.get("name")
+    return name if isinstance(name, str) else call.get("to") if isinstance(call.get("to"), str) else None
+
+
+def call_index(calls: list[Any], k: str, where: str, source: str) -> int:
+    """The index of the call ``k`` in a handler's ``calls``: an index, or a call's name.
+
+    A whole number is an index (as for every list). Otherwise ``k`` must name exactly one
+    call: a name two calls share (the same target twice, unnamed) is ambiguous, and the
+    error names the candidates and the fix (a ``name:`` on one of them).
+    """
+    if k.strip().lstrip("+-").isdigit():
+        return _index(calls, k, where, source)
+    names = [call_name(c) for c in calls]
+    hits = [i for i, n in enumerate(names) if n == k]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        listed = " and ".join(f"calls.{i}" for i in hits)
+        raise ScenarioError(f"ambiguous call name '{k}': {listed} both call '{k}'; give them distinct name: "
+                            f"fields and use those, or address one by index", source=source, path=where)
+    known = [n for n in names if n is not None]
+    hint = difflib.get_close_matches(k, known, n=1)
+    tail = f" (did you mean '{hint[0]}'?)" if hint else ""
+    opts = ", ".join(known) or "none"
+    raise ScenarioError(f"unknown call '{k}'{tail}; calls: {opts} (by name, or by index 0-{len(calls) - 1})"
+                        if calls else f"unknown call '{k}': this handler has no calls", source=source, path=where)
+
+
+def _step(node: Any, k: str, where: str, source: str, *, create: bool, calls: bool = False) -> Any:
     if isinstance(node, list):
-        return node[_index(node, k, where, source)]
+        return node[call_index(node, k, where, source) if calls else _index(node, k, where, source)]
     if not isinstance(node, dict):
         raise ScenarioError(f"cannot descend into a {type(node).__name__}", source=source, path=where)
     if k not in node:

@@ -9,8 +9,8 @@ they start. A finding never changes a result; ``--strict`` makes warnings errors
 
 The load model is the offered-load (utilisation) arithmetic of queueing theory: a service
 with ``instances x workers`` workers holds a worker for its own mean service time plus
-the round trips and holding times of its sequential downstream calls (the longest one for
-a parallel handler); offered load = arrival rate x holding time / workers. Round-robin
+the round trips and holding times of its downstream calls, step after step (the longest
+call of a parallel step or handler); offered load = arrival rate x holding time / workers. Round-robin
 balancing spreads load evenly, so every instance of a service sees the same share.
 """
 
@@ -67,7 +67,8 @@ def holding_times(sc: Scenario, *, slow: dict[str, float] | None = None) -> dict
         if name not in memo:
             s = sc.services[name]
             calls = [2 * _latency(sc, name, c.to) + hold(c.to) for c in s.handler.calls]
-            down = (max(calls, default=0.0) if s.handler.mode == "parallel" else sum(calls))
+            # steps one after another; the calls of a parallel step take as long as the slowest
+            down = sum(max(calls[i] for i in step) for step in s.handler.plan())
             memo[name] = _mean(s.service_time) * slow.get(name, 1.0) + down
         return memo[name]
 
@@ -259,7 +260,7 @@ def _call_sites(sc: Scenario) -> Iterator[tuple[str, CallPolicy, str, float]]:
         for i, call in enumerate(s.handler.calls):
             scope = call.breaker.scope if call.breaker is not None else "per_client"
             per = lam[name] if scope == "shared" else lam[name] / s.instances
-            yield f"services.{name}.handler.calls.{i}", call, call.to, per
+            yield f"services.{name}.handler.calls.{s.handler.ref(i)}", call, call.to, per
 
 
 def _faults_on(sc: Scenario, service: str) -> list[Any]:

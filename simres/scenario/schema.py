@@ -94,6 +94,7 @@ class Scenario(_Model):
             for i, call in enumerate(s.handler.calls):
                 if call.to not in services:
                     raise ValueError(_unknown(f"services.{name}.handler.calls.{i}.to", call.to, services, "service"))
+            s.handler.check(f"services.{name}.handler")
         _check_acyclic(self.services)
         self._check_closed_loops()
         nodes = services | set(self.clients)

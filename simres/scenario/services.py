@@ -3,9 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import difflib
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from simres.dists import Dist, Exponential
 from simres.policies import (
@@ -36,8 +45,14 @@ class CallPolicy(_Model):
         description="Overall deadline over all tries and backoff waits (seconds).",
     )
     retry: RetryConfig | None = Field(default=None, description="Retry policy; none = a single try.")
-    breaker: BreakerConfig | None = Field(default=None, description="Circuit breaker on this call.")
-    bulkhead: BulkheadConfig | None = Field(default=None, description="Bulkhead limiting concurrent calls.")
+    breaker: BreakerConfig | None = Field(
+        default=None,
+        description="Circuit breaker on this call: one per calling instance (or client member) unless its "
+        "scope is shared (one per caller and target).")
+    bulkhead: BulkheadConfig | None = Field(
+        default=None,
+        description="Bulkhead limiting concurrent calls: its limit holds per calling instance (or client "
+        "member) unless its scope is shared (one per caller and target).")
     limit: LimitConfig | None = Field(
         default=None,
         description="Adaptive concurrency limit on this caller's tries (Netflix concurrency-limits, client side): "
@@ -52,9 +67,19 @@ class FallbackConfig(_Model):
 
 
 class DownstreamCall(CallPolicy):
-    """One downstream call made by a service's handler."""
+    """One downstream call made by a service's handler.
+
+    A call is addressed by its name (``name:``, default: its target) in overrides, variants,
+    ``--set``, sweep axes and ``steps``, or by its index in ``calls``.
+    """
 
     to: str = Field(description="Name of the service called.")
+    name: str | None = Field(
+        default=None,
+        description="The call's name in paths (`services.api.handler.calls.NAME.timeout`) and in `steps`; "
+        "default: the target. Give one when a handler calls the same target twice. Not a whole number "
+        "(that is an index), no dots.",
+    )
     critical: bool = Field(
         default=True,
         description="A failure fails the request; if false the response is degraded instead.",
@@ -64,15 +89,119 @@ class DownstreamCall(CallPolicy):
         description="Fallback used when a non-critical call fails.",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and (not v or "." in v or v.strip().lstrip("+-").isdigit()):
+            raise ValueError(f"must be a name with no dots that is not a whole number (an index), got {v!r}")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _drop_default_name(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An unnamed call dumps as before (no `name: null`): resolved scenarios, `show` and
+        # sweep fingerprints of existing scenarios are unchanged.
+        out: dict[str, Any] = handler(self)
+        if out.get("name", 0) is None:
+            del out["name"]
+        return out
+
+    @property
+    def key(self) -> str:
+        """The call's name: ``name``, or the target when unnamed."""
+        return self.name if self.name is not None else self.to
+
+
+def _step_shape(v: Any) -> Any:
+    if not isinstance(v, str | list):
+        raise PydanticCustomError("step_type", "must be a call name or a list of call names (run in parallel)")
+    return v
+
+
+Step = Annotated[list[str] | str, BeforeValidator(_step_shape)]
+"""One step of a handler: a call's name, or a list of names made in parallel (the list is first so
+that a bad item inside a group is reported at its own index)."""
+
 
 class HandlerConfig(_Model):
-    """What a service does for a request after its own work: downstream calls."""
+    """What a service does for a request after its own work: downstream calls.
+
+    ``mode`` makes every call one after another (``sequential``) or all at once
+    (``parallel``). ``steps`` mixes the two: each step is a call's name, or a list of names
+    called in parallel, and the steps run one after another, e.g. ``steps: [auth,
+    [payments, inventory], recommendations]``.
+    """
 
     mode: Literal["sequential", "parallel"] = Field(
         default="sequential",
-        description="Call downstreams one after another, or all at once (fan-out).",
+        description="Call downstreams one after another, or all at once (fan-out). With `steps`, leave it "
+        "sequential: the steps say what runs in parallel.",
     )
     calls: list[DownstreamCall] = Field(default_factory=list, description="Downstream calls.")
+    steps: list[Step] | None = Field(
+        default=None,
+        description="Order of the calls, by name: a name is one step, a list of names is a step whose calls "
+        "run in parallel (it ends when the last of them ends); steps run one after another. Every call "
+        "appears exactly once. A failed critical call fails the request: the calls of its step still "
+        "finish, later steps are not made. Default: `mode` decides.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_default_steps(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)  # no `steps: null` in resolved scenarios (see DownstreamCall)
+        if out.get("steps", 0) is None:
+            del out["steps"]
+        return out
+
+    def check(self, path: str) -> None:
+        """Raise ValueError (naming ``path``, e.g. ``services.api.handler``) if names or steps do not fit."""
+        first: dict[str, int] = {}
+        for i, call in enumerate(self.calls):
+            if call.name is not None and call.name in first:
+                raise ValueError(f"{path}.calls.{i}.name: '{call.name}' already names calls.{first[call.name]}; "
+                                 "each name: must be unique in its handler")
+            first.setdefault(call.key, i)
+        if self.steps is None:
+            return
+        if self.mode == "parallel":
+            raise ValueError(f"{path}.steps: give either mode: parallel or steps, not both (steps says what runs "
+                             "in parallel)")
+        names = [c.key for c in self.calls]
+        for name in dict.fromkeys(names):
+            hits = [i for i, n in enumerate(names) if n == name]
+            if len(hits) > 1:
+                raise ValueError(f"{path}.calls: calls {hits[0]} and {hits[1]} are both named '{name}'; steps "
+                                 f"names calls, so give one of them a unique name:")
+        seen: dict[str, str] = {}
+        for s, step in enumerate(self.steps):
+            group = [step] if isinstance(step, str) else step
+            if not group:
+                raise ValueError(f"{path}.steps.{s}: a parallel group needs at least one call, got []")
+            for g, name in enumerate(group):
+                where = f"{path}.steps.{s}" + ("" if isinstance(step, str) else f".{g}")
+                if name not in first:
+                    hint = difflib.get_close_matches(name, names, n=1)
+                    tail = f" (did you mean '{hint[0]}'?)" if hint else ""
+                    raise ValueError(f"{where}: unknown call '{name}', expected one of: {', '.join(names)}{tail}")
+                if name in seen:
+                    raise ValueError(f"{where}: '{name}' is already in {seen[name]}; each call runs once")
+                seen[name] = where.removeprefix(f"{path}.")
+        missing = [n for n in names if n not in seen]
+        if missing:
+            raise ValueError(f"{path}.steps: call '{missing[0]}' is in calls but in no step; list every call once")
+
+    def ref(self, i: int) -> str:
+        """How paths name call ``i``: its name when that is unique in the handler, else its index."""
+        key = self.calls[i].key
+        unique = sum(c.key == key for c in self.calls) == 1
+        return key if unique and "." not in key and not key.lstrip("+-").isdigit() else str(i)
+
+    def plan(self) -> list[list[int]]:
+        """The steps as lists of call indexes, in order: what runs, one step after another."""
+        if self.steps is None:
+            n = len(self.calls)
+            return [list(range(n))] if self.mode == "parallel" and n else [[i] for i in range(n)]
+        index = {c.key: i for i, c in enumerate(self.calls)}
+        return [[index[step]] if isinstance(step, str) else [index[n] for n in step] for step in self.steps]
 
 
 # ---------------------------------------------------------------------------- services
