@@ -28,6 +28,8 @@ from simres.reporting.plots._base import (
     _palette,
     _styled,
     metric_name,
+    set_suptitle,
+    set_title,
     variant_label,
 )
 
@@ -73,7 +75,7 @@ def variants_over_time(requests: Mapping[str, pd.DataFrame] | pd.DataFrame, *,
     fig = _figure(6.4, 3.6)
     ax = fig.subplots()
     _draw_over_time(ax, per, pal, events=events, metric=metric, window=window)
-    ax.set_title(title or f"{metric_name(metric)} over time")
+    set_title(ax, title or f"{metric_name(metric)} over time")
     return fig
 
 
@@ -224,7 +226,7 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
             a.axvline(warmup, color="0.5", linestyle=":", linewidth=0.8)
     axes[-1].set_xlim(0, t_end)
     axes[-1].set_xlabel("time (s)")
-    fig.suptitle(title or "Timeline")
+    set_suptitle(fig, title or "Timeline")
     return fig
 
 
@@ -297,6 +299,6 @@ def herd(attempts: Mapping[str, pd.DataFrame] | pd.DataFrame, *, events: pd.Data
     ax.axvspan(t0 - end, 0.0, color=FAULT_SHADE, zorder=0, linewidth=0)
     ax.set_xlabel(f"time since {name} ended (s)")
     ax.set_ylabel(f"tries/s arriving at {service} ({window * 1000:.0f} ms windows)")
-    ax.set_title(title or f"Thundering herd at {service} after {name}")
+    set_title(ax, title or f"Thundering herd at {service} after {name}")
     ax.legend(loc="upper right")
     return fig
