@@ -61,7 +61,9 @@ def test_report_is_one_self_contained_page(built: Path) -> None:
     html = built.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
     assert "http://" not in html and "https://" not in html
-    assert "<script" not in html and "<link" not in html
+    assert "<link" not in html and "src=\"http" not in html
+    scripts = re.findall(r"<script([^>]*)>", html)
+    assert scripts == [""]  # one inline script (sortable tables), nothing loaded
     sources = re.findall(r'<img [^>]*src="([^"]+)"', html)
     assert len(sources) >= 6
     assert all(s.startswith("data:image/png;base64,") for s in sources)

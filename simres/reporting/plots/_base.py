@@ -131,7 +131,7 @@ def _wrap(text: str, width_in: float, fontsize: float) -> str:
     import textwrap
 
     chars = max(20, int(width_in * 72 / (fontsize * 0.55)))
-    return "\n".join(textwrap.wrap(text, chars)) if len(text) > chars else text
+    return "\n".join(w for line in text.split("\n") for w in (textwrap.wrap(line, chars) or [""]))
 
 
 def set_title(ax: Axes, text: str, *, fontsize: float | None = None) -> None:

@@ -52,7 +52,7 @@ def headline_figure(*, requests: Mapping[str, pd.DataFrame] | pd.DataFrame, reps
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1.0]})
     has_faults = events is not None and len(events) > 0 and len(fault_intervals(events)) > 0
     if has_faults:
-        _draw_over_time(left, per, pal, events=events, metric="success_rate", window=window)
+        _draw_over_time(left, per, pal, events=events, metric="success_rate", window=window, legend="below")
         set_title(left, "Success rate over time (requests by start)")
     else:
         _draw_distribution(left, per, pal, ccdf=True, population="success", log_x=True)
@@ -61,8 +61,7 @@ def headline_figure(*, requests: Mapping[str, pd.DataFrame] | pd.DataFrame, reps
     right.set_ylabel("latency (ms)")
     n = int(df.groupby("variant").size().min())
     what = "all requests, failures at give-up" if metrics is ALL_PERCENTILES else "successful requests"
-    set_title(right, f"Latency percentiles, {what} (mean, 95% CI, {n} rep.)" if n > 1
-                    else f"Latency percentiles, {what}")
+    set_title(right, f"Latency percentiles, {what}" + (f"\n(mean, 95% CI, {n} rep.)" if n > 1 else ""))
     right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     if title:
         set_suptitle(fig, title)

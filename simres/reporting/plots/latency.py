@@ -111,6 +111,7 @@ def _draw_bars(ax: Axes, reps: pd.DataFrame, metrics: Sequence[str], pal: Palett
     scale, _ = metric_scale(metrics[0])
     nv = len(variants)
     width = 0.8 / nv
+    upright = nv > 2
     highs = []
     lows = []
     for j, v in enumerate(variants):
@@ -124,8 +125,10 @@ def _draw_bars(ax: Axes, reps: pd.DataFrame, metrics: Sequence[str], pal: Palett
                       linewidth=0.6, label=variant_label(v),
                       yerr=np.where(np.isfinite(err), err, 0.0), capsize=3, error_kw={"elinewidth": 0.9})
         for rect, m, e in zip(bars, means, err):
+            # upright labels above narrow bars would run into their neighbours' ("46.246.2")
             ax.annotate(format_number(m), (rect.get_x() + rect.get_width() / 2, m + (e if math.isfinite(e) else 0.0)),
-                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=7)
+                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=6.5 if upright else 7, rotation=90 if upright else 0)
         finite = means[np.isfinite(means) & (means > 0)]
         highs.extend(finite + np.nan_to_num(err[np.isfinite(means) & (means > 0)]))
         lows.extend(finite)
@@ -134,9 +137,9 @@ def _draw_bars(ax: Axes, reps: pd.DataFrame, metrics: Sequence[str], pal: Palett
     use_log = log_y if log_y is not None else bool(lows and max(lows) / min(lows) > 20)
     if use_log and lows:
         _log(ax, "y")
-        ax.set_ylim(min(lows) / 2, max(highs) * 3)
+        ax.set_ylim(min(lows) / 2, max(highs) * (8 if upright else 3))
     elif highs:
-        ax.set_ylim(0, max(highs) * 1.15)
+        ax.set_ylim(0, max(highs) * (1.3 if upright else 1.15))
     ax.grid(axis="x", visible=False)
 
 
