@@ -118,11 +118,11 @@ def _draw_over_time(ax: Axes, per: Mapping[str, pd.DataFrame], pal: Palette, *, 
     for i, (v, ot) in enumerate(frames.items()):
         st = pal[v]
         drawn.extend(series[v])
-        step = max(1, len(ot) // 15)
+        step = max(1, len(ot) // 15, k)  # at least one phase per variant
         width = 1.3 + 2.2 * (k - 1 - i) / max(k - 1, 1) if k > 1 else 1.6
         label = variant_label(v) + (f" (same line as {variant_label(same[v])})" if v in same else "")
         ax.plot(ot["time"] + window / 2, series[v], label=label, marker=st.marker, markersize=4,
-                markevery=(int(i * step / max(k, 1)) % step, step), linewidth=width, zorder=2 + i * 0.01,
+                markevery=((i * step) // k, step), linewidth=width, zorder=2 + i * 0.01,
                 **st.line())
         t_end = max(t_end, float(ot["time"].max()) + window)
     _shade_faults([ax], events, t_end, label_ax=ax)
