@@ -126,3 +126,32 @@ def test_every_plot_example_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest
         assert result.exit_code == 0, f"{c}\n{result.output}"
         out = Path(shlex.split(c)[shlex.split(c).index("--out") + 1])
         assert out.stat().st_size > 1000, c
+
+
+def sampled_frame() -> "pd.DataFrame":
+    """A Latin-hypercube-like sweep: 24 sampled timeouts (floats) crossed with max_attempts 1, 3."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    timeouts = np.exp(rng.uniform(np.log(0.05), np.log(0.5), 24))
+    rows = [{"variant": "", "services.api.handler.calls.0.retry.max_attempts": a,
+             "services.api.handler.calls.0.timeout": t, "replicate": 0,
+             "latency_p99": t * a, "success_rate": 1 - 0.01 / (t * a), "tries_per_request": 1 + a * 0.1 / t}
+            for a in (1, 3) for t in timeouts]
+    return pd.DataFrame(rows)
+
+
+def test_a_sampled_float_is_binned_on_a_heatmap_and_continuous_on_a_line() -> None:
+    df = sampled_frame()
+    (attempts, timeout) = sweep_axes(df)
+    assert timeout.continuous and not attempts.continuous
+    heat = plots.heatmap(df, x="max_attempts", y="timeout")
+    ylabels = [t.get_text() for t in heat.axes[0].get_yticklabels()]
+    assert 2 <= len(ylabels) <= 6 and all("–" in t for t in ylabels)  # ranges, not 24 raw values
+    line = plots.amplification(df, x="timeout")
+    xs = sorted(x for c in line.axes[0].containers for x in c.lines[0].get_xdata())
+    assert len(xs) == 48  # every sampled point at its own value
+    split = plots.amplification(df, x="max_attempts")  # the sampled axis splits into 3 ranges
+    assert len(split.axes[0].containers) == 3
+    assert all("timeout=" in c.get_label() and "–" in c.get_label() for c in split.axes[0].containers)

@@ -112,7 +112,7 @@ def amplification(results: pd.DataFrame, *, x: str, metric: str = "tries_per_req
         xkey, numeric = axis.column, False
     pts = _points(df, ["variant", "_split", xkey], [metric], confidence)
     scale, label = metric_scale(metric)
-    fig = _figure(6.4, 4.0)
+    fig = _figure(6.4 if len(series) <= 4 else 8.4, 4.0)
     ax = fig.subplots()
     # one style per series: the variant's colour, and per split level its own marker and line style
     pal = _palette(palette, variants) if len(splits) == 1 else Palette([f"{v}\x00{s}" for v, s in series])
@@ -135,10 +135,15 @@ def amplification(results: pd.DataFrame, *, x: str, metric: str = "tries_per_req
     ax.set_ylabel(label)
     n = int(pts["n"].min())
     fixed = "".join(f", {_short(k)}={v}" for k, v in (where or {}).items())
+    pooled = any(a.continuous for a in rest)  # a binned sampled axis pools its points in each range
+    runs = f"{n} runs per point, sampled values binned" if pooled else f"{n} rep."
     set_title(ax, title or f"{metric_name(metric)} against {axis.label} "
-                           f"(mean, {confidence:.0%} CI, {n} rep.{fixed})")
+                           f"(mean, {confidence:.0%} CI, {runs}{fixed})")
     if any(ln.get_label() and not ln.get_label().startswith("_") for ln in ax.containers):
-        ax.legend(fontsize=7)
+        if len(series) > 4:  # beside the plot, not over the lines
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        else:
+            ax.legend(fontsize=7)
     return fig
 
 
