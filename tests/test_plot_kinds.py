@@ -128,7 +128,7 @@ def test_every_plot_example_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest
         assert out.stat().st_size > 1000, c
 
 
-def sampled_frame() -> "pd.DataFrame":
+def sampled_frame() -> pd.DataFrame:
     """A Latin-hypercube-like sweep: 24 sampled timeouts (floats) crossed with max_attempts 1, 3."""
     import numpy as np
     import pandas as pd
