@@ -12,6 +12,8 @@ import shlex
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from matplotlib.figure import Figure
@@ -130,9 +132,6 @@ def test_every_plot_example_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest
 
 def sampled_frame() -> pd.DataFrame:
     """A Latin-hypercube-like sweep: 24 sampled timeouts (floats) crossed with max_attempts 1, 3."""
-    import numpy as np
-    import pandas as pd
-
     rng = np.random.default_rng(5)
     timeouts = np.exp(rng.uniform(np.log(0.05), np.log(0.5), 24))
     rows = [{"variant": "", "services.api.handler.calls.0.retry.max_attempts": a,
