@@ -230,8 +230,10 @@ def test_amplification_plots_mean_and_ci_per_variant(sweep_frame: pd.DataFrame) 
     np.testing.assert_allclose(lines["naive"].get_xdata(), [1, 2, 3])
     np.testing.assert_allclose(lines["naive"].get_ydata(), np.array([1, 2, 3]) * 1.5 + 0.1)
     assert fig.axes[0].get_xlabel() == P1
-    with pytest.raises(PlotError, match=r"other swept parameters vary \(clients.web.retry.backoff.base\)"):
-        plots.amplification(sweep_frame, x="max_attempts")
+    # a parameter not on the x axis splits the lines (one per variant and value), never pooled
+    split = {c.get_label(): c.lines[0] for c in plots.amplification(sweep_frame, x="max_attempts").axes[0].containers}
+    assert set(split) == {f"{v}, base={b}" for v in ("naive", "jitter") for b in ("0.01", "0.1")}
+    np.testing.assert_allclose(split["naive, base=0.1"].get_ydata(), np.array([1, 2, 3]) * 1.5 + 0.1)
     with pytest.raises(PlotError, match=r"'max_attempt' \(did you mean 'clients.web.retry.max_attempts'"):
         plots.amplification(sweep_frame, x="max_attempt")
 
@@ -267,7 +269,7 @@ def test_pareto_figure_fills_only_front_points() -> None:
     filled = [c for c in ax.collections if isinstance(c, PathCollection) and len(c.get_facecolors())]
     xs = sorted(float(o[0]) for c in filled for o in c.get_offsets())
     assert xs == pytest.approx([50.0, 100.0, 200.0])
-    labels = [t.get_text() for t in ax.texts]
+    labels = [t.get_text() for a in ax.figure.axes for t in a.texts]
     assert any("max_attempts=5" in t for t in labels) and not any("max_attempts=4" in t for t in labels)
 
 

@@ -61,7 +61,9 @@ def test_report_is_one_self_contained_page(built: Path) -> None:
     html = built.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>")
     assert "http://" not in html and "https://" not in html
-    assert "<script" not in html and "<link" not in html
+    assert "<link" not in html and "src=\"http" not in html
+    scripts = re.findall(r"<script([^>]*)>", html)
+    assert scripts == [""]  # one inline script (sortable tables), nothing loaded
     sources = re.findall(r'<img [^>]*src="([^"]+)"', html)
     assert len(sources) >= 6
     assert all(s.startswith("data:image/png;base64,") for s in sources)
@@ -231,3 +233,17 @@ def test_sweep_report_names_the_best_design_points(tmp_path: Path) -> None:
     assert verdict[2].startswith("3 of 6 design points are on the Pareto front")
     assert html.count("<img ") == 3  # two heatmaps and the Pareto front
     assert "1 of 13 runs failed and are left out; first error: RuntimeError: boom" in html
+
+
+def test_first_screen_is_verdict_topology_and_headline_with_details_folded_below(built: Path) -> None:
+    html = built.read_text(encoding="utf-8")
+    order = [html.index(s) for s in ('<section id="verdict">', 'alt="topology', 'alt="headline',
+                                     '<section id="comparison">', '<section id="figures">')]
+    assert order == sorted(order)
+    first = html[order[0]:order[3]]
+    assert first.count("<img ") == 2 and "<table" not in first  # no table before the figures
+    assert '<details class="section" open>' in html.split('<section id="comparison">', 1)[1][:80]
+    for folded in ("figures", "variants", "scenario"):  # one click away, with a link at the top
+        assert html.split(f'<section id="{folded}">', 1)[1].lstrip().startswith('<details class="section">')
+        assert f'<a href="#{folded}">' in first
+    assert '<table class="sortable">' in html

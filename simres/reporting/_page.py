@@ -27,13 +27,14 @@ class _Figures:
             raise ReportError(f"figure_format: expected one of {', '.join(FIGURE_FORMATS)}, got {fmt!r}")
         self.fmt, self.dpi = fmt, dpi
 
-    def html(self, make: Any, *, caption: str, alt: str) -> str:
+    def html(self, make: Any, *, caption: str, alt: str, cls: str | None = None) -> str:
         """The embedded figure made by ``make()``, or a note when the data cannot be drawn."""
         try:
             fig = make()
         except plots.PlotError as e:
             return f'<p class="note">{H.esc(alt)}: not drawn ({H.esc(e)}).</p>'
-        return H.figure(plots.figure_bytes(fig, self.fmt, dpi=self.dpi), self.fmt, alt=alt, caption=caption)
+        return H.figure(plots.figure_bytes(fig, self.fmt, dpi=self.dpi), self.fmt, alt=alt, caption=caption,
+                        cls=cls)
 
 
 def _frames(run: RunLike) -> RunFrames:

@@ -51,10 +51,11 @@ def results_report(results: pd.DataFrame, *, title: str | None = None, reference
     if ok.empty:
         raise ReportError(f"results: every one of the {len(df)} runs failed; first error: {failed['error'].iloc[0]}")
     body = [f"<h1>{H.esc(name)}</h1>"]
+    topo = _topology(figs, meta, df, params)
     if not params:
-        body += _replications_body(ok, figs, reference=reference, confidence=confidence)
+        body += _replications_body(ok, figs, reference=reference, confidence=confidence, topology=topo)
     else:
-        body += _sweep_body(ok, params, figs, confidence=confidence)
+        body += _sweep_body(ok, params, figs, confidence=confidence, topology=topo)
         if meta:
             body.append(H.section("Sweep settings", _sweep_settings(meta)))
     if len(failed):
@@ -63,13 +64,54 @@ def results_report(results: pd.DataFrame, *, title: str | None = None, reference
     return H.page(f"simres report: {name}", body, footer=_footer(generated))
 
 
-def _replications_body(df: pd.DataFrame, figs: _Figures, *, reference: str | None, confidence: float) -> list[str]:
+def _topology(figs: _Figures, meta: Mapping[str, Any], df: pd.DataFrame, params: list[str]) -> str:
+    """The topology figure of the scenario behind the results, when it can still be found; else nothing.
+
+    A sweep records its scenario (path and name); replications name theirs in the
+    ``scenario`` column, found when it is a bundled name. Swept parameters are shown as
+    "varied by: the sweep" on the calls and services they change.
+    """
+    from simres.errors import SimresError
+    from simres.scenario.loading import load_scenario
+
+    candidates = [meta.get("scenario"), meta.get("scenario_name")]
+    if "scenario" in df.columns and df["scenario"].nunique() == 1:
+        candidates.append(str(df["scenario"].iloc[0]))
+    sc = None
+    for c in candidates:
+        if not c:
+            continue
+        try:
+            sc = load_scenario(str(c), overrides=meta.get("overrides") or None)
+            break
+        except (SimresError, OSError, ValueError):
+            continue
+    if sc is None:
+        return ""
+    variants = {**{str(k): dict(v) for k, v in (meta.get("variant_overrides") or {}).items()}}
+    if params:
+        variants["the sweep"] = {p: None for p in params}
+    return figs.html(lambda: plots.topology(sc, variants=variants), alt="topology of the scenario",
+                     caption="The scenario behind these results: calls with their policies, faults in red; "
+                             "what the sweep and the variants change is named on it.")
+
+
+def _top(verdict: str, topology: str) -> str:
+    """The first screen: the verdict beside the topology (when known)."""
+    if not topology:
+        return H.section("Verdict", verdict, anchor="verdict")
+    return "\n".join(['<section id="verdict">', '<div class="first">', f"<div>\n<h2>Verdict</h2>\n{verdict}\n</div>",
+                      f"<div>\n{topology}\n</div>", "</div>", "</section>"])
+
+
+def _replications_body(df: pd.DataFrame, figs: _Figures, *, reference: str | None, confidence: float,
+                       topology: str = "") -> list[str]:
     n = replication_count(df)
     order = list(dict.fromkeys(df["variant"]))
     pal = plots.Palette(order)
     body = [f'<p class="subtitle">{H.esc(f"{len(order)} variant(s), {n} replication(s) each.")}</p>',
-            H.section("Verdict", H.bullets([H.esc(s) for s in verdicts(df, reference=reference,
-                                                                       confidence=confidence)], cls="verdict"))]
+            _top(H.bullets([H.esc(s) for s in verdicts(df, reference=reference, confidence=confidence)],
+                           cls="verdict"), topology)]
     parts = _comparison_parts(df, confidence=confidence)
     body.append(H.section("Comparison", *parts))
     body.append(H.section("Figures", figs.html(lambda: plots.percentile_bars(df, palette=pal),
@@ -78,7 +120,8 @@ def _replications_body(df: pd.DataFrame, figs: _Figures, *, reference: str | Non
     return body
 
 
-def _sweep_body(df: pd.DataFrame, params: list[str], figs: _Figures, *, confidence: float) -> list[str]:
+def _sweep_body(df: pd.DataFrame, params: list[str], figs: _Figures, *, confidence: float,
+                topology: str = "") -> list[str]:
     metrics = sweep_metrics(df)
     varying = [p for p in params if df[p].nunique(dropna=False) > 1]
     keys = ["variant", *varying]
@@ -86,28 +129,35 @@ def _sweep_body(df: pd.DataFrame, params: list[str], figs: _Figures, *, confiden
     n = int(df.groupby(keys, dropna=False).size().min())
     order = list(dict.fromkeys(df["variant"]))
     pal = plots.Palette(order)
-    subtitle = f"A sweep of {len(varying)} parameter(s): {points} design point(s), {n} replicate(s) each or more."
+    from simres.reporting.plots._axes import sweep_axes
+
+    zipped = [a.label for a in sweep_axes(df) if len(a.params) > 1]
+    together = f" ({'; '.join(zipped)} zipped: varied together)" if zipped else ""
+    subtitle = (f"A sweep of {len(varying)} parameter(s){together}: {points} design point(s), {n} replicate(s) "
+                "each or more.")
     body = [f'<p class="subtitle">{H.esc(subtitle)}</p>',
-            H.section("Verdict", H.bullets([H.esc(s) for s in sweep_verdicts(df)], cls="verdict"))]
+            _top(H.bullets([H.esc(s) for s in sweep_verdicts(df)], cls="verdict"), topology)]
     ptab = [[p, ", ".join(map(str, sorted(df[p].dropna().unique().tolist(), key=_sort_key)))] for p in params]
-    body.append(H.section("Swept parameters", H.text_table(["parameter", "values"], ptab, text_columns=2)))
+    body.append(H.section("Swept parameters", H.text_table(["parameter", "values"], ptab, text_columns=2,
+                                                           sortable=False)))
     body.append(H.section("Design points", _points_table(df, keys, metrics, confidence)))
     out: list[str] = []
     show_variants = len(order) > 1
-    if len(varying) == 1:
+    axes = sweep_axes(df)  # zipped parameters are one axis
+    if len(axes) == 1:
+        x = axes[0].params[0]
         for m in metrics:
-            out.append(figs.html(lambda m=m: plots.amplification(df, x=varying[0], metric=m, palette=pal),
-                                 alt=f"{m} against {varying[0]}",
-                                 caption=f"{plots.metric_name(m)} against {varying[0]}: mean and {confidence:.0%} "
+            out.append(figs.html(lambda m=m: plots.amplification(df, x=x, metric=m, palette=pal),
+                                 alt=f"{m} against {axes[0].label}",
+                                 caption=f"{plots.metric_name(m)} against {axes[0].label}: mean and {confidence:.0%} "
                                          "CI over replicates" + (", per variant." if show_variants else ".")))
-    elif len(varying) == 2:
+    elif len(axes) >= 2:
+        xa, ya = axes[0], axes[1]
+        rest = "; one panel per value of " + ", ".join(a.label for a in axes[2:]) if len(axes) > 2 else ""
         for m in metrics:
-            out.append(figs.html(lambda m=m: plots.heatmap(df, x=varying[0], y=varying[1], metric=m),
+            out.append(figs.html(lambda m=m: plots.heatmap(df, x=xa.params[0], y=ya.params[0], metric=m),
                                  alt=f"heatmap of {m}",
-                                 caption=f"Mean {plots.metric_name(m)} over {varying[0]} and {varying[1]}."))
-    elif len(varying) > 2:
-        out.append('<p class="note">More than two parameters vary: draw heatmaps of two of them with the others '
-                   "fixed, e.g. <code>simres plot RESULTS --kind heatmap --x A --y B --where C=VALUE</code>.</p>")
+                                 caption=f"Mean {plots.metric_name(m)} over {xa.label} and {ya.label}{rest}."))
     if {"latency_p99", "success_rate"} <= set(metrics):
         out.append(figs.html(lambda: plots.pareto(df, palette=pal), alt="Pareto front",
                              caption="p99 latency against success rate per design point; filled points are on "
@@ -129,7 +179,7 @@ def _sweep_settings(meta: Mapping[str, Any]) -> str:
     for v, ov in (meta.get("variant_overrides") or {}).items():
         text = "<br>".join(f"<code>{H.esc(k)} = {H.esc(_yaml_value(x))}</code>" for k, x in ov.items())
         rows.append([f"variant {H.esc(variant_label(v))}", text or "the scenario as written"])
-    return H.table(["setting", "value"], rows, text_columns=2)
+    return H.table(["setting", "value"], rows, text_columns=2, sortable=False)
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:

@@ -104,18 +104,56 @@ def render_scenario_report(scenario: Scenario, reps_df: pd.DataFrame, runs: Mapp
     n = replication_count(df)
     sc = scenario
     labels = ", ".join(variant_label(v) for v in order)
-    subtitle = (f"{len(order)} variant(s): {labels}. {n} replication(s) per variant with common random numbers "
-                f"(root seed {seed}); the figures show one run per variant, all with seed {seed}.")
+    subtitle = (f"{len(order)} variant(s): {labels} · {n} replication(s) each, common random numbers "
+                f"(root seed {seed}) · figures: one run per variant, seed {seed}")
     body = [f"<h1>{H.esc(sc.name)}</h1>", f'<p class="subtitle">{H.esc(subtitle)}</p>']
     lines = scenario_verdicts(sc, reps_df, runs, reference=reference, confidence=confidence)
-    body.append(H.section("Verdict", H.bullets([H.esc(s) for s in lines], cls="verdict"), anchor="verdict"))
-    body.append(H.section("Scenario", *_scenario_parts(sc), anchor="scenario"))
-    body.append(H.section("Variants", _variants_table(sc, order), anchor="variants"))
+    events = next(iter(frames.values())).events
+    headline = figs.html(lambda: plots.headline_figure(requests={v: f.requests for v, f in frames.items()}, reps=df,
+                                                       events=events, palette=pal),
+                         alt="headline: success over time and latency percentiles per variant", cls="headline",
+                         caption="Left: success rate per second of requests by start time, faults shaded (one "
+                                 f"run per variant, seed {seed}). Right: p50 / p99 / p99.9 per variant, mean "
+                                 f"and 95 % CI over {n} replication(s).")
+    topo = figs.html(lambda: plots.topology(sc), alt="topology: clients, services and calls with their policies",
+                     caption="Calls with their policies; faults in red on their targets; the variants that "
+                             "change a call or a service are named on it.")
+    body.append(_first_screen(lines, topo, headline))
     controls = [c for c in sc.controls if c in order]
     parts = _comparison_parts(df, confidence=confidence, controls=controls)
-    body.append(H.section("Comparison", *parts, anchor="comparison"))
-    body.append(H.section("Figures", *_scenario_figures(figs, df, frames, pal, sc, seed), anchor="figures"))
+    body.append(H.fold_section("Comparison", *parts, anchor="comparison", open=True))
+    body.append(H.fold_section("Figures", *_scenario_figures(figs, df, frames, pal, sc, seed), anchor="figures"))
+    body.append(H.fold_section("Variants", _variants_table(sc, order), anchor="variants"))
+    body.append(H.fold_section("Scenario", *_scenario_parts(sc), anchor="scenario"))
     return H.page(f"simres report: {sc.name}", body, footer=_footer(generated))
+
+
+def _first_screen(lines: Sequence[str], topology: str, headline: str) -> str:
+    """The top of the page: the verdict's key sentences beside the topology, the headline figure below.
+
+    Key sentences: the objective (as context), the best variant, the primary metric against the
+    reference, and recovery after each fault; the others (the remaining metrics, controls,
+    mechanisms) are one click away, in their original order.
+    """
+    key, rest = [], []
+    primary_seen = False
+    for s in lines:
+        comparison = " against " in s.split(":", 1)[0] and not s.startswith("Objective:")
+        if s.startswith(("Objective:", "Best on the objective", "After ")) or (comparison and not primary_seen):
+            key.append(s)
+            primary_seen = primary_seen or comparison
+        else:
+            rest.append(s)
+    verdict = H.bullets([H.esc(s) for s in key], cls="verdict context" if key and key[0].startswith("Objective:")
+                        else "verdict")
+    if rest:
+        verdict += "\n" + H.details(f"The rest of the verdict ({len(rest)} more: other metrics, controls, "
+                                     "mechanisms)", H.bullets([H.esc(s) for s in rest], cls="verdict"), cls="more")
+    links = H.nav([("comparison", "Comparison"), ("figures", "Figures"), ("variants", "Variants"),
+                   ("scenario", "Scenario")])
+    return "\n".join(['<section id="verdict">', '<div class="first">',
+                      f"<div>\n<h2 hidden>Verdict</h2>\n{verdict}\n{links}\n</div>", f"<div>\n{topology}\n</div>",
+                      headline, "</div>", "</section>"])
 
 
 def _bounded_queues(sc: Scenario, variants: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -139,7 +177,7 @@ def _scenario_parts(sc: Scenario) -> list[str]:
         facts.append(("latency objective (SLO)", f"{sc.slo * 1000:g} ms"))
     facts.append(("services", ", ".join(f"{n} ({s.instances}×{s.workers} workers)" for n, s in sc.services.items())))
     facts.append(("clients", ", ".join(f"{n} -> {c.target}" for n, c in sc.clients.items())))
-    parts.append(H.text_table(["", ""], facts, text_columns=2))
+    parts.append(H.text_table(["", ""], facts, text_columns=2, sortable=False))
     if sc.faults:
         rows = []
         for i, f in enumerate(sc.faults):
@@ -215,6 +253,7 @@ def _scenario_figures(figs: _Figures, df: pd.DataFrame, frames: Mapping[str, Run
         if len(ended) > MAX_HERD_FIGURES:
             out.append(f'<p class="note">Herd figures of the first {MAX_HERD_FIGURES} of {len(ended)} faults.</p>')
     out.append("<h3>Timelines</h3>")
+    scale = plots.timeline_scale(frames, window=window)  # one time axis and one y scale per panel for all
     for v, f in frames.items():
         extras = [shaded[2:]] if shaded else []
         if len(f.events) and (f.events["kind"].astype(str) == "breaker").any():
@@ -223,9 +262,10 @@ def _scenario_figures(figs: _Figures, df: pd.DataFrame, frames: Mapping[str, Run
             extras.append("dotted line: end of warm-up")
         out.append(figs.html(
             lambda f=f, v=v: plots.timeline(requests=f.requests, timeline=f.timeline, events=f.events,
-                                            window=window, warmup=sc.warmup, style=pal[v], title=variant_label(v)),
+                                            window=window, warmup=sc.warmup, style=pal[v], scale=scale,
+                                            title=variant_label(v)),
             alt=f"timeline of {variant_label(v)}",
             caption=f"{variant_label(v)}, seed {seed}: offered load and goodput, tries arriving at each service, "
                     "success rate and p99 latency of the requests started in each window"
-                    + "".join(f"; {e}" for e in extras) + "."))
+                    + "".join(f"; {e}" for e in extras) + "; the same axes in every variant's timeline."))
     return out

@@ -35,13 +35,15 @@ from simres.reporting.plots._base import (
 from simres.reporting.plots.headline import headline_figure, save_headline_figure
 from simres.reporting.plots.latency import PERCENTILES, latency_ccdf, latency_cdf, percentile_bars
 from simres.reporting.plots.sweeps import amplification, heatmap, pareto, pareto_front, pareto_points
-from simres.reporting.plots.timeseries import herd, timeline, variants_over_time
+from simres.reporting.plots.timeseries import TimelineScale, herd, timeline, timeline_scale, variants_over_time
+from simres.reporting.plots.topology import policy_lines, topology
 
 __all__ = [
     "OKABE_ITO",
     "PERCENTILES",
     "Palette",
     "PlotError",
+    "TimelineScale",
     "VariantStyle",
     "amplification",
     "figure_bytes",
@@ -58,10 +60,13 @@ __all__ = [
     "pareto_front",
     "pareto_points",
     "percentile_bars",
+    "policy_lines",
     "save_figure",
     "save_headline_figure",
     "sweep_parameters",
     "timeline",
+    "timeline_scale",
+    "topology",
     "variant_label",
     "variants_over_time",
 ]

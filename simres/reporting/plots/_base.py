@@ -126,6 +126,28 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    """``text`` wrapped to lines that fit ``width_in`` inches at ``fontsize`` points (about 0.55 em a character)."""
+    import textwrap
+
+    chars = max(20, int(width_in * 72 / (fontsize * 0.55)))
+    return "\n".join(w for line in text.split("\n") for w in (textwrap.wrap(line, chars) or [""]))
+
+
+def set_title(ax: Axes, text: str, *, fontsize: float | None = None) -> None:
+    """An axes title wrapped to the axes' width, so a long title is never cut at the figure's edge."""
+    size = fontsize or float(matplotlib.rcParams["axes.titlesize"]
+                             if not isinstance(matplotlib.rcParams["axes.titlesize"], str) else 10)
+    fig = ax.get_figure()
+    width = fig.get_figwidth() * ax.get_position().width if fig is not None else 6.0
+    ax.set_title(_wrap(text, max(width, 2.0), size), fontsize=size)
+
+
+def set_suptitle(fig: Figure, text: str) -> None:
+    """A figure title wrapped to the figure's width."""
+    fig.suptitle(_wrap(text, fig.get_figwidth() * 0.95, 11.0))
+
+
 def _log_if_wide(ax: Axes, axis: str, values: Iterable[float], *, ratio: float = 20.0) -> None:
     """Log scale when the positive finite ``values`` span more than ``ratio``; linear otherwise."""
     import numpy as np

@@ -19,6 +19,8 @@ from simres.reporting.plots._base import (
     _palette,
     _styled,
     save_figure,
+    set_suptitle,
+    set_title,
 )
 from simres.reporting.plots.latency import PERCENTILES, _draw_bars, _draw_distribution
 from simres.reporting.plots.timeseries import _draw_over_time
@@ -50,20 +52,19 @@ def headline_figure(*, requests: Mapping[str, pd.DataFrame] | pd.DataFrame, reps
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.5, 1.0]})
     has_faults = events is not None and len(events) > 0 and len(fault_intervals(events)) > 0
     if has_faults:
-        _draw_over_time(left, per, pal, events=events, metric="success_rate", window=window)
-        left.set_title("Success rate over time (requests by start)")
+        _draw_over_time(left, per, pal, events=events, metric="success_rate", window=window, legend="below")
+        set_title(left, "Success rate over time (requests by start)")
     else:
         _draw_distribution(left, per, pal, ccdf=True, population="success", log_x=True)
-        left.set_title("Latency tail (CCDF)")
+        set_title(left, "Latency tail (CCDF)")
     _draw_bars(right, df, metrics, pal, list(dict.fromkeys(df["variant"])), confidence=0.95, log_y=None)
     right.set_ylabel("latency (ms)")
     n = int(df.groupby("variant").size().min())
     what = "all requests, failures at give-up" if metrics is ALL_PERCENTILES else "successful requests"
-    right.set_title(f"Latency percentiles, {what} (mean, 95% CI, {n} rep.)" if n > 1
-                    else f"Latency percentiles, {what}")
+    set_title(right, f"Latency percentiles, {what}" + (f"\n(mean, 95% CI, {n} rep.)" if n > 1 else ""))
     right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     if title:
-        fig.suptitle(title)
+        set_suptitle(fig, title)
     return fig
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,11 +25,14 @@ from simres.reporting.plots._base import (
     VariantStyle,
     _by_variant,
     _figure,
+    _log,
     _log_if_wide,
     _need_columns,
     _palette,
     _styled,
     metric_name,
+    set_suptitle,
+    set_title,
     variant_label,
 )
 
@@ -73,24 +78,52 @@ def variants_over_time(requests: Mapping[str, pd.DataFrame] | pd.DataFrame, *,
     fig = _figure(6.4, 3.6)
     ax = fig.subplots()
     _draw_over_time(ax, per, pal, events=events, metric=metric, window=window)
-    ax.set_title(title or f"{metric_name(metric)} over time")
+    set_title(ax, title or f"{metric_name(metric)} over time")
     return fig
 
 
+def _coinciding(series: Mapping[str, np.ndarray], tolerance: float) -> dict[str, str]:
+    """For each variant whose line lies on an earlier variant's everywhere (within ``tolerance``), that variant."""
+    out: dict[str, str] = {}
+    names = list(series)
+    for i, v in enumerate(names):
+        for w in names[:i]:
+            a, b = series[v], series[w]
+            if a.shape == b.shape and a.size:
+                both = np.isfinite(a) & np.isfinite(b)
+                if (np.isfinite(a) == np.isfinite(b)).all() and both.any() \
+                        and float(np.max(np.abs(a[both] - b[both]))) <= tolerance:
+                    out[v] = out.get(w, w)
+                    break
+    return out
+
+
 def _draw_over_time(ax: Axes, per: Mapping[str, pd.DataFrame], pal: Palette, *, events: pd.DataFrame | None,
-                    metric: str, window: float) -> None:
+                    metric: str, window: float, legend: str = "best") -> None:
+    """Lines per variant over time. No line hides another unnoticed: lines drawn first are wider (so a
+    later line on top leaves them as an outline), markers sit at a different phase per variant, and a
+    variant whose line coincides with an earlier one says so in the legend (``= naive``)."""
     t_end = 0.0
     drawn: list[float] = []
+    scale = 1000.0 if metric in ("p50", "p99") else (100.0 if metric == "success_rate" else 1.0)
+    frames = {}
     for v, frame in per.items():
         _need_columns(frame, ("start", "latency", "outcome"), f"requests[{v!r}]")
-        if len(frame) == 0:
-            continue
-        ot = latency_over_time(frame, window=window)
-        scale = 1000.0 if metric in ("p50", "p99") else (100.0 if metric == "success_rate" else 1.0)
+        if len(frame):
+            frames[v] = latency_over_time(frame, window=window)
+    series = {v: ot[metric].to_numpy(dtype=float) * scale for v, ot in frames.items()}
+    tol = 0.5 if metric == "success_rate" else 0.0
+    same = _coinciding(series, tol) if metric == "success_rate" else _coinciding(series, 0.0)
+    k = len(frames)
+    for i, (v, ot) in enumerate(frames.items()):
         st = pal[v]
-        drawn.extend(ot[metric] * scale)
-        ax.plot(ot["time"] + window / 2, ot[metric] * scale, label=variant_label(v), marker=st.marker,
-                markersize=3.5, markevery=max(1, len(ot) // 15), **st.line())
+        drawn.extend(series[v])
+        step = max(1, len(ot) // 15, k)  # at least one phase per variant
+        width = 1.3 + 2.2 * (k - 1 - i) / max(k - 1, 1) if k > 1 else 1.6
+        label = variant_label(v) + (f" (same line as {variant_label(same[v])})" if v in same else "")
+        ax.plot(ot["time"] + window / 2, series[v], label=label, marker=st.marker, markersize=4,
+                markevery=((i * step) // k, step), linewidth=width, zorder=2 + i * 0.01,
+                **st.line())
         t_end = max(t_end, float(ot["time"].max()) + window)
     _shade_faults([ax], events, t_end, label_ax=ax)
     ax.set_xlabel("time (s)")
@@ -99,8 +132,13 @@ def _draw_over_time(ax: Axes, per: Mapping[str, pd.DataFrame], pal: Palette, *, 
     if metric in ("p50", "p99"):
         _log_if_wide(ax, "y", drawn)
     if metric == "success_rate":
-        ax.set_ylim(-2, 102)
-    ax.legend(loc="best")
+        ax.set_ylim(-3, 112)  # a band above 100 % for the fault labels, clear of the lines
+        ax.set_yticks([0, 20, 40, 60, 80, 100])
+    if legend == "below":
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=min(3, max(k, 1)), frameon=False,
+                  fontsize=7.5)
+    else:
+        ax.legend(loc=legend)
 
 
 def _breaker_rows(events: pd.DataFrame, max_rows: int) -> dict[str, list[tuple[float, int]]]:
@@ -147,10 +185,64 @@ def _draw_breakers(ax: Axes, events: pd.DataFrame, t_end: float, max_rows: int =
               loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
 
 
+@dataclass(frozen=True)
+class TimelineScale:
+    """Axis limits shared by the timelines of several runs, so they compare at a glance.
+
+    ``t_end`` is the right edge of the time axis; ``rate`` and ``tries`` the top of the
+    requests/s and tries/s panels; ``p99`` the (low, high) of the p99 panel, on a log scale
+    when ``p99_log``.
+    """
+
+    t_end: float
+    rate: float
+    tries: float
+    p99: tuple[float, float]
+    p99_log: bool
+
+
+def _timeline_end(requests: pd.DataFrame, timeline: pd.DataFrame, step: float) -> tuple[float, int]:
+    t_tl = float(timeline["time"].max()) + step if len(timeline) else 0.0
+    t_rq = (math.floor(float(np.nanmax(requests["start"].to_numpy(dtype=float))) / step) + 1) * step \
+        if len(requests) else 0.0
+    t_end = max(t_tl, t_rq, step)
+    n = max(1, math.ceil(t_end / step - 1e-9))
+    return n * step, n
+
+
+def _offered(requests: pd.DataFrame, step: float, n: int) -> np.ndarray:
+    if not len(requests):
+        return np.zeros(n)
+    idx = np.clip((requests["start"].to_numpy(dtype=float) // step).astype(np.int64), 0, n - 1)
+    return np.bincount(idx, minlength=n) / step
+
+
+def timeline_scale(runs: Mapping[str, Any], *, window: float | None = None) -> TimelineScale:
+    """The common :class:`TimelineScale` of several runs (objects with ``requests`` and ``timeline``)."""
+    ends, rates, tries, p99s = [], [0.0], [0.0], []
+    for r in runs.values():
+        step = float(window) if window is not None else _window_of(r.timeline)
+        t_end, n = _timeline_end(r.requests, r.timeline, step)
+        ends.append(t_end)
+        rates.append(float(_offered(r.requests, step, n).max(initial=0.0)))
+        if len(r.requests):
+            ot = latency_over_time(r.requests, window=step, t0=0.0, t1=t_end)
+            rates.append(float(np.nanmax(ot["goodput"].to_numpy(dtype=float), initial=0.0)))
+            p = ot["p99"].to_numpy(dtype=float) * 1000
+            p99s.extend(p[np.isfinite(p) & (p > 0)])
+        if len(r.timeline):
+            tries.append(float(r.timeline["arrivals"].to_numpy(dtype=float).max(initial=0.0)) / step)
+    lo, hi = (float(min(p99s)), float(max(p99s))) if p99s else (1.0, 10.0)
+    log = hi / lo > 20
+    pad = (lo / 1.5, hi * 1.5) if log else (0.0, hi * 1.08)
+    return TimelineScale(t_end=max(ends, default=1.0), rate=max(rates) * 1.08 or 1.0,
+                         tries=max(tries) * 1.08 or 1.0, p99=pad, p99_log=log)
+
+
 @_styled
 def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataFrame,
              window: float | None = None, warmup: float | None = None, style: VariantStyle | None = None,
-             title: str | None = None) -> Figure:
+             scale: TimelineScale | None = None, title: str | None = None) -> Figure:
     """One run over time: load, arrivals per service, goodput, success rate and p99.
 
     Panels (shared time axis): offered load (client requests started per second) with
@@ -163,6 +255,8 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
         window: bucket width in seconds; by default the timeline's step.
         warmup: draw a dotted line where steady-state measurement starts.
         style: the variant's style, so the run's own series match the other figures.
+        scale: axis limits shared with other runs' timelines (:func:`timeline_scale`), so a
+            report's timelines have the same time axis and y scales.
         title: figure title.
     """
     _need_columns(requests, ("start", "latency", "outcome"), "requests")
@@ -171,12 +265,8 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
     step = float(window) if window is not None else _window_of(timeline)
     if not step > 0:
         raise PlotError(f"window: must be > 0, got {window!r}")
-    t_tl = float(timeline["time"].max()) + step if len(timeline) else 0.0
-    t_rq = (math.floor(float(np.nanmax(requests["start"].to_numpy(dtype=float))) / step) + 1) * step \
-        if len(requests) else 0.0
-    t_end = max(t_tl, t_rq, step)
-    n = max(1, math.ceil(t_end / step - 1e-9))
-    t_end = n * step
+    t_end, n = _timeline_end(requests, timeline, step)
+    x_end = max(t_end, scale.t_end) if scale is not None else t_end
     has_breakers = bool((events["kind"].astype(str) == "breaker").any()) if len(events) else False
     heights = [1.0, 1.0, 0.8, 0.9] + ([0.5] if has_breakers else [])
     fig = _figure(7.2, 7.8 if has_breakers else 7.0)
@@ -185,14 +275,15 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
     centres = (np.arange(n) + 0.5) * step
 
     ax = axes[0]
-    offered = np.bincount(np.clip((requests["start"].to_numpy(dtype=float) // step).astype(np.int64), 0, n - 1),
-                          minlength=n) / step if len(requests) else np.zeros(n)
+    offered = _offered(requests, step, n)
     ot = latency_over_time(requests, window=step, t0=0.0, t1=t_end) if len(requests) else None
     ax.plot(centres, offered, color="0.45", linestyle="--", label="offered load")
     if ot is not None:
         ax.plot(centres, ot["goodput"].to_numpy(), label="goodput", **main)
     ax.set_ylabel("requests/s")
     ax.legend(loc="lower left", fontsize=7)
+    if scale is not None:
+        ax.set_ylim(0, scale.rate)
 
     ax = axes[1]
     tl = timeline.copy()
@@ -203,6 +294,8 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
                 color=OKABE_ITO[(i + 2) % len(OKABE_ITO)], linestyle=LINESTYLES[i % len(LINESTYLES)], label=svc)
     ax.set_ylabel("tries/s arriving")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False, title="service")
+    if scale is not None:
+        ax.set_ylim(0, scale.tries)
 
     ax = axes[2]
     if ot is not None:
@@ -213,7 +306,12 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
     ax = axes[3]
     if ot is not None:
         ax.plot(centres, ot["p99"].to_numpy() * 1000, marker=".", markersize=3, **main)
-        _log_if_wide(ax, "y", ot["p99"].to_numpy() * 1000)
+        if scale is None:
+            _log_if_wide(ax, "y", ot["p99"].to_numpy() * 1000)
+    if scale is not None:
+        if scale.p99_log:
+            _log(ax, "y")
+        ax.set_ylim(*scale.p99)
     ax.set_ylabel("p99 (ms)")
 
     if has_breakers:
@@ -222,9 +320,9 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
     if warmup:
         for a in axes:
             a.axvline(warmup, color="0.5", linestyle=":", linewidth=0.8)
-    axes[-1].set_xlim(0, t_end)
+    axes[-1].set_xlim(0, x_end)
     axes[-1].set_xlabel("time (s)")
-    fig.suptitle(title or "Timeline")
+    set_suptitle(fig, title or "Timeline")
     return fig
 
 
@@ -297,6 +395,6 @@ def herd(attempts: Mapping[str, pd.DataFrame] | pd.DataFrame, *, events: pd.Data
     ax.axvspan(t0 - end, 0.0, color=FAULT_SHADE, zorder=0, linewidth=0)
     ax.set_xlabel(f"time since {name} ended (s)")
     ax.set_ylabel(f"tries/s arriving at {service} ({window * 1000:.0f} ms windows)")
-    ax.set_title(title or f"Thundering herd at {service} after {name}")
+    set_title(ax, title or f"Thundering herd at {service} after {name}")
     ax.legend(loc="upper right")
     return fig
