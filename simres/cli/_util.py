@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from simres.errors import SimresError, one_line
+from simres.progress import Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,41 +90,9 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class SimProgress:
-    """A progress bar of simulated time that appears only for runs longer than ~2 s."""
-
-    def __init__(self, label: str, enabled: bool = True):
-        self.label = label
-        self.enabled = enabled
-        self.t0 = time.perf_counter()
-        self._shown = 0.0
-        self.bar: Any = None
-
-    def __call__(self, now: float, end: float) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.t0
-        if self.bar is None:
-            if elapsed < 0.5 or elapsed / max(now / end, 1e-9) < 2.0:
-                return
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=round(end, 3), desc=self.label, unit="sim s", leave=False,
-                            file=sys.stderr,
-                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}]")
-        if now >= end:
-            self.close()
-            return
-        t = time.perf_counter()
-        if t - self._shown >= 0.1:  # many chunks per second on fast runs: redraw ten times a second
-            self._shown = t
-            self.bar.n = round(now, 3)
-            self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+def sim_progress(label: str, enabled: bool = True) -> Progress:
+    """The bar of one run's simulated time (``progress(now, end)``), shown only for runs of more than ~2 s."""
+    return Progress(0, label=label, unit="sim s", enabled=enabled, delay=0.5, min_total=2.0)
 
 
 def write_frame(df: Any, target: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import SEED, SimProgress, check_out_path, executor_for, friendly, jobs_option, write_frame
+from simres.cli._util import SEED, check_out_path, executor_for, friendly, jobs_option, sim_progress, write_frame
 from simres.cli.check import announce, strict_option
 from simres.cli.summary_view import hidden_note, print_table, summary_json
 from simres.cli.summary_view import summary_table as view_table
@@ -67,7 +67,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
         return
     from simres.experiments.runs import run as run_once
 
-    prog = SimProgress(sc.name, enabled=not quiet)
+    prog = sim_progress(sc.name, enabled=not quiet)
     try:
         # the variant first, then --set (the explicit flag wins): the scenario `show` prints
         result = run_once(scenario, seed=seed, variant=variant, overrides=overrides, progress=prog)

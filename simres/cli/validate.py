@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from simres.cli._util import friendly
+from simres.progress import Progress
 
 
 def _default_jobs() -> int:
@@ -58,25 +59,12 @@ def validate(quick: bool, cases: tuple[str, ...], reps: int | None, jobs: int | 
     if out is not None and not Path(out).resolve().parent.is_dir():
         raise v.ValidationError(f"out: directory {str(Path(out).parent)!r} does not exist")
     t0 = time.perf_counter()
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if quiet or not sys.stderr.isatty():
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, desc="validate", unit="run", leave=False, file=sys.stderr)
-        bar.n = done
-        bar.refresh()
-
+    bar = Progress(0, label="validate", unit="run", enabled=not quiet)
     try:
         df = v.run_validation(cases=cases, quick=quick, reps=reps, seed=seed, jobs=jobs, confidence=confidence,
-                              progress=progress)
+                              progress=bar)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     elapsed = time.perf_counter() - t0
     click.echo(v.format_table(df, confidence=confidence))
     failed = int((~df["passed"]).sum())
