@@ -129,3 +129,62 @@ def executor_for(jobs: int | None, tasks: int) -> Iterator[Any]:
         yield ex
     finally:
         ex.close()
+
+
+# ---------------------------------------------------------------------------- the shared flags
+# One meaning per flag name across commands, one short form each (tests/test_cli_conventions.py
+# holds the table): -o/--out a path to write, -q/--quiet no progress and no chatter (results
+# still print), -s/--seed the root seed, -n/--reps replications, -j/--jobs worker processes,
+# -m/--metrics which metrics to show, --set an override, --dry-run plan and estimate only.
+
+QUIET_HELP = "No progress bar and no chatter (estimates, plan lines); results still print."
+DRY_RUN_HELP = "Print what would run and a time estimate; run nothing."
+
+
+def out_option(kind: str, what: str, *, required: bool = False, default: str | None = None) -> Callable[[F], F]:
+    """``--out/-o PATH``: where to write. ``kind`` is ``file`` or ``directory``; the help says which, then ``what``."""
+    if kind not in ("file", "directory"):
+        raise ValueError(kind)
+    path = click.Path(dir_okay=False) if kind == "file" else click.Path(file_okay=False)
+    return click.option("--out", "-o", type=path, required=required, default=default,
+                        metavar="FILE" if kind == "file" else "DIR",
+                        help=f"{kind.capitalize()} to write: {what}")
+
+
+def quiet_option(extra: str = "") -> Callable[[F], F]:
+    """``--quiet/-q``: no progress bar and no chatter; results (and warnings) still print."""
+    return click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP + (f" {extra}" if extra else ""))
+
+
+def seed_option(default_is: str = "the scenario's") -> Callable[[F], F]:
+    """``--seed/-s N``: the root seed every random stream derives from."""
+    return click.option("--seed", "-s", type=SEED, default=None, metavar="N",
+                        help=f"Root seed [default: {default_is}].")
+
+
+def reps_option(default: int | None, *, minimum: int | None = 1, what: str = "per variant") -> Callable[[F], F]:
+    """``--reps/-n N``: independent replications (common random numbers across variants).
+
+    ``minimum=None`` leaves the range check to the command (its own one-line message).
+    """
+    shown = "" if default is None else f" [default: {default}]"
+    kind = int if minimum is None else click.IntRange(min=minimum)
+    return click.option("--reps", "-n", type=kind, default=default, metavar="N",
+                        help=f"Replications {what}{shown}.")
+
+
+def set_option(scope: str = "") -> Callable[[F], F]:
+    """``--set KEY=VALUE``: override a scenario field by its dotted path (repeatable)."""
+    return click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                        help="Override a field by dotted path (repeatable)" + (f"; {scope}." if scope else "."))
+
+
+def dry_run_option(fn: F) -> F:
+    """``--dry-run``: validate, print the plan and a time estimate, run nothing."""
+    return click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)(fn)
+
+
+def examples(*lines: str, note: str = "") -> str:
+    """A command's epilog: an ``Examples:`` block kept as written (click's ``\\b``), then ``note``."""
+    block = "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+    return block + (f"\n\n{note}" if note else "")
