@@ -105,7 +105,7 @@ def compare(
     variants: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
     confidence: float = 0.95,
-    progress: bool = False,
+    progress: ProgressArg = False,
     executor: Any = None,
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
 ) -> pd.DataFrame:
@@ -115,8 +115,15 @@ def compare(
     tidy frame, one row per (metric, variant): ``mean``, ``lo``, ``hi``, ``halfwidth``,
     ``n``, ``best`` (the best variant for that metric), ``diff_vs_best`` with its
     ``p_value`` from a paired t-test across replications, and ``significant``
-    (``p_value < 1 - confidence``).
+    (``p_value < 1 - confidence``). The scenario's ``controls`` are compared but never best.
+
+    The frame is a :class:`~simres.experiments.results.Comparison`: in Jupyter it shows
+    as a compact table, ``.replications`` holds the runs, and ``.plot("percentiles")``
+    draws them.
     """
+    from simres.experiments.results import Comparison
+
+    controls: list[str] = []
     if isinstance(scenario, pd.DataFrame):
         reps_df = scenario
     else:
@@ -124,7 +131,10 @@ def compare(
         names: list[str | None] = list(variants) if variants else (list(sc.variants) or [None])
         reps_df = replicate(sc, variants=names, reps=reps, seed=seed, progress=progress, executor=executor,
                             overrides=overrides)
-    return compare_frame(reps_df, metrics=metrics, confidence=confidence)
+        controls = [c for c in sc.controls if c in names]
+    # controls (the scenario's `controls:`) are compared but never best, as in `simres compare`
+    return Comparison(compare_frame(reps_df, metrics=metrics, confidence=confidence, controls=controls),
+                      replications=reps_df, controls=controls)
 
 
 def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None,

@@ -78,6 +78,16 @@ class RunResult:
         return (f"RunResult(scenario={self.scenario.name!r}, seed={self.seed}, variant={self.variant!r}, "
                 f"requests={len(self.requests)}, attempts={len(self.attempts)})")
 
+    def plot(self, kind: str | None = None, **options: Any) -> Any:
+        """A figure of this run: ``timeline`` (the default), ``cdf``, ``ccdf`` or ``herd``.
+
+        The figures live in :mod:`simres.reporting.plots`, which this layer may not import;
+        ``import simres`` registers them (:mod:`simres.experiments.results`).
+        """
+        from simres.experiments.results import draw
+
+        return draw("run", self, kind, **options)
+
     def _repr_html_(self) -> str:
         """In Jupyter: the grouped summary (the view ``simres run`` prints) as a compact table."""
         import html
@@ -93,7 +103,8 @@ class RunResult:
                         f"{html.escape(label)}</td><td style='text-align:right'>{html.escape(value)}</td></tr>")
             last = group
         return (f"<div><b>{title}</b><table>{''.join(rows)}</table>"
-                "<small>.summary has every key; .requests, .attempts, .timeline, .events the frames</small></div>")
+                "<small>.summary has every key; .requests, .attempts, .timeline, .events the frames; "
+                ".plot(kind) draws 'timeline', 'cdf', 'ccdf' or 'herd'</small></div>")
 
 
 def run(
