@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from simpy.events import Timeout
 from simres.errors import SimresError
 from simres.metrics.summary import summarize
 from simres.model.world import build, timeline_frame
+from simres.progress import Progress
 from simres.rng import check_seed
 from simres.scenario.loading import load_scenario, resolved_dict
 from simres.scenario.schema import Scenario
@@ -113,7 +114,7 @@ def run(
     seed: int | None = None,
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
     variant: str | None = None,
-    progress: Callable[[float, float], None] | None = None,
+    progress: Callable[[float, float], None] | bool | None = None,
 ) -> RunResult:
     """Run one scenario once.
 
@@ -122,9 +123,15 @@ def run(
         seed: root seed; defaults to the scenario's ``seed``.
         overrides: dotted-path overrides (``{"services.db.workers": 4}`` or ``["services.db.workers=4"]``).
         variant: name of one of the scenario's variants to apply first.
-        progress: called as ``progress(simulated_now, simulated_end)`` while running.
+        progress: called as ``progress(simulated_now, simulated_end)`` while running; ``True``
+            shows a bar of simulated time (:mod:`simres.progress`: a terminal's stderr or
+            Jupyter, never a pipe) for runs of more than about 2 s.
     """
     sc = load_scenario(scenario, overrides=overrides, variant=variant)
+    if progress is True:
+        with Progress(0, label=sc.name, unit="sim s", min_total=2.0) as bar:
+            return replace(run(sc, seed=seed, progress=bar), variant=variant)  # sc has the variant applied
+    progress = progress or None
     seed = sc.seed if seed is None else check_seed(seed)
     t0 = time.perf_counter()
     world = build(sc, seed)

@@ -28,7 +28,8 @@ def _num(x: float) -> str:
 
 
 def _ms(x: float) -> str:
-    return f"{x * 1000:.3g} ms" if abs(x) < 1 else f"{x:.3g} s"
+    ms = float(f"{x * 1000:.3g}")
+    return f"{ms:g} ms" if abs(ms) < 1000 else f"{x:.3g} s"  # 0.9996 s is "1 s", never "1e+03 ms"
 
 
 def _pct(x: float) -> str:
@@ -186,6 +187,6 @@ def format_interval(key: str, mean: float, halfwidth: float = math.nan, *, lo: f
         return text
     fmt = format_for(key)
     text = fmt(float(mean))
-    if has_value(halfwidth) and halfwidth > 0:
+    if has_value(halfwidth) and halfwidth > 1e-9 * max(abs(mean), 1e-12):  # not float noise on equal runs
         text += f" ± {_TWO_DIGITS.get(fmt, fmt)(float(halfwidth))}"
     return text
