@@ -3,8 +3,13 @@
 Three lines in a notebook::
 
     import simres
-    result = simres.run("baseline", seed=1)
-    result.summary["latency_p99"]
+    cmp = simres.compare("retry-storm-metastable", reps=5)   # shows as a compact table
+    cmp.plot("percentiles")                                  # no import of the plots module
+
+``simres.run`` (a :class:`RunResult`), ``simres.compare`` (a ``Comparison``) and
+``simres.sweep`` (a ``SweepResult``) return results with a ``.plot(kind)`` method; the
+figures live in :mod:`simres.reporting`, and handing out one of these results registers
+them (:mod:`simres.reporting.plotters`).
 
 Heavy modules (pandas, matplotlib, dask) load on first use, so ``import simres`` and
 ``simres --help`` stay fast.
@@ -18,11 +23,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
     "Resilient",
     "RunResult",
     "Scenario",
     "ScenarioError",
     "SimresError",
+    "SweepResult",
     "__version__",
     "best",
     "build_report",
@@ -50,13 +57,20 @@ _LAZY = {
     "best": "simres.experiments.choosing",
     "build_report": "simres.reporting.report",
     "Resilient": "simres.realtime.resilient",
+    "Comparison": "simres.experiments.results",
+    "SweepResult": "simres.experiments.results",
 }
+
+_WITH_FIGURES = {"run", "RunResult", "compare", "sweep", "Comparison", "SweepResult"}
+"""Names whose results have ``.plot(kind)``: handing one out registers the figures (cheap: plots load on use)."""
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'simres' has no attribute {name!r}")
+    if name in _WITH_FIGURES:
+        import_module("simres.reporting.plotters")
     return getattr(import_module(module), name)
 
 

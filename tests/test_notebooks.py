@@ -2,7 +2,9 @@
 
 Each notebook is executed in a fresh kernel with ``SIMRES_NOTEBOOK_QUICK=1`` (the notebooks
 then pick short runs and tiny designs), so an API change that breaks one fails here instead
-of in a reader's hands.
+of in a reader's hands. The executed outputs must hold no warning (no TqdmWarning, no
+"IProgress not found": the progress bar is plain HTML, no ipywidgets), the comparison and
+the sweep must show as their compact tables, and their progress bars must be there.
 """
 
 from __future__ import annotations
@@ -47,6 +49,18 @@ def test_quick_mode_is_read_first(path: Path) -> None:
     assert nb.cells[0].cell_type == "markdown" and nb.cells[-1].cell_type == "markdown"
 
 
+def test_the_three_line_flow_needs_no_import_of_the_plots_module() -> None:
+    """Each notebook's first code cell imports simres only, and its first figure comes from ``.plot``."""
+    for path in NOTEBOOKS:
+        code = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+        assert "simres.reporting" not in code[0] and "simres.experiments.runs" not in code[0], path.name
+        first_plot = next(i for i, src in enumerate(code) if ".plot(" in src or "plots." in src)
+        assert ".plot(" in code[first_plot] and "plots." not in code[first_plot], path.name
+    flow = [cell.source for cell in nbformat.read(NOTEBOOK_DIR / "02-policy-comparison.ipynb", as_version=4).cells]
+    assert any("simres.compare(" in src for src in flow) and any(src.strip() == 'cmp.plot("percentiles")'
+                                                               for src in flow)
+
+
 def _python3_kernel(root: Path) -> Path:
     """A kernelspec named ``python3`` running this interpreter, found first through JUPYTER_PATH.
 
@@ -84,3 +98,17 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert errors == []
     figures = [out for out in outputs if "image/png" in out.get("data", {})]
     assert figures, f"{path.name}: no figure was displayed"
+    stderr = "".join(out.get("text", "") for out in outputs if out.output_type == "stream" and out.name == "stderr")
+    for warning in ("Warning", "IProgress", "ipywidgets", "tqdm"):
+        assert warning not in stderr, f"{path.name}: {warning} in the outputs: {stderr[:500]}"
+    html = [out["data"]["text/html"] for out in outputs if "text/html" in out.get("data", {})]
+    bars = [h for h in html if "simres-progress" in h]
+    # 02 and 03 pass progress=True to work of several seconds; 01's single quick run is too short for a bar
+    assert bars or path.stem == "01-quickstart", f"{path.name}: no progress bar was shown"
+    assert all("<progress" in h and " in " in h for h in bars)  # each closed as a one-line record
+    shown = {"01-quickstart": "grouped summary", "02-policy-comparison": "comparison of 6 variant(s)",
+             "03-sweep-and-threshold": "configuration(s)"}[path.stem]
+    if path.stem == "01-quickstart":
+        assert any("latency of successes" in h for h in html), "the run's grouped summary"
+    else:
+        assert any(shown in h for h in html), f"{path.name}: the compact table ({shown}) was not shown"

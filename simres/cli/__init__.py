@@ -11,6 +11,7 @@ what was expected, and exits with status 2; never a traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from typing import Any
@@ -52,7 +53,9 @@ class _Main(click.Group):
                 sys.exit(e.exit_code)
             except click.UsageError as e:
                 where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-                click.echo(f"error: {one_line(e.format_message())}{where}", err=True)
+                # name a flag by its long form only: '--seed', not '--seed' / '-s'
+                message = re.sub(r"('--[\w-]+')(?: / '-\w')+", r"\1", e.format_message())
+                click.echo(f"error: {one_line(message)}{where}", err=True)
                 sys.exit(2)
             except click.ClickException as e:
                 click.echo(f"error: {one_line(e.format_message())}", err=True)
@@ -63,7 +66,23 @@ class _Main(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-@click.group(name="simres", cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+FLAGS_NOTE = """\b
+Examples:
+  simres run baseline
+  simres compare retry-storm-metastable -n 5 -j 4
+  simres report retry-storm-metastable --reference naive -o reports/demo
+
+\b
+The same flag means the same thing on every command:
+  -o, --out PATH    a path to write (each command's --help says file or directory)
+  -q, --quiet       no progress bar and no chatter; results still print
+  -s, --seed N      the root seed          -n, --reps N      replications
+  -j, --jobs N      worker processes       -m, --metrics P   metrics to show (names or globs)
+  --set KEY=VALUE   override a field       --dry-run         plan and time estimate; run nothing"""
+
+
+@click.group(name="simres", cls=_Main, epilog=FLAGS_NOTE,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(__version__, prog_name="simres")
 def main() -> None:
     """simres: simulate resilience policies against injected failures."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from simres.errors import SimresError, one_line
+from simres.progress import Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,41 +90,9 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class SimProgress:
-    """A progress bar of simulated time that appears only for runs longer than ~2 s."""
-
-    def __init__(self, label: str, enabled: bool = True):
-        self.label = label
-        self.enabled = enabled
-        self.t0 = time.perf_counter()
-        self._shown = 0.0
-        self.bar: Any = None
-
-    def __call__(self, now: float, end: float) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.t0
-        if self.bar is None:
-            if elapsed < 0.5 or elapsed / max(now / end, 1e-9) < 2.0:
-                return
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=round(end, 3), desc=self.label, unit="sim s", leave=False,
-                            file=sys.stderr,
-                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} sim s [{elapsed}<{remaining}]")
-        if now >= end:
-            self.close()
-            return
-        t = time.perf_counter()
-        if t - self._shown >= 0.1:  # many chunks per second on fast runs: redraw ten times a second
-            self._shown = t
-            self.bar.n = round(now, 3)
-            self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+def sim_progress(label: str, enabled: bool = True) -> Progress:
+    """The bar of one run's simulated time (``progress(now, end)``), shown only for runs of more than ~2 s."""
+    return Progress(0, label=label, unit="sim s", enabled=enabled, delay=0.5, min_total=2.0)
 
 
 def write_frame(df: Any, target: Path) -> None:
@@ -161,3 +129,62 @@ def executor_for(jobs: int | None, tasks: int) -> Iterator[Any]:
         yield ex
     finally:
         ex.close()
+
+
+# ---------------------------------------------------------------------------- the shared flags
+# One meaning per flag name across commands, one short form each (tests/test_cli_conventions.py
+# holds the table): -o/--out a path to write, -q/--quiet no progress and no chatter (results
+# still print), -s/--seed the root seed, -n/--reps replications, -j/--jobs worker processes,
+# -m/--metrics which metrics to show, --set an override, --dry-run plan and estimate only.
+
+QUIET_HELP = "No progress bar and no chatter (estimates, plan lines); results still print."
+DRY_RUN_HELP = "Print what would run and a time estimate; run nothing."
+
+
+def out_option(kind: str, what: str, *, required: bool = False, default: str | None = None) -> Callable[[F], F]:
+    """``--out/-o PATH``: where to write. ``kind`` is ``file`` or ``directory``; the help says which, then ``what``."""
+    if kind not in ("file", "directory"):
+        raise ValueError(kind)
+    path = click.Path(dir_okay=False) if kind == "file" else click.Path(file_okay=False)
+    return click.option("--out", "-o", type=path, required=required, default=default,
+                        metavar="FILE" if kind == "file" else "DIR",
+                        help=f"{kind.capitalize()} to write: {what}")
+
+
+def quiet_option(extra: str = "") -> Callable[[F], F]:
+    """``--quiet/-q``: no progress bar and no chatter; results (and warnings) still print."""
+    return click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP + (f" {extra}" if extra else ""))
+
+
+def seed_option(default_is: str = "the scenario's") -> Callable[[F], F]:
+    """``--seed/-s N``: the root seed every random stream derives from."""
+    return click.option("--seed", "-s", type=SEED, default=None, metavar="N",
+                        help=f"Root seed [default: {default_is}].")
+
+
+def reps_option(default: int | None, *, minimum: int | None = 1, what: str = "per variant") -> Callable[[F], F]:
+    """``--reps/-n N``: independent replications (common random numbers across variants).
+
+    ``minimum=None`` leaves the range check to the command (its own one-line message).
+    """
+    shown = "" if default is None else f" [default: {default}]"
+    kind = int if minimum is None else click.IntRange(min=minimum)
+    return click.option("--reps", "-n", type=kind, default=default, metavar="N",
+                        help=f"Replications {what}{shown}.")
+
+
+def set_option(scope: str = "") -> Callable[[F], F]:
+    """``--set KEY=VALUE``: override a scenario field by its dotted path (repeatable)."""
+    return click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                        help="Override a field by dotted path (repeatable)" + (f"; {scope}." if scope else "."))
+
+
+def dry_run_option(fn: F) -> F:
+    """``--dry-run``: validate, print the plan and a time estimate, run nothing."""
+    return click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)(fn)
+
+
+def examples(*lines: str, note: str = "") -> str:
+    """A command's epilog: an ``Examples:`` block kept as written (click's ``\\b``), then ``note``."""
+    block = "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+    return block + (f"\n\n{note}" if note else "")

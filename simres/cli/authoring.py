@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import friendly
+from simres.cli._util import examples, friendly, out_option
 from simres.errors import SimresError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "scenario" / "templates"
@@ -26,20 +26,17 @@ def templates() -> dict[str, Path]:
     return {p.stem: p for p in sorted(TEMPLATES_DIR.glob("*.yaml"))}
 
 
-@click.command(name="init")
+@click.command(name="init", short_help="Write a commented starter scenario from a template.",
+               epilog=examples("simres init --list", "simres init",
+                               "simres init fan-out --out my-service.yaml && simres run my-service.yaml "
+                               "--all-variants"))
 @click.argument("template", required=False, default="three-tier")
-@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
-              help="File to write [default: TEMPLATE.yaml in the current directory].")
+@out_option("file", "the scenario [default: TEMPLATE.yaml in the current directory].")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--list", "list_only", is_flag=True, help="List the templates and write nothing.")
+@click.option("--list", "list_only", is_flag=True, help="List the templates; write nothing.")
 @friendly
 def init(template: str, out: str | None, force: bool, list_only: bool) -> None:
-    """Write a commented starter scenario from TEMPLATE (default: three-tier).
-
-    Example:
-
-        simres init fan-out --out my-service.yaml && simres run my-service.yaml --all-variants
-    """
+    """Write a commented starter scenario from TEMPLATE (default: three-tier)."""
     available = templates()
     if list_only:
         for name, path in available.items():
@@ -61,15 +58,14 @@ def init(template: str, out: str | None, force: bool, list_only: bool) -> None:
     click.echo(f"wrote {target}; run it with: simres run {target} --all-variants --reps 5")
 
 
-@click.command(name="schema")
-@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None, help="File to write [default: stdout].")
+@click.command(name="schema", short_help="Print the JSON Schema of scenario files, for editors.",
+               epilog=examples("simres schema --out simres.schema.json",
+                               note="Then, with VS Code's YAML extension, put \"# yaml-language-server: "
+                                    "$schema=simres.schema.json\" at the top of a scenario file."))
+@out_option("file", "the schema [default: print it].")
 @friendly
 def schema(out: str | None) -> None:
-    """Print the JSON Schema of scenario files, for editors to complete and check them.
-
-    Example (VS Code, YAML extension): simres schema --out simres.schema.json, then put
-    "# yaml-language-server: $schema=simres.schema.json" at the top of a scenario file.
-    """
+    """Print the JSON Schema of scenario files, for editors to complete and check them."""
     text = json.dumps(scenario_json_schema(), indent=2, sort_keys=False)
     if out is None:
         click.echo(text)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from simres.cli._util import friendly
+from simres.cli._util import examples, friendly, quiet_option, set_option
 
 
 def strict_option(fn: Any) -> Any:
@@ -41,13 +41,15 @@ def announce(sc: Any, *, variants: Sequence[str | None] = (), strict: bool = Fal
         sys.exit(2)
 
 
-@click.command()
+@click.command(short_help="Pre-flight: load against capacity, settings that cannot work.",
+               epilog=examples("simres check baseline", "simres check my-service.yaml --all-variants --strict",
+                               "simres check baseline --set clients.web.arrival.rate=600 -q"))
 @click.argument("scenario")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field by dotted path (repeatable).")
-@click.option("--variant", default=None, help="Check one of the scenario's variants.")
+@set_option()
+@click.option("--variant", default=None, metavar="NAME", help="Apply one of the scenario's variants.")
 @click.option("--all-variants", is_flag=True, help="Also check every variant (its own warnings are tagged).")
-@click.option("--strict", is_flag=True, help="Exit 2 if there is any warning.")
-@click.option("--quiet", is_flag=True, help="Warnings only, no notes.")
+@click.option("--strict", is_flag=True, help="Treat pre-flight warnings as errors: exit 2 if there is any.")
+@quiet_option("Here the notes are chatter: warnings and the count only.")
 @friendly
 def check(scenario: str, sets: tuple[str, ...], variant: str | None, all_variants: bool, strict: bool,
           quiet: bool) -> None:

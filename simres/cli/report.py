@@ -14,8 +14,20 @@ from typing import Any
 
 import click
 
-from simres.cli._util import executor_for, friendly, jobs_option
+from simres.cli._util import (
+    dry_run_option,
+    examples,
+    executor_for,
+    friendly,
+    jobs_option,
+    out_option,
+    quiet_option,
+    reps_option,
+    seed_option,
+    set_option,
+)
 from simres.cli.check import announce, strict_option
+from simres.cli.estimate import announce_estimate, workers_for
 
 PLOT_KINDS = ("cdf", "ccdf", "percentiles", "timeline", "herd", "amplification", "heatmap", "pareto")
 """What ``simres plot --kind`` draws."""
@@ -137,7 +149,10 @@ def _percentile_row(variant: str, run: Any) -> dict[str, Any]:
     return {"variant": variant, **{n: lat[n.removeprefix("latency_")] for n in names}}
 
 
-@click.command()
+@click.command(short_help="Draw one figure (cdf, timeline, heatmap, pareto) from results.",
+               epilog=examples("simres run baseline -o runs/base && simres plot runs/base --kind timeline -o t.png",
+                               "simres plot results/retries.parquet --kind amplification --x max_attempts -o a.svg",
+                               "simres plot results/q.parquet --kind heatmap --x capacity --y timeout -o h.png"))
 @click.argument("results", nargs=-1, required=True)
 @click.option("--kind", required=True, metavar="KIND", help=f"What to draw: {', '.join(PLOT_KINDS)}.")
 @click.option("--metric", default=None, help="Metric to draw (amplification, heatmap; pareto: the second "
@@ -151,8 +166,9 @@ def _percentile_row(variant: str, run: Any) -> dict[str, Any]:
 @click.option("--fault", default=None, help="Fault of the herd plot (default: the first that ended).")
 @click.option("--latency", default=None, metavar="METRIC", help="Latency metric of the pareto plot "
               "(default latency_p99).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output file: .png, .svg or .pdf.")
-@click.option("--dpi", type=click.IntRange(min=20, max=600), default=110, show_default=True)
+@out_option("file", "the figure; .png, .svg or .pdf (the suffix picks the format).", required=True)
+@click.option("--dpi", type=click.IntRange(min=20, max=600), default=110, show_default=True,
+              help="Resolution of a .png figure.")
 @friendly
 def plot(results: tuple[str, ...], kind: str, metric: str | None, x: str | None, y: str | None,
          where: tuple[str, ...], service: str | None, fault: str | None, latency: str | None, out: str,
@@ -178,24 +194,29 @@ def plot(results: tuple[str, ...], kind: str, metric: str | None, x: str | None,
     click.echo(str(plots.save_figure(fig, out, dpi=dpi)))
 
 
-@click.command()
+@click.command(short_help="Write a self-contained HTML report and print its verdict.",
+               epilog=examples("simres report retry-storm-metastable --reference naive -o reports/demo",
+                               "simres report baseline -n 10 -j 4 --figures svg -o reports/baseline",
+                               "simres report results/cmp.parquet -o reports/cmp"))
 @click.argument("source")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory; the report is "
-              "DIR/index.html.")
-@click.option("--reps", type=int, default=5, show_default=True, help="Replications per variant (scenario only).")
-@click.option("--seed", type=int, default=None, help="Root seed (default: the scenario's).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a scenario field (repeatable).")
+@out_option("directory", "the report, DIR/index.html with its figures and verdict.txt.", required=True)
+@reps_option(5, minimum=None, what="per variant (a scenario SOURCE only)")
+@seed_option()
+@set_option()
 @click.option("--reference", default=None, metavar="VARIANT", help="Variant the verdict compares against "
               "(default: the scenario's reference, else its first variant).")
-@click.option("--format", "fmt", default="png", show_default=True, metavar="png|svg",
-              help="How figures are embedded.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--figures", "figures", default=None, metavar="png|svg",
+              help="How figures are embedded in the page [default: png].")
+@click.option("--format", "old_format", default=None, hidden=True, help="Old spelling of --figures.")
+@quiet_option()
+@dry_run_option
 @jobs_option
 @strict_option
 @friendly
 def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, ...], reference: str | None,
-           fmt: str, quiet: bool, strict: bool, jobs: int | None) -> None:
-    """Write a self-contained HTML report of SOURCE to DIR/index.html and print its path.
+           figures: str | None, old_format: str | None, quiet: bool, dry_run: bool, strict: bool,
+           jobs: int | None) -> None:
+    """Write a self-contained HTML report of SOURCE to DIR/index.html and print its verdict.
 
     SOURCE is a scenario (file or bundled name: its variants are run and compared) or a
     results file (.parquet/.csv, or a directory holding replications.parquet).
@@ -206,17 +227,29 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
 
     if reps < 1:
         raise ReportError(f"--reps: must be >= 1, got {reps}")
+    flag = "--format" if old_format is not None and figures is None else "--figures"
+    fmt = figures or old_format or "png"
     if fmt not in ("png", "svg"):
-        raise ReportError(f"--format: expected png or svg, got {fmt!r}")
+        raise ReportError(f"{flag}: expected png or svg, got {fmt!r}")
     from simres.reporting.sources import is_results_source
 
+    tasks = reps * 2
     if not is_results_source(source):
         from simres.scenario.loading import load_scenario
 
         sc = load_scenario(source, overrides=parse_overrides(sets) or None)
         announce(sc, variants=list(sc.variants), strict=strict, label=source, source=source,
                  overrides=parse_overrides(sets))
-    with executor_for(jobs, reps * 2) as ex:
+        variants = max(len(sc.variants), 1)
+        tasks = variants * reps
+        # the replications, then one representative run per variant for the per-request figures
+        announce_estimate(source, runs=tasks + variants, workers=workers_for(jobs, tasks),
+                          overrides=parse_overrides(sets), quiet=quiet, dry_run=dry_run)
+    elif dry_run:
+        click.echo(f"{source}: a results file; the report simulates nothing")
+    if dry_run:
+        return
+    with executor_for(jobs, tasks) as ex:
         path = build_report(source, out, reps=reps, seed=seed, overrides=parse_overrides(sets) or None,
                             reference=reference, figure_format=fmt, progress=not quiet, executor=ex)
     verdict = path.parent / "verdict.txt"

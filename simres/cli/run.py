@@ -3,43 +3,64 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from simres.cli._util import SEED, SimProgress, check_out_path, executor_for, friendly, jobs_option, write_frame
+from simres.cli._util import (
+    check_out_path,
+    dry_run_option,
+    examples,
+    executor_for,
+    friendly,
+    jobs_option,
+    out_option,
+    quiet_option,
+    reps_option,
+    seed_option,
+    set_option,
+    sim_progress,
+    write_frame,
+)
 from simres.cli.check import announce, strict_option
+from simres.cli.estimate import announce_estimate, workers_for
 from simres.cli.summary_view import hidden_note, print_table, summary_json
 from simres.cli.summary_view import summary_table as view_table
 from simres.errors import SimresError
 from simres.metrics.display import grouped_rows
 
 
-@click.command()
+@click.command(short_help="Run a scenario once (or --reps N) and print its summary.",
+               epilog=examples("simres run baseline",
+                               "simres run baseline --set services.db.workers=2 --metrics 'latency_*'",
+                               "simres run retry-storm-metastable --all-variants -n 5 -o results/storm",
+                               "simres run baseline --json | jq .summary.latency_p99"))
 @click.argument("scenario")
-@click.option("--seed", type=SEED, default=None, help="Root seed (default: the scenario's).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field by dotted path (repeatable).")
-@click.option("--variant", default=None, help="Apply one of the scenario's variants.")
+@seed_option()
+@set_option()
+@click.option("--variant", default=None, metavar="NAME", help="Apply one of the scenario's variants.")
 @click.option("--all-variants", is_flag=True, help="Run every variant with common random numbers and compare.")
-@click.option("--reps", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Independent replications (mean and 95% CI).")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory to write the frames to.")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--metrics", "metrics", multiple=True, metavar="PATTERN",
-              help="Show these summary keys instead of the grouped view (glob, repeatable; 'all' = every key).")
+@reps_option(1, what="per variant (more than 1: mean and 95% CI)")
+@out_option("directory", "the frames (requests, attempts, timeline, events, summary), or replications.FORMAT "
+            "with --reps/--all-variants.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True,
+              help="Output format of the files --out writes.")
+@quiet_option()
+@click.option("--metrics", "-m", "metrics", multiple=True, metavar="PATTERN",
+              help="Metrics to show, by name or glob (repeatable; 'all' = every key) [default: the grouped view].")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole summary as JSON (for scripts).")
+@dry_run_option
 @jobs_option
 @strict_option
 @friendly
 def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | None, all_variants: bool,
         reps: int, out: str | None, fmt: str, quiet: bool, metrics: tuple[str, ...], as_json: bool,
-        strict: bool, jobs: int | None) -> None:
+        dry_run: bool, strict: bool, jobs: int | None) -> None:
     """Run SCENARIO (a file or a bundled name) and print its summary.
 
     The summary is grouped (requests, latency, failures, work, services, breakers,
-    faults, stability) with units; rows without data are hidden. Example:
-
-        simres run baseline --set services.db.workers=2 --metrics 'latency_*'
+    faults, stability) with units; rows without data are hidden. With --reps N or
+    --all-variants it runs replications and prints a comparison instead.
     """
     if out:
         check_out_path(out)
@@ -58,16 +79,24 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
         if all_variants and not sc.variants:
             raise SimresError(f"{scenario}: variants: the scenario defines no variants")
         names = list(sc.variants) if all_variants else [variant]
-        with executor_for(jobs, len(names) * reps) as ex:
+        tasks = len(names) * reps
+        announce_estimate(scenario, runs=tasks, workers=workers_for(jobs, tasks), overrides=overrides,
+                          quiet=quiet, dry_run=dry_run)
+        if dry_run:
+            return
+        with executor_for(jobs, tasks) as ex:
             df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides,
                            progress=not quiet, executor=ex)
         click.echo(compare_table(df, controls=sc.controls))
         if out:
             write_frame(df, Path(out) / f"replications.{fmt}")
         return
+    if dry_run:
+        announce_estimate(scenario, runs=1, workers=1, overrides=overrides, dry_run=True)
+        return
     from simres.experiments.runs import run as run_once
 
-    prog = SimProgress(sc.name, enabled=not quiet)
+    prog = sim_progress(sc.name, enabled=not quiet)
     try:
         # the variant first, then --set (the explicit flag wins): the scenario `show` prints
         result = run_once(scenario, seed=seed, variant=variant, overrides=overrides, progress=prog)
@@ -89,10 +118,11 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
         click.echo(f"wrote {', '.join(str(p) for p in paths)}")
 
 
-@click.command()
+@click.command(short_help="Print a scenario resolved, every default filled in, as YAML.",
+               epilog=examples("simres show baseline", "simres show baseline --variant peak-load --set duration=30"))
 @click.argument("scenario")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field by dotted path (repeatable).")
-@click.option("--variant", default=None, help="Apply one of the scenario's variants.")
+@set_option()
+@click.option("--variant", default=None, metavar="NAME", help="Apply one of the scenario's variants.")
 @friendly
 def show(scenario: str, sets: tuple[str, ...], variant: str | None) -> None:
     """Print SCENARIO fully resolved, every default filled in, as YAML."""
@@ -103,21 +133,28 @@ def show(scenario: str, sets: tuple[str, ...], variant: str | None) -> None:
     click.echo(scenario_yaml(sc), nl=False)
 
 
-@click.command()
+@click.command(short_help="Compare every variant over replications: intervals, verdict.",
+               epilog=examples("simres compare retry-storm-metastable",
+                               "simres compare retry-storm-metastable -n 10 -j 4 --metrics 'latency_*' "
+                               "--metrics success_rate",
+                               "simres compare baseline --variant normal --variant peak-load -o cmp.csv"))
 @click.argument("scenario")
-@click.option("--reps", type=click.IntRange(min=2), default=5, show_default=True, help="Replications per variant.")
-@click.option("--seed", type=SEED, default=None, help="Root seed (default: the scenario's).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a field for every variant.")
-@click.option("--variant", "variants", multiple=True, help="Compare only these variants (repeatable).")
-@click.option("--metrics", "--metric", "metrics", multiple=True, metavar="METRIC",
-              help="Show only these metrics (repeatable).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the replications (.parquet or .csv).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@reps_option(5, minimum=2)
+@seed_option()
+@set_option("applied to every variant")
+@click.option("--variant", "variants", multiple=True, metavar="NAME", help="Run only these variants (repeatable).")
+@click.option("--metrics", "-m", "--metric", "metrics", multiple=True, metavar="PATTERN",
+              help="Metrics to show, by name or glob (repeatable; 'all' = every key) [default: the headline "
+                   "metrics first, up to 40].")
+@out_option("file", "the replications, one row per run (.parquet or .csv, by the suffix).")
+@quiet_option()
+@dry_run_option
 @jobs_option
 @strict_option
 @friendly
 def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], variants: tuple[str, ...],
-            metrics: tuple[str, ...], out: str | None, quiet: bool, strict: bool, jobs: int | None) -> None:
+            metrics: tuple[str, ...], out: str | None, quiet: bool, dry_run: bool, strict: bool,
+            jobs: int | None) -> None:
     """Run every variant of SCENARIO with common random numbers and compare them.
 
     Prints, per metric, each variant's mean and 95% confidence interval, marks the best
@@ -139,14 +176,16 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
         raise SimresError(f"--variant: unknown variant '{unknown[0]}' (variants: {', '.join(sc.variants)})")
     names = list(variants) or list(sc.variants)
     announce(sc, variants=names, strict=strict, label=scenario, source=scenario, overrides=overrides)
-    with executor_for(jobs, len(names) * reps) as ex:
+    tasks = len(names) * reps
+    announce_estimate(scenario, runs=tasks, workers=workers_for(jobs, tasks), overrides=overrides, quiet=quiet,
+                      dry_run=dry_run)
+    if dry_run:
+        return
+    with executor_for(jobs, tasks) as ex:
         df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet,
                        executor=ex)
-    if metrics:
-        missing = [m for m in metrics if m not in df.columns]
-        if missing:
-            raise SimresError(f"--metric: unknown metric '{missing[0]}'")
-    click.echo(compare_table(df, metrics=list(metrics) or None, controls=sc.controls))
+    chosen = metric_columns(df, metrics) if metrics else None
+    click.echo(compare_table(df, metrics=chosen, controls=sc.controls))
     from simres.reporting.verdicts import verdicts
 
     ref = sc.reference if sc.reference in names else None
@@ -157,7 +196,8 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
         write_frame(df, Path(out))
 
 
-@click.command(name="list")
+@click.command(name="list", short_help="List the bundled scenarios and their variants.",
+               epilog=examples("simres list", "simres run $(simres list | head -1 | cut -d' ' -f1)"))
 @friendly
 def list_scenarios() -> None:
     """List the bundled scenarios with a one-line description and their variants."""
@@ -175,3 +215,20 @@ def list_scenarios() -> None:
     for name, desc, variants in rows:
         click.echo(f"{name:<{w}}  {desc}")
         click.echo(f"{'':<{w}}  variants: {variants}")
+
+
+def metric_columns(df: Any, patterns: tuple[str, ...]) -> list[str]:
+    """The metric columns of a replications frame that ``--metrics`` picks (names or globs, ``all``)."""
+    import fnmatch
+
+    import pandas as pd
+
+    ids = {"scenario", "variant", "replicate", "seed", "wall_time", "run_id", "error"}
+    cols = [c for c in df.columns if c not in ids and pd.api.types.is_numeric_dtype(df[c])]
+    if "all" in patterns:
+        return cols
+    for p in patterns:
+        if not any(fnmatch.fnmatchcase(c, p) for c in cols):
+            raise SimresError(f"--metrics: unknown metric '{p}' (no column matches; e.g. latency_p99, "
+                              "'latency_*', all)")
+    return [c for c in cols if any(fnmatch.fnmatchcase(c, p) for p in patterns)]

@@ -14,38 +14,53 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import SEED, check_out_path, friendly
+from simres.cli._util import (
+    check_out_path,
+    dry_run_option,
+    examples,
+    friendly,
+    out_option,
+    quiet_option,
+    reps_option,
+    seed_option,
+    set_option,
+)
 from simres.cli.check import announce, strict_option
+from simres.cli.estimate import announce_estimate
 
 
-@click.command(name="sweep")
+@click.command(name="sweep", short_help="Run a grid x variants x replications, in parallel, resumable.",
+               epilog=examples("simres sweep baseline --grid clients.web.retry.max_attempts=1,2,3,5 \\",
+                               "    --grid faults.0.duration=5,10,30 -n 10 -o results/retries.parquet",
+                               "simres sweep scenarios/sweeps/baseline-capacity.yaml -o results/capacity.parquet",
+                               "simres sweep baseline --grid services.db.workers=2,4,8 -o r.parquet --dry-run",
+                               note="A SWEEP_FILE (YAML with a top-level 'scenario' key) can also zip "
+                                    "parameters and sample ranges; flags given here are added to it."))
 @click.argument("target", metavar="SCENARIO|SWEEP_FILE")
 @click.option("--grid", "grids", multiple=True, metavar="PATH=V1,V2,...",
               help="Sweep a field over values (repeatable; every combination is run).")
 @click.option("--zip", "zips", multiple=True, metavar="PATH=V1,V2,...",
               help="Vary fields together (repeatable; equal lengths; crossed with --grid).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Fixed override for every point (repeatable).")
-@click.option("--variant", "variants", multiple=True, metavar="NAME", help="Run this variant (repeatable).")
+@set_option("fixed for every point")
+@click.option("--variant", "variants", multiple=True, metavar="NAME", help="Run only these variants (repeatable).")
 @click.option("--all-variants", is_flag=True, help="Run every variant of the scenario.")
-@click.option("--reps", type=click.IntRange(min=1), default=None,
-              help="Replications per combination and variant [default: 1, or the sweep file's].")
-@click.option("--seed", type=SEED, default=None, help="Root seed (default: the scenario's).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Local worker processes [default: one per core]; 1 = serial in this process. "
-                   "With --dask local: the number of Dask workers.")
+@reps_option(None, what="per combination and variant [default: 1, or the sweep file's]")
+@seed_option()
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Worker processes [default: one per core; 1 = in this process]. Results are identical "
+                   "for any N. With --dask local: the number of Dask workers.")
 @click.option("--dask", "dask_address", metavar="ADDRESS|local", default=None,
               help="Run on Dask: a scheduler address (tcp://host:8786) or 'local' for a LocalCluster.")
-@click.option("--out", "-o", type=click.Path(), required=True,
-              help="Results directory, e.g. results/NAME.parquet (rows are written as they finish).")
+@out_option("directory", "the results, e.g. results/NAME.parquet (a directory of Parquet parts, written "
+            "as points finish).", required=True)
 @click.option("--resume", is_flag=True, help="Continue the sweep in --out: run only the missing points.")
 @click.option("--retry-errors", is_flag=True, help="With --resume, also re-run points that ended in an error.")
 @click.option("--overwrite", is_flag=True, help="Delete existing results in --out first.")
 @click.option("--point-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="Wall-clock limit per point; a point past it becomes an error row (its worker is "
                    "killed if it will not stop). Default: derived from the scenario (at least 300 s); 0 = none.")
-@click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@dry_run_option
+@quiet_option()
 @strict_option
 @friendly
 def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: tuple[str, ...],
@@ -54,13 +69,8 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
               overwrite: bool, point_timeout: float | None, dry_run: bool, quiet: bool, strict: bool) -> None:
     """Run SCENARIO over a grid of parameters x variants x replications, in parallel.
 
-    \b
-    simres sweep baseline --grid clients.web.retry.max_attempts=1,2,3,5 \\
-        --grid faults.0.duration=5,10,30 --reps 10 --out results/retries.parquet
-    simres sweep scenarios/sweeps/baseline-capacity.yaml --out results/capacity.parquet
-
-    A SWEEP_FILE (YAML with a top-level 'scenario' key) can also zip parameters and
-    sample ranges; flags given here are added to it.
+    Rows are written as points finish: interrupt it and run again with --resume to run
+    only the missing points.
     """
     from simres.errors import SweepError
     from simres.experiments.design import is_sweep_file, load_sweep, parse_axis, plan_sweep, validate_spec
@@ -103,8 +113,12 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     limit = resolve_point_timeout(point_timeout, plan.scenario)
     if not quiet or dry_run:
         shown = f"{limit:.0f} s" if limit else "none"
-        click.echo(f"{plan.scenario.name}: {plan} on {executor.describe()} -> {where} (point timeout {shown})")
+        click.echo(f"{plan.scenario.name}: {plan} on {executor.describe()} -> {where} (point timeout {shown})",
+                   err=not dry_run)
+    announce_estimate(plan.scenario, runs=len(plan.points), workers=getattr(executor, "workers", 1) or 1,
+                      overrides=spec.overrides or None, quiet=quiet, dry_run=dry_run)
     if dry_run:
+        executor.close()
         return
     if overwrite and where.exists():
         shutil.rmtree(where) if where.is_dir() else where.unlink()
@@ -119,17 +133,18 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     finally:
         executor.close()
     errors = df[df["error"].notna()]
-    if not quiet:
-        click.echo(f"{len(df)} rows ({len(errors)} with errors) in {time.perf_counter() - t0:.1f}s; "
-                   f"wrote {where}")
-        if len(errors):
-            click.echo(f"first error ({errors.iloc[0]['run_id']}): {errors.iloc[0]['error']}", err=True)
+    click.echo(f"{len(df)} rows ({len(errors)} with errors) in {time.perf_counter() - t0:.1f}s; wrote {where}")
+    if len(errors):
+        click.echo(f"first error ({errors.iloc[0]['run_id']}): {errors.iloc[0]['error']}", err=True)
     if len(df) and len(errors) == len(df):
         click.echo("error: every point failed", err=True)
         sys.exit(1)
 
 
-@click.command(name="best")
+@click.command(name="best", short_help="Choose the best setting of a sweep under constraints.",
+               epilog=examples('simres best results/retries.parquet --minimize latency_p99 '
+                               '--subject-to "success_rate >= 0.999"',
+                               "simres best results/capacity.parquet --maximize goodput --conservative --top 3"))
 @click.argument("results", type=click.Path())
 @click.option("--minimize", metavar="METRIC", default=None, help="Metric to minimise (e.g. latency_all_p99).")
 @click.option("--maximize", metavar="METRIC", default=None,
@@ -146,9 +161,6 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
 def best_cmd(results: str, minimize: str | None, maximize: str | None, constraints: tuple[str, ...],
              conservative: bool, confidence: float, top: int) -> None:
     """Pick the best setting of a sweep's RESULTS under constraints.
-
-    \b
-    simres best results/retries.parquet --minimize latency_p99 --subject-to "success_rate >= 0.999"
 
     Prints the settings statistically indistinguishable from the best mean (paired t-tests
     over replicates, Holm-corrected), the one chosen among them by a fixed rule (the best

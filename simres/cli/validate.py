@@ -12,29 +12,29 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import friendly
+from simres.cli._util import examples, friendly, jobs_option, out_option, quiet_option, reps_option, seed_option
+from simres.progress import Progress
 
 
 def _default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-@click.command(name="validate")
+@click.command(name="validate", short_help="Check the simulator against exact queueing-theory results.",
+               epilog=examples("simres validate --quick", "simres validate --case 'mm1*' -n 20 -j 4 -o checks.csv",
+                               "simres validate --list"))
 @click.option("--quick", is_flag=True,
               help="Every case with a quarter of its simulated time (tolerances doubled), as the test suite runs it.")
 @click.option("--case", "cases", multiple=True, metavar="PATTERN",
               help="Only these cases: an exact name, a glob, or a substring (repeatable).")
-@click.option("--reps", type=click.IntRange(min=2), default=None,
-              help="Replications per case (default: each case's own, usually 10).")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Worker processes (default: the number of CPUs). Results do not depend on it.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Root seed of the suite (default 2024).")
+@reps_option(None, minimum=2, what="per case [default: each case's own, usually 10]")
+@jobs_option
+@seed_option("2024, the suite's")
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Confidence level of the intervals (default 0.99).")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None, metavar="FILE.csv",
-              help="Also write the result table (one row per check) as CSV.")
-@click.option("--list", "list_only", is_flag=True, help="List the cases and their formulas, run nothing.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@out_option("file", "the result table, one row per check, as CSV (the table still prints).")
+@click.option("--list", "list_only", is_flag=True, help="List the cases and their formulas; run nothing.")
+@quiet_option()
 @friendly
 def validate(quick: bool, cases: tuple[str, ...], reps: int | None, jobs: int | None, seed: int | None,
              confidence: float | None, out: str | None, list_only: bool, quiet: bool) -> None:
@@ -58,25 +58,12 @@ def validate(quick: bool, cases: tuple[str, ...], reps: int | None, jobs: int | 
     if out is not None and not Path(out).resolve().parent.is_dir():
         raise v.ValidationError(f"out: directory {str(Path(out).parent)!r} does not exist")
     t0 = time.perf_counter()
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if quiet or not sys.stderr.isatty():
-            return
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, desc="validate", unit="run", leave=False, file=sys.stderr)
-        bar.n = done
-        bar.refresh()
-
+    bar = Progress(0, label="validate", unit="run", enabled=not quiet)
     try:
         df = v.run_validation(cases=cases, quick=quick, reps=reps, seed=seed, jobs=jobs, confidence=confidence,
-                              progress=progress)
+                              progress=bar)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     elapsed = time.perf_counter() - t0
     click.echo(v.format_table(df, confidence=confidence))
     failed = int((~df["passed"]).sum())

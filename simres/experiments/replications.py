@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import pandas as pd
 
 from simres.metrics.directions import direction, lower_is_better  # noqa: F401 (re-exported)
 from simres.metrics.stats import aggregate_recovery, aggregate_replications, paired_difference
+from simres.progress import ProgressArg, reporter
 from simres.rng import check_seed, replication_seeds
 from simres.scenario.loading import load_scenario, parse_overrides
 from simres.scenario.schema import Scenario
@@ -50,7 +51,7 @@ def replicate(
     reps: int = 10,
     seed: int | None = None,
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
-    progress: bool | Callable[[int, int], None] = False,
+    progress: ProgressArg = False,
     executor: Any = None,
 ) -> pd.DataFrame:
     """Run ``reps`` independent replications of each variant, with common random numbers.
@@ -72,13 +73,13 @@ def replicate(
     seeds = replication_seeds(sc.seed if seed is None else check_seed(seed), reps)
     data = base.model_dump(mode="json", by_alias=True)
     tasks = [(data, v, ov, i, s) for v in names for i, s in enumerate(seeds)]
-    report = _progress(progress, len(tasks), sc.name)
+    report = reporter(progress if len(tasks) > 1 or callable(progress) else False, len(tasks), label=sc.name)
     rows: list[dict[str, Any]] = []
     mapper = executor.map if executor is not None else map
     for k, row in enumerate(mapper(_task, tasks), start=1):
         rows.append(row)
         report(k, len(tasks))
-    _progress_close(report)
+    report.close()
     df = pd.DataFrame(rows)
     df.insert(0, "scenario", sc.name)
     return df
@@ -96,30 +97,6 @@ def _task(task: tuple[dict[str, Any], str | None, dict[str, Any] | None, int, in
     return row
 
 
-def _progress(progress: bool | Callable[[int, int], None], total: int, label: str) -> Callable[[int, int], None]:
-    if callable(progress):
-        return progress
-    if not progress or total <= 1:
-        return lambda done, total: None
-    from tqdm.auto import tqdm
-
-    # disable=None: no bar when stderr is not a terminal (CI logs, pipes)
-    bar = tqdm(total=total, desc=label, unit="run", leave=False, disable=None)
-
-    def update(done: int, total: int) -> None:
-        bar.n = done
-        bar.refresh()
-
-    update.bar = bar  # type: ignore[attr-defined]
-    return update
-
-
-def _progress_close(report: Callable[[int, int], None]) -> None:
-    bar = getattr(report, "bar", None)
-    if bar is not None:
-        bar.close()
-
-
 def compare(
     scenario: Scenario | Mapping[str, Any] | str | os.PathLike[str] | pd.DataFrame,
     *,
@@ -128,7 +105,7 @@ def compare(
     variants: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
     confidence: float = 0.95,
-    progress: bool = False,
+    progress: ProgressArg = False,
     executor: Any = None,
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
 ) -> pd.DataFrame:
@@ -138,8 +115,15 @@ def compare(
     tidy frame, one row per (metric, variant): ``mean``, ``lo``, ``hi``, ``halfwidth``,
     ``n``, ``best`` (the best variant for that metric), ``diff_vs_best`` with its
     ``p_value`` from a paired t-test across replications, and ``significant``
-    (``p_value < 1 - confidence``).
+    (``p_value < 1 - confidence``). The scenario's ``controls`` are compared but never best.
+
+    The frame is a :class:`~simres.experiments.results.Comparison`: in Jupyter it shows
+    as a compact table, ``.replications`` holds the runs, and ``.plot("percentiles")``
+    draws them.
     """
+    from simres.experiments.results import Comparison
+
+    controls: list[str] = []
     if isinstance(scenario, pd.DataFrame):
         reps_df = scenario
     else:
@@ -147,7 +131,10 @@ def compare(
         names: list[str | None] = list(variants) if variants else (list(sc.variants) or [None])
         reps_df = replicate(sc, variants=names, reps=reps, seed=seed, progress=progress, executor=executor,
                             overrides=overrides)
-    return compare_frame(reps_df, metrics=metrics, confidence=confidence)
+        controls = [c for c in sc.controls if c in names]
+    # controls (the scenario's `controls:`) are compared but never best, as in `simres compare`
+    return Comparison(compare_frame(reps_df, metrics=metrics, confidence=confidence, controls=controls),
+                      replications=reps_df, controls=controls)
 
 
 def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None,

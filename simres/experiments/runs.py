@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from simpy.events import Timeout
 from simres.errors import SimresError
 from simres.metrics.summary import summarize
 from simres.model.world import build, timeline_frame
+from simres.progress import Progress
 from simres.rng import check_seed
 from simres.scenario.loading import load_scenario, resolved_dict
 from simres.scenario.schema import Scenario
@@ -78,6 +79,16 @@ class RunResult:
         return (f"RunResult(scenario={self.scenario.name!r}, seed={self.seed}, variant={self.variant!r}, "
                 f"requests={len(self.requests)}, attempts={len(self.attempts)})")
 
+    def plot(self, kind: str | None = None, **options: Any) -> Any:
+        """A figure of this run: ``timeline`` (the default), ``cdf``, ``ccdf`` or ``herd``.
+
+        The figures live in :mod:`simres.reporting.plots`, which this layer may not import;
+        ``import simres`` registers them (:mod:`simres.experiments.results`).
+        """
+        from simres.experiments.results import draw
+
+        return draw("run", self, kind, **options)
+
     def _repr_html_(self) -> str:
         """In Jupyter: the grouped summary (the view ``simres run`` prints) as a compact table."""
         import html
@@ -93,7 +104,8 @@ class RunResult:
                         f"{html.escape(label)}</td><td style='text-align:right'>{html.escape(value)}</td></tr>")
             last = group
         return (f"<div><b>{title}</b><table>{''.join(rows)}</table>"
-                "<small>.summary has every key; .requests, .attempts, .timeline, .events the frames</small></div>")
+                "<small>.summary has every key; .requests, .attempts, .timeline, .events the frames; "
+                ".plot(kind) draws 'timeline', 'cdf', 'ccdf' or 'herd'</small></div>")
 
 
 def run(
@@ -102,7 +114,7 @@ def run(
     seed: int | None = None,
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
     variant: str | None = None,
-    progress: Callable[[float, float], None] | None = None,
+    progress: Callable[[float, float], None] | bool | None = None,
 ) -> RunResult:
     """Run one scenario once.
 
@@ -111,9 +123,15 @@ def run(
         seed: root seed; defaults to the scenario's ``seed``.
         overrides: dotted-path overrides (``{"services.db.workers": 4}`` or ``["services.db.workers=4"]``).
         variant: name of one of the scenario's variants to apply first.
-        progress: called as ``progress(simulated_now, simulated_end)`` while running.
+        progress: called as ``progress(simulated_now, simulated_end)`` while running; ``True``
+            shows a bar of simulated time (:mod:`simres.progress`: a terminal's stderr or
+            Jupyter, never a pipe) for runs of more than about 2 s.
     """
     sc = load_scenario(scenario, overrides=overrides, variant=variant)
+    if progress is True:
+        with Progress(0, label=sc.name, unit="sim s", min_total=2.0) as bar:
+            return replace(run(sc, seed=seed, progress=bar), variant=variant)  # sc has the variant applied
+    progress = progress or None
     seed = sc.seed if seed is None else check_seed(seed)
     t0 = time.perf_counter()
     world = build(sc, seed)

@@ -11,7 +11,6 @@ replicate, so the frame is the same whatever the executor and worker count.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from simres.experiments.design import (
     validate_spec,
 )
 from simres.experiments.store import _frame, _prepare_directory, _Sink, compact, load_results
+from simres.progress import ProgressArg, reporter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,7 +89,7 @@ def run_sweep(
     out: str | os.PathLike[str] | None = None,
     resume: bool = False,
     retry_errors: bool = False,
-    progress: bool | Callable[[int, int], None] = False,
+    progress: ProgressArg = False,
     point_fn: Callable[..., dict[str, Any]] | None = None,
     source: str | None = None,
     plan: Plan | None = None,
@@ -112,7 +112,8 @@ def run_sweep(
     fn = point_fn or _default_point_fn()
     limit = resolve_point_timeout(point_timeout, plan.scenario)
     tasks = [(fn, plan.base, p.variant, point_overrides(plan.spec, p.params), p.seed, limit) for p in pending]
-    report = _progress(progress, len(plan.points), len(plan.points) - len(pending), plan.scenario.name)
+    report = reporter(progress, len(plan.points), label=plan.scenario.name, unit="pt",
+                      initial=len(plan.points) - len(pending))
     owned = executor is None and bool(pending)
     ex = ProcessExecutor() if owned else executor
     errors = 0
@@ -128,7 +129,7 @@ def run_sweep(
                     report(len(plan.points) - len(pending) + k, len(plan.points), errors)
     finally:
         sink.close()
-        _progress_close(report)
+        report.close()
         if owned:
             ex.close()  # type: ignore[union-attr]
     wanted = {p.run_id for p in plan.points}
@@ -176,7 +177,7 @@ def sweep(
     out: str | os.PathLike[str] | None = None,
     resume: bool = False,
     retry_errors: bool = False,
-    progress: bool | Callable[[int, int], None] = False,
+    progress: ProgressArg = False,
     point_fn: Callable[..., dict[str, Any]] | None = None,
     point_timeout: float | None = None,
 ) -> pd.DataFrame:
@@ -196,7 +197,8 @@ def sweep(
         out: results directory (``results/name.parquet``); rows are written as they finish.
         resume: continue a sweep in ``out``, running only the points not yet there.
         retry_errors: with ``resume``, also re-run the points that ended in an error.
-        progress: a progress bar with ETA (tqdm, notebook-aware), or ``callable(done, total)``.
+        progress: a progress bar with ETA (:mod:`simres.progress`: on a terminal's stderr or in
+            Jupyter, never into a pipe), or ``callable(done, total)``.
         point_fn: runs one point, ``fn(scenario_data, seed=, variant=, overrides=) -> dict``
             (default :func:`simres.experiments.replications.run_point`); module-level, so it pickles.
         point_timeout: wall-clock seconds one point may take before it is stopped and becomes an
@@ -208,7 +210,10 @@ def sweep(
     Returns:
         One row per point: ``run_id``, ``variant``, ``replicate``, ``seed``, one column per
         swept path, one per metric, ``error`` (None if it ran) and ``wall_time``; sorted by
-        parameters, variant and replicate. ``df.attrs["sweep"]`` describes the sweep.
+        parameters, variant and replicate. ``df.attrs["sweep"]`` describes the sweep. The frame
+        is a :class:`~simres.experiments.results.SweepResult`: in Jupyter it shows one row
+        per configuration, and ``.plot("heatmap", x=..., y=...)`` (``amplification``,
+        ``pareto``, ``percentiles``) draws it.
     """
     from simres.scenario.loading import resolved_dict
     from simres.scenario.schema import Scenario
@@ -226,32 +231,10 @@ def sweep(
         "variants": variants if variants is None or variants == "all" else list(variants),
         "reps": reps, "seed": seed, "overrides": dict(overrides or {}),
     })
-    return run_sweep(spec, executor=executor, out=out, resume=resume, retry_errors=retry_errors,
-                     progress=progress, point_fn=point_fn, point_timeout=point_timeout)
+    from simres.experiments.results import SweepResult
 
-
-def _progress(progress: bool | Callable[[int, int], None], total: int, initial: int,
-              label: str) -> Callable[[int, int, int], None]:
-    if callable(progress):
-        user = progress
-        return lambda done, total, errors: user(done, total)
-    if not progress:
-        return lambda done, total, errors: None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, initial=initial, desc=label, unit="pt", dynamic_ncols=True,
-               file=sys.stderr)
-
-    def update(done: int, total: int, errors: int) -> None:
-        bar.update(done - bar.n)
-        if errors:
-            bar.set_postfix(errors=errors, refresh=False)
-
-    update.bar = bar  # type: ignore[attr-defined]
-    return update
-
-
-def _progress_close(report: Callable[..., None]) -> None:
-    bar = getattr(report, "bar", None)
-    if bar is not None:
-        bar.close()
+    df = run_sweep(spec, executor=executor, out=out, resume=resume, retry_errors=retry_errors,
+                   progress=progress, point_fn=point_fn, point_timeout=point_timeout)
+    result = SweepResult(df)
+    result.attrs = dict(df.attrs)
+    return result

@@ -28,7 +28,8 @@ def _num(x: float) -> str:
 
 
 def _ms(x: float) -> str:
-    return f"{x * 1000:.3g} ms" if abs(x) < 1 else f"{x:.3g} s"
+    ms = float(f"{x * 1000:.3g}")
+    return f"{ms:g} ms" if abs(ms) < 1000 else f"{x:.3g} s"  # 0.9996 s is "1 s", never "1e+03 ms"
 
 
 def _pct(x: float) -> str:
@@ -142,3 +143,50 @@ def select(summary: Mapping[str, float], patterns: Sequence[str]) -> list[str]:
         raise SimresError(f"--metrics: no summary key matches {', '.join(patterns)} "
                           "(e.g. latency_p99, 'latency_*', 'utilization:*', all)")
     return keys
+
+
+_SHARES = ("recovered", "relapsed", "stable_at_end")
+"""0/1 keys: a mean over runs of these is a share of runs, shown in percent."""
+
+
+def _g2(x: float) -> str:
+    """Two significant digits, without an exponent below 10,000 (``0.0018``, ``4.4``, ``681``)."""
+    return f"{x:.0f}" if 100 <= abs(x) < 1e4 else f"{x:.2g}"
+
+
+def _ms2(x: float) -> str:
+    return f"{_g2(x * 1000)} ms" if abs(x) < 1 else f"{_g2(x)} s"
+
+
+_TWO_DIGITS: dict[Formatter, Formatter] = {
+    _ms: _ms2, _pct: lambda x: f"{_g2(x * 100)} %", _per_s: lambda x: f"{_g2(x)} /s", _sec: lambda x: f"{_g2(x)} s",
+    _times: lambda x: f"{_g2(x)}×", _num: _g2,
+}
+"""A half-width needs two significant digits, not the four of a value."""
+
+
+def is_share(key: str) -> bool:
+    """Whether ``key`` is 0/1 per run, so its mean over runs is a share of runs (``recovered:*``)."""
+    return key.split(":", 1)[0] in _SHARES
+
+
+def format_interval(key: str, mean: float, halfwidth: float = math.nan, *, lo: float = math.nan,
+                    hi: float = math.nan) -> str:
+    """A mean over runs with its interval, in the key's unit: ``27.3 ms ± 1.2 ms``.
+
+    A 0/1 key (``recovered:*``) is a share of runs with its Wilson interval ``lo``-``hi``
+    (``67 % [21-94 %]``), never ``mean ± t-interval``; a NaN or zero half-width (one run,
+    or the same value on every run) is left out. The half-width has two significant digits.
+    """
+    if not has_value(mean):
+        return "-"
+    if is_share(key):
+        text = f"{mean * 100:.0f} %"
+        if has_value(lo) and has_value(hi):
+            text += f" [{lo * 100:.0f}-{hi * 100:.0f} %]"
+        return text
+    fmt = format_for(key)
+    text = fmt(float(mean))
+    if has_value(halfwidth) and halfwidth > 1e-9 * max(abs(mean), 1e-12):  # not float noise on equal runs
+        text += f" ± {_TWO_DIGITS.get(fmt, fmt)(float(halfwidth))}"
+    return text
