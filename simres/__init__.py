@@ -6,8 +6,9 @@ Three lines in a notebook::
     cmp = simres.compare("retry-storm-metastable", reps=5)   # shows as a compact table
     cmp.plot("percentiles")                                  # no import of the plots module
 
-``simres.run`` (a :class:`RunResult`), ``simres.compare`` (a ``Comparison``) and
-``simres.sweep`` (a ``SweepResult``) return results with a ``.plot(kind)`` method; the
+``simres.run`` (a :class:`RunResult`) and ``simres.compare`` (a ``Comparison``) return
+results, and ``simres.SweepResult(simres.sweep(...))`` wraps a sweep, each with a
+``.plot(kind)`` method; the
 figures live in :mod:`simres.reporting`, and handing out one of these results registers
 them (:mod:`simres.reporting.plotters`).
 

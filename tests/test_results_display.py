@@ -37,8 +37,9 @@ def cmp() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def swept() -> pd.DataFrame:
-    return simres.sweep(SCENARIO, grid={"services.api.workers": [2, 3], "clients.web.timeout": [0.3, 0.6]},
-                        variants="all", reps=2, seed=5, executor=results_executor())
+    grid = {"services.api.workers": [2, 3], "clients.web.timeout": [0.3, 0.6]}
+    return simres.SweepResult(simres.sweep(SCENARIO, grid=grid, variants="all", reps=2, seed=5,
+                                           executor=results_executor()))
 
 
 def results_executor() -> Any:

@@ -146,7 +146,7 @@ def test_sweep_frame_is_tidy_and_written_as_parquet(tmp_path: Path) -> None:
     assert df["error"].isna().all() and (df["wall_time"] > 0).all()
     assert df["success_rate"].between(0, 1).all()
     assert df["services.api.workers"].tolist() == sorted(df["services.api.workers"])
-    pd.testing.assert_frame_equal(load_results(out), df, check_frame_type=False)  # sweep() returns a SweepResult
+    pd.testing.assert_frame_equal(load_results(out), df)
     assert load_results(out).attrs["sweep"]["params"] == list(GRID)
     # The same point alone gives the same metrics (a sweep adds nothing to a run).
     row = df.iloc[5]

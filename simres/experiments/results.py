@@ -1,7 +1,8 @@
 """Thin result classes for notebooks: a comparison and a sweep that show themselves and ``.plot(kind)``.
 
-:func:`simres.compare` returns a :class:`Comparison` and :func:`simres.sweep` a
-:class:`SweepResult`. Both **are** pandas DataFrames (the same tidy frames as before, so
+:func:`simres.compare` returns a :class:`Comparison`; ``simres.SweepResult(simres.sweep(...))``
+wraps a sweep (``simres.sweep`` itself returns the plain frame, which existing code compares
+strictly with ``assert_frame_equal``). Both **are** pandas DataFrames (the same tidy frames as before, so
 code that filters, pivots or writes them is unchanged; a slice or a copy is a plain
 DataFrame), with two additions for Jupyter:
 
@@ -189,6 +190,11 @@ class SweepResult(_Result):
     """
 
     _target = "sweep"
+
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(data, *args, **kwargs)
+        if isinstance(data, pd.DataFrame):
+            self.attrs = dict(data.attrs)  # the sweep's design, for the swept parameters
 
     @property
     def parameters(self) -> list[str]:

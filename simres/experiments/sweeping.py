@@ -210,10 +210,9 @@ def sweep(
     Returns:
         One row per point: ``run_id``, ``variant``, ``replicate``, ``seed``, one column per
         swept path, one per metric, ``error`` (None if it ran) and ``wall_time``; sorted by
-        parameters, variant and replicate. ``df.attrs["sweep"]`` describes the sweep. The frame
-        is a :class:`~simres.experiments.results.SweepResult`: in Jupyter it shows one row
-        per configuration, and ``.plot("heatmap", x=..., y=...)`` (``amplification``,
-        ``pareto``, ``percentiles``) draws it.
+        parameters, variant and replicate. ``df.attrs["sweep"]`` describes the sweep. A plain
+        DataFrame (code comparing it with ``assert_frame_equal`` keeps working); wrap it in
+        :class:`simres.SweepResult` for the compact notebook view and ``.plot(kind)``.
     """
     from simres.scenario.loading import resolved_dict
     from simres.scenario.schema import Scenario
@@ -231,10 +230,5 @@ def sweep(
         "variants": variants if variants is None or variants == "all" else list(variants),
         "reps": reps, "seed": seed, "overrides": dict(overrides or {}),
     })
-    from simres.experiments.results import SweepResult
-
-    df = run_sweep(spec, executor=executor, out=out, resume=resume, retry_errors=retry_errors,
-                   progress=progress, point_fn=point_fn, point_timeout=point_timeout)
-    result = SweepResult(df)
-    result.attrs = dict(df.attrs)
-    return result
+    return run_sweep(spec, executor=executor, out=out, resume=resume, retry_errors=retry_errors,
+                     progress=progress, point_fn=point_fn, point_timeout=point_timeout)
