@@ -51,6 +51,18 @@ _UNAVAILABLE = frozenset({CONNECTION, REJECTED, SHED})
 """Outcomes a client-side limit samples as drops (gRPC UNAVAILABLE: the server refused)."""
 
 
+def watch_limit(env: Environment, recorder: Recorder, limiter: ConcurrencyLimiter, component: str) -> None:
+    """Record ``limiter``'s limit over time as ``limit`` events of ``component``: the initial
+    value now (detail ``initial``), then one event per change."""
+    event = recorder.event
+    event(env.now, "limit", component, "initial", float(limiter.limit))
+
+    def on_change(limit: int) -> None:
+        event(env.now, "limit", component, "", float(limit))
+
+    limiter.on_change = on_change
+
+
 class SharedState:
     """Policy state shared across call sites when a policy's ``scope`` is ``shared``."""
 
@@ -169,8 +181,7 @@ class CallSite:
             lambda: limit_cfg.build(rng=uniform_sampler(stream(seed, f"limit:{lcomp}{repeat}", "probe"))),
         )
         if self.limiter is not None and self.limiter.on_change is None:
-            self.limiter.on_change = self._limit_listener(lcomp)
-            recorder.event(env.now, "limit", lcomp, "initial", float(self.limiter.limit))
+            watch_limit(env, recorder, self.limiter, lcomp)
         self.throttle: AdaptiveThrottle | None = scoped(throttle_cfg, "throttle", lambda: throttle_cfg.build())
         self.simple = (
             self.timeout is None and self.deadline is None and self.retry is None and self.breaker is None
@@ -228,14 +239,6 @@ class CallSite:
             rec.event(now, "breaker", component, f"{old}->{new}: {reason}", _BREAKER_CODE.get(new, -1.0))
 
         return on_transition
-
-    def _limit_listener(self, component: str) -> Any:
-        env, event = self.env, self.recorder.event
-
-        def on_change(limit: int) -> None:
-            event(env.now, "limit", component, "", float(limit))
-
-        return on_change
 
     def _limit_end(self, token: tuple[int, int], outcome: str, now: float) -> None:
         """One sample for the client-side limit, as Netflix's gRPC client interceptor reports it:

@@ -293,11 +293,15 @@ class Instance:
         while q and self.busy < self.workers:
             job = q.pop() if self.lifo else q.popleft()
             if self.cancel and job.gone:
-                self.cancelled += 1
-                if self.limiter is not None:
-                    self._limit_end(job)
+                self._skip_gone(job)
                 continue
             self._start(job)
+
+    def _skip_gone(self, job: Job) -> None:
+        """A queued request whose caller has given up is dropped, not served (cancel mode)."""
+        self.cancelled += 1
+        if self.limiter is not None:
+            self._limit_end(job)
 
     def _next_managed(self) -> None:
         """:meth:`_next` with a queue-time limit, adaptive LIFO or CoDel, as HHVM and folly dequeue.
@@ -318,9 +322,7 @@ class Instance:
             else:
                 job, waited = q.popleft(), now - times.popleft()
             if self.cancel and job.gone:
-                self.cancelled += 1
-                if self.limiter is not None:
-                    self._limit_end(job)
+                self._skip_gone(job)
                 continue
             if self.codel is not None and self.codel.overloaded(waited, now):
                 self._shed_queued(job)
@@ -433,7 +435,7 @@ class Instance:
         if self.limiter is not None:
             # The process died with its limiter's books: a restarted instance starts afresh.
             self.limit_tokens.clear()
-            self.limiter.inflight = 0
+            self.limiter.reset()
         if not blackhole:
             for job in lost:
                 job.reply(CONNECTION)

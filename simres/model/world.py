@@ -17,7 +17,7 @@ from simpy.events import Timeout
 
 from simres.metrics.recorder import Recorder
 from simres.model.client import ClientPopulation, record_unfinished
-from simres.model.driver import CallSite, SharedState
+from simres.model.driver import CallSite, SharedState, watch_limit
 from simres.model.faults import FaultInjector, max_load_factor, min_load_factor, surge_start
 from simres.model.network import Network
 from simres.model.service import Service
@@ -45,8 +45,7 @@ class World:
         for svc in self.services.values():
             for inst in svc.instances:
                 if inst.limiter is not None:
-                    inst.limiter.on_change = self._limit_listener(inst.node)
-                    self.recorder.event(0.0, "limit", inst.node, "initial", float(inst.limiter.limit))
+                    watch_limit(env, self.recorder, inst.limiter, inst.node)
         # downstream call sites, one per (instance, call)
         for name, cfg in scenario.services.items():
             for inst in self.services[name].instances:
@@ -84,15 +83,6 @@ class World:
             target=self.services[target], policy=policy, depth=depth, network=self.network,
             seed=self.seed, shared=self.shared, throttle_cfg=throttle, node_key=node_key, repeat=repeat,
         )
-
-    def _limit_listener(self, node: str) -> Callable[[int], None]:
-        """An event per change of an instance's concurrency limit (the limit over time)."""
-        env, event = self.env, self.recorder.event
-
-        def on_change(limit: int) -> None:
-            event(env.now, "limit", node, "", float(limit))
-
-        return on_change
 
     def _sampler(self) -> Generator[Event, Any, None]:
         """Sample every service's state at the end of each timeline bucket.

@@ -447,6 +447,10 @@ class ConcurrencyLimiter:
         """The call timed out or was refused for overload: a sample that says back off."""
         self._sample(token, now_ns, True)
 
+    def reset(self) -> None:
+        """Forget every admitted call (the process that held them is gone); the limit stays."""
+        self.inflight = 0
+
     def ignore(self, token: tuple[int, int]) -> None:
         """The call ended without a sample (e.g. a client-side error)."""
         self.inflight -= 1
