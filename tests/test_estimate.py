@@ -45,6 +45,36 @@ def test_a_stopped_pilot_extrapolates_within_a_factor_of_three() -> None:
     assert actual / 3 < per_run < actual * 3, (per_run, actual)
 
 
+def test_a_front_loaded_run_is_extrapolated_by_its_requests_not_its_seconds(tmp_path: Path) -> None:
+    """A burst in the first tenth of the run and a trickle after: a pilot that saw the burst
+    has seen most of the work; extrapolating by simulated time would say ~10x too long."""
+    sc = {"name": "front", "duration": 200, "warmup": 0,
+          "services": {"api": {"workers": 64, "service_time": {"kind": "exponential", "mean": 0.005}}},
+          "clients": {"web": {"target": "api", "timeout": 1.0, "arrival": {
+              "kind": "profile", "points": [{"at": 0, "rate": 3000}, {"at": 20, "rate": 5}]}}}}
+    path = tmp_path / "front.yaml"
+    path.write_text(yaml.safe_dump(sc), encoding="utf-8")
+    from simres.scenario.loading import load_scenario
+
+    loaded = load_scenario(str(path))
+    assert est.offered_share(loaded, 20, 200) == pytest.approx(60000 / 60900, rel=1e-3)
+    assert est.offered_share(loaded, 200, 200) == 1.0
+    # a load fault doubles the trickle's second half: it counts
+    spiky = load_scenario(str(path), overrides={"faults": [{"kind": "load", "client": "web", "at": 100,
+                                                            "factor": 2.0}]})
+    assert est.offered_share(spiky, 100, 200) == pytest.approx(60400 / 61400, rel=1e-3)
+
+    from simres.experiments.runs import run
+
+    run(load_scenario(str(path), overrides={"duration": 0.1}))  # imports, outside the timing
+    t0 = time.perf_counter()
+    run(str(path))
+    actual = time.perf_counter() - t0
+    per_run, covered, end = est._pilot(loaded, budget=actual / 4)
+    assert covered < end  # stopped early
+    assert actual / 2.5 < per_run < actual * 2.5, (per_run, actual, covered)
+
+
 def test_a_short_scenario_is_timed_whole(small: str) -> None:
     per_run, covered, end = est.per_run_seconds(small)
     assert covered == end == 12.0 and 0 < per_run < 5

@@ -3,15 +3,17 @@
 How: a **pilot run** of the scenario itself (as it will run: overrides and faults
 included), in this process, after a throwaway 0.1 s run that does the imports, so what is
 timed is simulation and not start-up. The pilot stops after :data:`BUDGET` wall seconds;
-one run then takes the elapsed time over the share of simulated time covered (exact when
-the pilot finished). Runs are independent, so ``N`` runs on ``J`` workers take
+one run then takes the elapsed time over the share of the run's **offered requests** that
+the pilot covered (:func:`offered_share`: the clients' arrival rates, their start and stop
+times, profiles and load faults integrated over simulated time; exact when the pilot
+finished), so a batch at the start or a load spike later on is weighed by the requests it
+brings, not by the seconds it lasts. Runs are independent, so ``N`` runs on ``J`` workers take
 ``ceil(N / J)`` rounds of one run each. The pilot costs at most ~0.5 s, a small price
 before work that takes minutes.
 
 It is an estimate, and says so: a pilot stopped early has seen the start of the run only,
 so a fault later on that tips a variant into a retry storm (many more tries per request)
-makes that variant slower than estimated, while load that comes at the start (a batch
-herd) makes the run faster than estimated; variants that change the load change the cost;
+makes that variant slower than estimated; variants that change the load change the cost;
 and other work on the machine slows the workers. A single run gets no estimate (its
 progress bar says how long is left).
 """
@@ -76,7 +78,7 @@ def per_run_seconds(scenario: Any, overrides: Mapping[str, Any] | None = None,
 
     The pilot is the scenario itself (with ``overrides``), run in this process until it
     ends or ``budget`` wall seconds pass; then one run takes the elapsed time over the
-    share of simulated time covered.
+    share of the offered requests covered (:func:`offered_share`).
     """
     from simres.experiments.runs import run
     from simres.scenario.loading import load_scenario
@@ -87,6 +89,40 @@ def per_run_seconds(scenario: Any, overrides: Mapping[str, Any] | None = None,
         warm = load_scenario(sc, overrides={"duration": min(0.1, sc.duration), "warmup": 0.0, "faults": []})
         run(warm)  # the first run in a process imports the model: not part of the timing
         return _pilot(sc, budget)
+
+
+def offered_share(sc: Any, t: float, end: float, *, points: int = 4001) -> float:
+    """Share of the expected client requests of a run ending at ``end`` offered before ``t``.
+
+    The sum over client populations of ``count x rate(t)`` (a profile's rate, a load
+    fault's factor while it lasts, zero outside the population's ``start``-``stop``),
+    integrated on a grid of ``points`` instants. A closed-loop population counts as a
+    steady rate (its pace depends on the latencies the pilot is measuring). With no
+    offered load at all, the share of simulated time.
+    """
+    import numpy as np
+
+    if end <= 0:
+        return 1.0
+    grid = np.linspace(0.0, end, points)
+    total = np.zeros_like(grid)
+    for name, cl in sc.clients.items():
+        arr = cl.arrival
+        if arr.kind == "profile":
+            rate = np.array([arr.rate_at(x) for x in grid])
+        else:
+            rate = np.full_like(grid, getattr(arr, "rate", 1.0))
+        if arr.kind != "closed":
+            for f in sc.faults:
+                if f.kind == "load" and f.client == name:
+                    stop = f.end if f.end is not None else np.inf
+                    rate = np.where((grid >= f.at) & (grid < stop), rate * f.factor, rate)
+        stop = min(cl.stop if cl.stop is not None else np.inf, float(sc.duration))  # none after the drain starts
+        total += np.where((grid >= cl.start) & (grid < stop), rate * cl.count, 0.0)
+    cum = np.concatenate([[0.0], np.cumsum((total[1:] + total[:-1]) / 2 * np.diff(grid))])
+    if cum[-1] <= 0:
+        return min(max(t / end, 0.0), 1.0)
+    return float(np.interp(min(max(t, 0.0), end), grid, cum) / cum[-1])
 
 
 def _pilot(sc: Any, budget: float) -> tuple[float, float, float]:
@@ -107,7 +143,8 @@ def _pilot(sc: Any, budget: float) -> tuple[float, float, float]:
         pass
     elapsed = time.perf_counter() - t0
     now, end = reached
-    return elapsed / max(now / end, 1e-9), now, end
+    share = 1.0 if now >= end else offered_share(sc, now, end)
+    return elapsed / max(share, 1e-9), now, end
 
 
 def estimate(scenario: Any, *, runs: int, workers: int, overrides: Mapping[str, Any] | None = None) -> Estimate:
