@@ -50,6 +50,37 @@ def test_a_limit_keeps_goodput_near_capacity_where_an_unbounded_queue_collapses(
     assert limits["value"].between(20, 200).all()  # the library's min and max for these kinds
 
 
+def test_envoys_gradient_controller_sheds_the_spike_and_measures_min_rtt_again() -> None:
+    """Envoy's controller (preset ``envoy``) under the same 40 % overload: the excess is
+    refused, goodput stays near capacity, and minRTT windows (the limit pinned at 3) recur
+    every ~60-69 s, here every 6-6.9 s with interval 6."""
+    without = run(load_scenario(spike(None))).summary
+    res = run(load_scenario(spike({"preset": "envoy", "envoy": {"interval": 6.0}})))
+    s = res.summary
+    assert without["goodput"] < 300
+    assert s["goodput"] > 650 and s["success_rate"] > 0.75
+    assert (res.requests["outcome"] == "rejected").sum() > 100
+    limits = res.events.query("kind == 'limit'")
+    assert limits["value"].iloc[0] == 3.0 and limits["detail"].iloc[0] == "initial"
+    assert limits["value"].between(3, 1000).all() and limits["value"].max() > 10
+    # every return to the floor of 3 after a higher limit starts a minRTT window
+    v = limits["value"].to_numpy()
+    t = limits["time"].to_numpy()
+    starts = t[1:][(v[1:] == 3) & (v[:-1] > 3)]
+    gaps = starts[1:] - starts[:-1]
+    assert len(starts) >= 4 and (gaps >= 6.0 - 1e-9).all(), starts
+
+
+def test_envoy_gradient_is_a_services_limit_only() -> None:
+    data = client_side({"kind": "envoy_gradient"})
+    with pytest.raises(ScenarioError, match=r"limit\.kind: envoy_gradient is Envoy's inbound filter"):
+        load_scenario(data)
+    with pytest.raises(ScenarioError, match=r"services\.api\.limit.*min_limit: not an option of envoy_gradient"):
+        load_scenario(spike({"kind": "envoy_gradient", "min_limit": 5}))
+    with pytest.raises(ScenarioError, match=r"services\.api\.limit.*envoy: options of kind envoy_gradient"):
+        load_scenario(spike({"kind": "aimd", "envoy": {}}))
+
+
 def test_a_fixed_limit_bounds_what_the_instance_holds() -> None:
     """A fixed limit of 12 on 8 workers: at most 12 requests queued or in service, the rest rejected."""
     res = run(load_scenario(spike({"kind": "fixed", "initial_limit": 12})))

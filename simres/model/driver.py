@@ -36,6 +36,7 @@ from simres.outcomes import (
     TIMEOUT,
 )
 from simres.policies.breaker import WAIT
+from simres.policies.limits import to_nanos
 from simres.rng import stream, uniform_sampler
 
 if TYPE_CHECKING:
@@ -61,6 +62,16 @@ def watch_limit(env: Environment, recorder: Recorder, limiter: ConcurrencyLimite
         event(env.now, "limit", component, "", float(limit))
 
     limiter.on_change = on_change
+    if limiter.timed:  # Envoy's controller: serve its timers with SimPy timeouts
+        algo: Any = limiter.algorithm
+
+        def arm(name: str, generation: int, due_ns: int) -> None:
+            delay = max(0.0, due_ns / 1e9 - env.now)
+            env.timeout(delay).callbacks.append(
+                lambda _ev: limiter.fire(name, generation, due_ns))
+
+        algo.arm = arm
+        algo.start(to_nanos(env.now))
 
 
 class SharedState:

@@ -47,6 +47,7 @@ from pydantic import Field, model_validator
 from simres.errors import PolicyConfigError
 from simres.policies._base import PolicyModel
 from simres.policies.backoff import Uniform, draw
+from simres.policies.envoy_concurrency import EnvoyGradientConfig, EnvoyGradientLimit
 
 NANOS = 1_000_000_000
 LONG_MAX = 2**63 - 1
@@ -77,6 +78,8 @@ _DEFAULTS: dict[str, dict[str, float | int]] = {
     "gradient2": {"initial_limit": 20, "min_limit": 20, "max_limit": 200, "smoothing": 0.2},
     # FixedLimit.of(limit)
     "fixed": {"initial_limit": 20, "min_limit": 20, "max_limit": 20},
+    # Envoy's gradient controller takes its numbers from `envoy:` (EnvoyGradientConfig)
+    "envoy_gradient": {"initial_limit": 3, "min_limit": 3, "max_limit": 1000},
 }
 
 
@@ -99,10 +102,14 @@ class LimitConfig(PolicyModel):
     """Options of an adaptive concurrency limit; unset numbers take the kind's library default."""
 
     preset_group = "limit"
-    kind: Literal["aimd", "vegas", "gradient2", "fixed"] = Field(
+    kind: Literal["aimd", "vegas", "gradient2", "fixed", "envoy_gradient"] = Field(
         default="gradient2",
         description="aimd (AIMDLimit), vegas (VegasLimit), gradient2 (Gradient2Limit; the library's "
-                    "recommended one), fixed (FixedLimit).")
+                    "recommended one), fixed (FixedLimit); envoy_gradient (Envoy's adaptive concurrency "
+                    "filter, its options under envoy:).")
+    envoy: EnvoyGradientConfig | None = Field(
+        default=None, description="envoy_gradient: the gradient controller's options (Envoy's field names); "
+                                  "none = Envoy's defaults.")
     initial_limit: int | None = Field(default=None, ge=1, description="Starting limit (library: 20).")
     min_limit: int | None = Field(default=None, ge=1,
                                   description="Floor (aimd, gradient2: 20; vegas: 1).")
@@ -128,6 +135,14 @@ class LimitConfig(PolicyModel):
 
     @model_validator(mode="after")
     def _bounds(self) -> LimitConfig:
+        if self.kind == "envoy_gradient":
+            given = [f for f in ("initial_limit", "min_limit", "max_limit", "window") if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"{given[0]}: not an option of envoy_gradient (Envoy's controller starts at "
+                                 "envoy.min_concurrency and is bounded by envoy.min_concurrency and "
+                                 "envoy.max_concurrency_limit)")
+        elif self.envoy is not None:
+            raise ValueError(f"envoy: options of kind envoy_gradient, not of {self.kind}")
         lo, hi = int(self.resolved("min_limit")), int(self.resolved("max_limit"))
         if lo > hi:
             raise ValueError(f"min_limit: must be <= max_limit ({hi}), got {lo}")
@@ -141,6 +156,10 @@ class LimitConfig(PolicyModel):
     def build(self, rng: Uniform | None = None) -> ConcurrencyLimiter:
         """Fresh limiter state; ``rng`` draws Vegas's probe jitter."""
         algo: LimitAlgorithm
+        if self.kind == "envoy_gradient":
+            if rng is None:
+                raise PolicyConfigError("limit: an envoy_gradient limit needs a random stream for its jitter")
+            return ConcurrencyLimiter(EnvoyGradientLimit(self.envoy or EnvoyGradientConfig(), rng))
         if self.kind == "aimd":
             algo = AIMDLimit(self)
         elif self.kind == "vegas":
@@ -412,7 +431,7 @@ class ConcurrencyLimiter:
 
     __slots__ = ("algorithm", "inflight", "on_change", "rejected_count")
 
-    def __init__(self, algorithm: LimitAlgorithm) -> None:
+    def __init__(self, algorithm: LimitAlgorithm | EnvoyGradientLimit) -> None:
         self.algorithm = algorithm
         self.inflight = 0
         self.rejected_count = 0
@@ -446,6 +465,19 @@ class ConcurrencyLimiter:
     def dropped(self, token: tuple[int, int], now_ns: int) -> None:
         """The call timed out or was refused for overload: a sample that says back off."""
         self._sample(token, now_ns, True)
+
+    @property
+    def timed(self) -> bool:
+        """The algorithm runs timers of its own (Envoy's controller): the driver must serve them."""
+        return hasattr(self.algorithm, "fire")
+
+    def fire(self, name: str, generation: int, now_ns: int) -> None:
+        """A timer of the algorithm is due (see :class:`EnvoyGradientLimit`); reports a new limit."""
+        before = self.algorithm.limit
+        self.algorithm.fire(name, generation, now_ns)  # type: ignore[attr-defined]
+        after = self.algorithm.limit
+        if after != before and self.on_change is not None:
+            self.on_change(after)
 
     def reset(self) -> None:
         """Forget every admitted call (the process that held them is gone); the limit stays."""

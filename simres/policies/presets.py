@@ -322,6 +322,10 @@ LIMIT_PRESETS: dict[str, dict[str, Any]] = {
     "netflix_aimd": {"kind": "aimd"},
     "netflix_vegas": {"kind": "vegas"},
     "netflix_gradient2": {"kind": "gradient2"},
+    # Envoy's adaptive concurrency filter at c35f67fb, GradientControllerConfig defaults (p50,
+    # max 1000, minRTT from 50 requests, jitter 15 %, buffer 25 %, min 3); the two intervals
+    # Envoy requires are the docs' example values, 100 ms and 60 s.
+    "envoy": {"kind": "envoy_gradient"},
 }
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {

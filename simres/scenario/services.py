@@ -59,6 +59,13 @@ class CallPolicy(_Model):
         "an adaptive bulkhead; a try over the limit is refused locally as bulkhead_full.",
     )
 
+    @model_validator(mode="after")
+    def _client_limit(self) -> CallPolicy:
+        if self.limit is not None and self.limit.kind == "envoy_gradient":
+            raise ValueError("limit.kind: envoy_gradient is Envoy's inbound filter, set on a service "
+                             "(services.NAME.limit), not on a call; expected aimd, vegas, gradient2 or fixed here")
+        return self
+
 
 class FallbackConfig(_Model):
     """What an optional downstream call does when it fails: answer from a fallback."""
@@ -278,8 +285,9 @@ class ServiceConfig(_Model):
     limit: LimitConfig | None = Field(
         default=None,
         description="Adaptive concurrency limit at admission, one per instance (Netflix concurrency-limits, "
-        "server side): over the limit a request is rejected at once; the limit follows the RTT from arrival to "
-        "reply (queueing included) and drops (requests whose caller gave up).",
+        "server side, or Envoy's adaptive concurrency filter with kind envoy_gradient): over the limit a request "
+        "is rejected at once; the limit follows the RTT from arrival to reply (queueing included) and drops "
+        "(requests whose caller gave up; Envoy takes no sample from those).",
     )
 
     @field_validator("limit")
