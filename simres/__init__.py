@@ -66,12 +66,21 @@ _WITH_FIGURES = {"run", "RunResult", "compare", "sweep", "Comparison", "SweepRes
 """Names whose results have ``.plot(kind)``: handing one out registers the figures (cheap: plots load on use)."""
 
 
+def register_figures() -> None:
+    """Fill the ``.plot(kind)`` registry (:mod:`simres.reporting.plotters`; plots load on use).
+
+    Called when a name with figures is handed out, and by ``.plot`` itself, so a result
+    made through a submodule (``simres.experiments.runs.run``) can plot as well.
+    """
+    import_module("simres.reporting.plotters")
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'simres' has no attribute {name!r}")
     if name in _WITH_FIGURES:
-        import_module("simres.reporting.plotters")
+        register_figures()
     return getattr(import_module(module), name)
 
 

@@ -148,3 +148,20 @@ def test_each_member_of_a_population_has_its_own_limit() -> None:
     res = run(load_scenario(client_side({"kind": "gradient2"}, count=3)))
     comps = set(res.events.query("kind == 'limit'")["component"])
     assert comps == {"web->api#0", "web->api#1", "web->api#2"}
+
+
+def test_the_timeline_carries_each_services_limit_and_the_figure_draws_it() -> None:
+    """A ``limit`` column (the sum over instances at each bucket's end) only where a service
+    has a limit, and a concurrency panel in the run's timeline figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    res = run(load_scenario(spike({"kind": "fixed", "initial_limit": 12}, instances=2)))
+    assert res.timeline["limit"].eq(24.0).all()  # two instances of 12, never changing
+    assert "limit" not in run(load_scenario(spike(None))).timeline.columns
+    envoy = run(load_scenario(spike({"preset": "envoy"})))
+    tl = envoy.timeline
+    during = tl[(tl["time"] >= 12) & (tl["time"] < 24)]
+    assert during["limit"].max() < 40 < tl["limit"].max()  # squeezed in the overload, loose before it
+    fig = envoy.plot("timeline")
+    assert any(ax.get_ylabel() == "concurrency" for ax in fig.axes)

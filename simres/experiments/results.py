@@ -49,6 +49,10 @@ def draw(target: str, result: Any, kind: str | None, **options: Any) -> Any:
     """The figure ``kind`` of ``result``: what every ``.plot(kind)`` calls."""
     kinds = PLOTTERS[target]
     if not kinds:
+        import simres
+
+        simres.register_figures()
+    if not kinds:
         raise SimresError("plot: no figures are registered; `import simres` (or simres.reporting.plotters) "
                           "first, which registers them")
     if kind is None:

@@ -161,4 +161,37 @@ def timeline_frame(recorder: Recorder, attempts: pd.DataFrame, step: float) -> p
         counts = pd.DataFrame({"time": bucket, "service": to["service"].astype(str).to_numpy()}).value_counts()
         key = pd.MultiIndex.from_arrays([tl["time"].to_numpy(), tl["service"].astype(str).to_numpy()])
         tl["timeouts"] = counts.reindex(key, fill_value=0).to_numpy().astype(np.int64)
+    _add_limits(tl, recorder, step)
     return tl
+
+
+def _add_limits(tl: pd.DataFrame, recorder: Recorder, step: float) -> None:
+    """A ``limit`` column when some service has an admission limit: the sum of its instances'
+    limits at each sample time, from the ``limit`` events (NaN for services without one).
+
+    Built from the events after the run, so a scenario without limits has the same frame
+    as before and the per-request path pays nothing.
+    """
+    rows = [(t, c, v) for t, k, c, v in zip(recorder.e_time, recorder.e_kind, recorder.e_component,
+                                           recorder.e_value, strict=True)
+            if k == "limit" and "->" not in c and "/" in c]
+    if not rows:
+        return
+    ev = pd.DataFrame(rows, columns=["time", "instance", "value"])
+    ev["service"] = ev["instance"].str.rsplit("/", n=1).str[0]
+    out = np.full(len(tl), np.nan)
+    times = tl["time"].to_numpy(dtype=float)
+    names = tl["service"].astype(str).to_numpy()
+    for svc, group in ev.groupby("service", sort=False):
+        mask = names == svc
+        if not mask.any():
+            continue
+        total = np.zeros(mask.sum())
+        for _inst, g in group.groupby("instance", sort=False):
+            g = g.sort_values("time", kind="stable")
+            # the limit in force at the end of each bucket (the sampler's time is its start + step)
+            idx = np.searchsorted(g["time"].to_numpy(), times[mask] + step, side="right") - 1
+            total += np.where(idx >= 0, g["value"].to_numpy()[np.maximum(idx, 0)], np.nan)
+        out[mask] = total
+    tl["limit"] = out
+

@@ -247,7 +247,8 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
 
     Panels (shared time axis): offered load (client requests started per second) with
     goodput; tries arriving at each service per second; success rate; p99 latency of the
-    requests started in each window (log scale); and, if any breaker changed state, a band
+    requests started in each window (log scale); if a service has an admission limit, its
+    limit over time beside the requests it holds; and, if any breaker changed state, a band
     per breaker showing when it was open or half-open. Fault windows are shaded grey.
 
     Args:
@@ -268,8 +269,9 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
     t_end, n = _timeline_end(requests, timeline, step)
     x_end = max(t_end, scale.t_end) if scale is not None else t_end
     has_breakers = bool((events["kind"].astype(str) == "breaker").any()) if len(events) else False
-    heights = [1.0, 1.0, 0.8, 0.9] + ([0.5] if has_breakers else [])
-    fig = _figure(7.2, 7.8 if has_breakers else 7.0)
+    has_limits = "limit" in timeline.columns and bool(timeline["limit"].notna().any())
+    heights = [1.0, 1.0, 0.8, 0.9] + ([0.8] if has_limits else []) + ([0.5] if has_breakers else [])
+    fig = _figure(7.2, 7.0 + 0.8 * has_breakers + 1.1 * has_limits)
     axes = fig.subplots(len(heights), 1, sharex=True, gridspec_kw={"height_ratios": heights})
     main = style.line() if style is not None else {"color": "black", "linestyle": "-"}
     centres = (np.arange(n) + 0.5) * step
@@ -314,8 +316,10 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
         ax.set_ylim(*scale.p99)
     ax.set_ylabel("p99 (ms)")
 
+    if has_limits:
+        _draw_limits(axes[4], timeline, step)
     if has_breakers:
-        _draw_breakers(axes[4], events, t_end)
+        _draw_breakers(axes[-1], events, t_end)
     _shade_faults(list(axes), events, t_end, label_ax=axes[0])
     if warmup:
         for a in axes:
@@ -324,6 +328,26 @@ def timeline(*, requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataF
     axes[-1].set_xlabel("time (s)")
     set_suptitle(fig, title or "Timeline")
     return fig
+
+
+def _draw_limits(ax: Axes, timeline: pd.DataFrame, step: float) -> None:
+    """Each limited service's concurrency limit (summed over its instances, a step line) and
+    the requests it holds (queued or in service), so refusals show where the two meet."""
+    tl = timeline[timeline["limit"].notna()].copy()
+    tl["service"] = tl["service"].astype(str)
+    for i, (svc, part) in enumerate(sorted(tl.groupby("service", sort=False), key=lambda kv: kv[0])):
+        part = part.sort_values("time")
+        t = part["time"].to_numpy(dtype=float) + step
+        colour = OKABE_ITO[(i + 2) % len(OKABE_ITO)]
+        ax.step(t, part["limit"].to_numpy(dtype=float), where="pre", color=colour, label=f"{svc} limit")
+        ax.plot(t, part["inflight"].to_numpy(dtype=float), color=colour, linestyle=":", linewidth=1.0,
+                label=f"{svc} held")
+    ax.set_ylabel("concurrency")
+    values = np.concatenate([tl["limit"].to_numpy(dtype=float), tl["inflight"].to_numpy(dtype=float)])
+    _log_if_wide(ax, "y", values)  # an unconstrained limit can sit far above what is held
+    if ax.get_yscale() == "linear":
+        ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
 
 
 def _pick_fault(events: pd.DataFrame, fault: str | None) -> tuple[str, float]:
