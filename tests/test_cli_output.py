@@ -102,3 +102,31 @@ def test_every_command_that_runs_several_simulations_takes_jobs() -> None:
     for name in ("run", "compare", "report", "sweep", "validate"):
         opts = {o for p in main.commands[name].params for o in getattr(p, "opts", [])}
         assert "--jobs" in opts, name
+
+
+def test_compare_fits_120_columns_in_units_and_says_what_it_hides(tmp_path) -> None:
+    """Six variants of the flagship: no line over 120 columns (the sixth variant continues
+    below), shares in %, 0/1 metrics as a share of runs with a Wilson interval, no float
+    noise such as ``±2.59e-15``, and the count of hidden metrics with the way to see them."""
+    from click.testing import CliRunner
+
+    from simres.cli import main
+
+    res = CliRunner().invoke(main, ["compare", "retry-storm-metastable", "-n", "3", "-j", "1", "--quiet",
+                                    "--set", "duration=40"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert max(len(ln) for ln in lines) <= 120
+    assert sum(ln.startswith("metric ") for ln in lines) == 2  # two blocks of variants
+    success = [ln for ln in lines if ln.startswith("success_rate")]
+    assert len(success) == 2 and all("%" in ln for ln in success) and any("*" in ln for ln in success)
+    recovered = next(ln for ln in lines if ln.startswith("recovered:trigger"))
+    assert "[" in recovered and "±" not in recovered  # Wilson interval of a share of runs
+    import re
+
+    assert not re.search(r"\d[eE][-+]\d", res.output)  # no exponent, no float noise
+    hidden = next(ln for ln in lines if "metrics with data shown" in ln)
+    assert "--metrics" in hidden
+    picked = CliRunner().invoke(main, ["compare", "retry-storm-metastable", "-n", "3", "-j", "1", "--quiet",
+                                       "--set", "duration=40", "--metrics", "latency_all_p99"])
+    assert picked.exit_code == 0 and "latency_all_p99" in picked.output and "goodput" not in picked.output

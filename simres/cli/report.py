@@ -254,6 +254,10 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
                             reference=reference, figure_format=fmt, progress=not quiet, executor=ex)
     verdict = path.parent / "verdict.txt"
     if not is_results_source(source) and verdict.is_file():  # written by this scenario report
+        from simres.cli.summary_view import bullet_lines
+
         click.echo("verdict:")
-        click.echo(verdict.read_text(encoding="utf-8").rstrip())
+        sentences = [ln[2:] if ln.startswith("- ") else ln
+                     for ln in verdict.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        click.echo(bullet_lines(sentences))
     click.echo(f"report: {path}")

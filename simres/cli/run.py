@@ -74,7 +74,8 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
              variants=list(sc.variants) if all_variants else (), strict=strict, label=scenario,
              source=scenario, overrides=overrides)
     if all_variants or reps > 1:
-        from simres.experiments.replications import compare_table, replicate
+        from simres.cli.summary_view import compare_text
+        from simres.experiments.replications import replicate
 
         if all_variants and not sc.variants:
             raise SimresError(f"{scenario}: variants: the scenario defines no variants")
@@ -87,7 +88,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
         with executor_for(jobs, tasks) as ex:
             df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides,
                            progress=not quiet, executor=ex)
-        click.echo(compare_table(df, controls=sc.controls))
+        click.echo(compare_text(df, controls=sc.controls))
         if out:
             write_frame(df, Path(out) / f"replications.{fmt}")
         return
@@ -144,8 +145,8 @@ def show(scenario: str, sets: tuple[str, ...], variant: str | None) -> None:
 @set_option("applied to every variant")
 @click.option("--variant", "variants", multiple=True, metavar="NAME", help="Run only these variants (repeatable).")
 @click.option("--metrics", "-m", "--metric", "metrics", multiple=True, metavar="PATTERN",
-              help="Metrics to show, by name or glob (repeatable; 'all' = every key) [default: the headline "
-                   "metrics first, up to 40].")
+              help="Metrics to show, by name or glob (repeatable; 'all' = every key) [default: up to 16 "
+                   "headline metrics; the last line says how many more there are].")
 @out_option("file", "the replications, one row per run (.parquet or .csv, by the suffix).")
 @quiet_option()
 @dry_run_option
@@ -157,14 +158,16 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
             jobs: int | None) -> None:
     """Run every variant of SCENARIO with common random numbers and compare them.
 
-    Prints, per metric, each variant's mean and 95% confidence interval, marks the best
-    (never a control, never a descriptive metric such as utilisation), and says whether
-    each difference from the best is significant (paired t-test across replications).
-    Recovery after faults is reported as the share of replications that stayed stuck, with
-    a binomial interval. Then the verdict: the scenario's objective, every variant against
+    Prints, per metric, each variant's mean and 95% confidence interval in the metric's
+    unit, marks the best (never a control, never a descriptive metric such as
+    utilisation), and says whether each difference from the best is significant (paired
+    t-test across replications). Recovery after faults is the share of replications that
+    recovered, with its Wilson interval. At most 120 columns: variants that do not fit
+    continue below. Then the verdict: the scenario's objective, every variant against
     its reference, controls shown but not ranked.
     """
-    from simres.experiments.replications import compare_table, replicate
+    from simres.cli.summary_view import bullet_lines, compare_text
+    from simres.experiments.replications import replicate
     from simres.scenario.loading import load_scenario, parse_overrides
 
     overrides = parse_overrides(sets)
@@ -185,13 +188,13 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
         df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet,
                        executor=ex)
     chosen = metric_columns(df, metrics) if metrics else None
-    click.echo(compare_table(df, metrics=chosen, controls=sc.controls))
+    click.echo(compare_text(df, metrics=chosen, controls=sc.controls))
     from simres.reporting.verdicts import verdicts
 
     ref = sc.reference if sc.reference in names else None
     click.echo("\nverdict:")
-    for line in verdicts(df, reference=ref, objective=sc.objective, controls=[c for c in sc.controls if c in names]):
-        click.echo(f"- {line}")
+    click.echo(bullet_lines(verdicts(df, reference=ref, objective=sc.objective,
+                                     controls=[c for c in sc.controls if c in names])))
     if out:
         write_frame(df, Path(out))
 

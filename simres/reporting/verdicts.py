@@ -37,7 +37,8 @@ def format_metric(metric: str, value: float) -> str:
         return "-"
     scale, _ = plots.metric_scale(metric)
     if metric.split(":", 1)[0].startswith("latency"):
-        return f"{plots.format_number(value * scale)} ms" if value < 1 else f"{plots.format_number(value)} s"
+        ms = float(f"{value * scale:.3g}")  # 0.9996 s rounds to 1000 ms: say "1 s", never "1e+03 ms"
+        return f"{plots.format_number(ms)} ms" if ms < 1000 else f"{plots.format_number(value)} s"
     if plots.is_share(metric):
         v = value * 100
         return f"{v:.2f} %" if 99 < v < 100 or 0 < v < 1 else f"{v:.1f} %"
