@@ -30,6 +30,7 @@ from simres.policies.budget import (
     TokenBucketBudgetConfig,
 )
 from simres.policies.bulkhead import BulkheadConfig
+from simres.policies.hedging import HedgeConfig
 from simres.policies.limits import LimitConfig, LimitWindowConfig
 from simres.policies.queueing import CodelConfig
 from simres.policies.retry import RetryConfig
@@ -42,7 +43,7 @@ CONFIGS: dict[str, type[BaseModel]] = {
         RetryConfig, BackoffConfig, JitterConfig, TokenBucketBudgetConfig, GrpcBudgetConfig,
         RatioBudgetConfig, ConcurrencyBudgetConfig, FailureRatioBudgetConfig, BreakerConfig,
         WindowConfig, BulkheadConfig, SheddingConfig, ThrottleConfig, LimitConfig, LimitWindowConfig,
-        CodelConfig,
+        CodelConfig, HedgeConfig,
     )
 }
 """Every policy config model whose options the document lists."""

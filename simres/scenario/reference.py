@@ -85,6 +85,7 @@ EXAMPLES: dict[str, str] = {
     "LimitConfig": "limit: {kind: gradient2, max_limit: 100}\n",
     "LimitWindowConfig": "window: {min_time: 0.5, sample: percentile, percentile: 0.9}\n",
     "CodelConfig": "codel: {target: 0.005, interval: 0.1}\n",
+    "HedgeConfig": "hedge: {preset: grpc, max_attempts: 3, delay: 0.05}\n",
     "Scenario": """\
 name: checkout
 duration: 60
