@@ -193,3 +193,34 @@ def test_hedges_on_the_generator_path() -> None:
     assert hedged.summary["success_rate"] == 1.0
     assert hedged.summary["hedges_sent"] > 0
     assert hedged.summary["latency_p99"] < 0.5 * plain.summary["latency_p99"]
+
+
+def test_finagle_preset_hedges_at_p99_within_its_budget() -> None:
+    """Finagle: one backup at the p99 of recent latencies, at most ~1 % of requests plus 10/s."""
+    res = run(load_scenario(tail_scenario({"preset": "finagle"})), seed=1)
+    s = res.summary
+    n = s["count"]
+    assert 0 < s["hedges_sent"] <= 0.01 * n + 10 * 18 + 1
+    assert s["hedge_extra_load"] < 0.03  # p99: ~1 % of first tries are that slow
+    hedged = res.attempts[res.attempts["attempt"] == 2]
+    first = res.attempts[(res.attempts["attempt"] == 1)
+                         & res.attempts["request_id"].isin(hedged["request_id"])].set_index("request_id")
+    waited = hedged.set_index("request_id")["start"] - first["start"]
+    assert waited.min() > 0.1  # the p99 of the mixture is in its slow mode (~0.2 s), not 50 ms
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+def test_a_hedged_downstream_call_in_either_handler(mode: str) -> None:
+    data = {
+        "name": "hedge-handler", "duration": 6, "warmup": 1, "drain": 2,
+        "services": {
+            "api": {"workers": 64, "service_time": {"kind": "constant", "value": 0.001},
+                    "handler": {"mode": mode, "calls": [{"to": "search", "hedge": {"delay": 0.05}}]}},
+            "search": {"instances": 4, "workers": 8, "on_caller_gone": "cancel", "service_time": SLOW_MIX},
+        },
+        "clients": {"web": {"target": "api", "arrival": {"kind": "poisson", "rate": 200}}},
+    }
+    res = run(load_scenario(data), seed=1)
+    assert res.summary["success_rate"] == 1.0
+    assert 0.03 < res.summary["hedge_extra_load"] < 0.08
+    assert res.summary["latency_p99"] < 0.1

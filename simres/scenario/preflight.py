@@ -55,7 +55,11 @@ def _latency(sc: Scenario, a: str, b: str) -> float:
 
 
 def _attempts(policy: CallPolicy) -> int:
-    return policy.retry.max_attempts if policy.retry is not None else 1
+    """Most tries per logical call: the retry policy's, or a hedge's (every hedge sent)."""
+    if policy.retry is not None:
+        return policy.retry.max_attempts
+    hedge = getattr(policy, "hedge", None)
+    return hedge.attempts if hedge is not None else 1
 
 
 def holding_times(sc: Scenario, *, slow: dict[str, float] | None = None) -> dict[str, float]:
