@@ -224,3 +224,26 @@ def test_a_hedged_downstream_call_in_either_handler(mode: str) -> None:
     assert res.summary["success_rate"] == 1.0
     assert 0.03 < res.summary["hedge_extra_load"] < 0.08
     assert res.summary["latency_p99"] < 0.1
+
+
+def test_a_zero_delay_sends_every_try_at_once() -> None:
+    """gRPC hedgingDelay 0s / Polly Delay TimeSpan.Zero: all max_attempts tries together."""
+    res = run(load_scenario(tail_scenario({"max_attempts": 3, "delay": 0})), seed=1)
+    att = res.attempts
+    starts = att.groupby("request_id", observed=True)["start"].agg(["min", "max", "count"])
+    assert (starts["count"] == 3).all() and (starts["max"] == starts["min"]).all()
+    hedge = res.events[res.events["kind"].astype(str) == "hedge"]
+    assert (hedge["detail"].astype(str) == "parallel").all()
+
+
+def test_an_infinite_delay_hedges_only_after_a_failure() -> None:
+    """Polly Delay InfiniteTimeSpan (-1): the next action only when the previous one failed."""
+    ok = run(load_scenario(tail_scenario({"max_attempts": 3, "delay": -1})), seed=1)
+    assert (ok.requests["tries"] == 1).all()  # nothing fails: never a hedge
+    failing = run(load_scenario(_failing({"max_attempts": 3, "delay": -1, "non_fatal": ["error"]})), seed=1)
+    att = failing.attempts
+    assert (failing.requests["tries"] == 3).all()
+    # one after another: each try starts when the previous one ended
+    for _, g in att.groupby("request_id", observed=True):
+        g = g.sort_values("attempt")
+        assert (g["start"].to_numpy()[1:] == g["end"].to_numpy()[:-1]).all()
