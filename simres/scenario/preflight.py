@@ -290,6 +290,11 @@ def _policy_findings(sc: Scenario) -> Iterator[Finding]:
                 yield Finding("warning", f"{path}.retry.budget", "the token bucket can never refill (refund 0 and "
                                                                  "refill_per_request 0): once spent, no retry "
                                                                  "is ever allowed again")
+        hedge = getattr(pol, "hedge", None)
+        if hedge is not None and hedge.cancel_losers and sc.services[callee].on_caller_gone == "continue":
+            yield Finding("note", f"{path}.hedge", f"{callee} has on_caller_gone: continue, so the losers hedging "
+                                                   "cancels still run to the end there: cancelling saves no "
+                                                   "server work")
         if pol.breaker is not None:
             yield from _breaker_findings(sc, path, pol, callee, rate)
 
