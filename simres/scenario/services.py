@@ -65,6 +65,15 @@ class CallPolicy(_Model):
         "after a delay, the first success wins; not with retry (gRPC allows one of the two).",
     )
 
+    @model_serializer(mode="wrap")
+    def _drop_no_hedge(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # No `hedge: null` in resolved scenarios: `show`, reports and sweep fingerprints of
+        # scenarios that do not hedge are unchanged.
+        out: dict[str, Any] = handler(self)
+        if out.get("hedge", 0) is None:
+            del out["hedge"]
+        return out
+
     @model_validator(mode="after")
     def _hedge_alone(self) -> CallPolicy:
         problem = check_hedge_stack(self.hedge, retry=self.retry, bulkhead=self.bulkhead, limit=self.limit)
@@ -116,6 +125,8 @@ class DownstreamCall(CallPolicy):
         out: dict[str, Any] = handler(self)
         if out.get("name", 0) is None:
             del out["name"]
+        if out.get("hedge", 0) is None:
+            del out["hedge"]  # as CallPolicy._drop_no_hedge
         return out
 
     @property
