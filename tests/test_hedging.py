@@ -247,3 +247,9 @@ def test_an_infinite_delay_hedges_only_after_a_failure() -> None:
     for _, g in att.groupby("request_id", observed=True):
         g = g.sort_values("attempt")
         assert (g["start"].to_numpy()[1:] == g["end"].to_numpy()[:-1]).all()
+
+
+def test_hedge_needs_the_call_workflow() -> None:
+    data = tail_scenario({"delay": 0.05}, workflow="read_then_write")
+    with pytest.raises(ScenarioError, match="workflow"):
+        load_scenario(data)
