@@ -26,6 +26,8 @@ CASES = [
     ("metastability-trigger-size", None, {}),
     ("thundering-herd-after-partition", None, {}),
     ("congestive-collapse", None, {}),
+    ("hedging-tail-latency", "hedge-p95", {"duration": 10}),
+    ("hedging-tail-latency", "hedge-no-cancel", {"duration": 10}),
 ]
 
 THROTTLED = {

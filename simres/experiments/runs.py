@@ -16,6 +16,7 @@ import pandas as pd
 from simpy.events import Timeout
 
 from simres.errors import SimresError
+from simres.metrics.hedging import hedge_summary
 from simres.metrics.summary import summarize
 from simres.model.world import build, timeline_frame
 from simres.progress import Progress
@@ -164,11 +165,21 @@ def run(
                         duration=sc.duration, slo=sc.slo, breaker_links=breaker_links(sc))
     for n, u in util.items():
         summary[f"utilization:{n}"] = u  # exact busy-time integral beats bucket sampling
+    if hedges(sc):
+        summary.update(hedge_summary(requests, events, warmup=sc.warmup, duration=sc.duration))
     return RunResult(
         scenario=sc, seed=seed, variant=variant, requests=requests, attempts=attempts,
         timeline=timeline, events=events, summary=summary,
         wall_time=time.perf_counter() - t0, utilization=util,
     )
+
+
+def hedges(scenario: Scenario) -> bool:
+    """Whether any call of the scenario, or of one of its variants, is hedged: its summary
+    then has the hedge keys (0 in a variant without hedging, so variants compare)."""
+    return (any(c.hedge is not None for c in scenario.clients.values())
+            or any(call.hedge is not None for s in scenario.services.values() for call in s.handler.calls)
+            or "hedge" in repr(list(scenario.variants.values())))
 
 
 def breaker_links(scenario: Scenario) -> set[str]:

@@ -22,6 +22,7 @@ from simres.metrics.breaker import (
     breaker_transitions,
 )
 from simres.metrics.faults import fault_intervals
+from simres.metrics.hedging import HEDGE_KEYS, hedge_summary
 from simres.metrics.herd import arrival_counts, arrival_rate, herd_after_faults, herd_stats
 from simres.metrics.latency import (
     latency_by,
@@ -57,6 +58,7 @@ from simres.metrics.utilization import mean_queue_length, service_load, utilizat
 # and "Recorder" in __all__.
 
 __all__ = [
+    "HEDGE_KEYS",
     "BinomialCI",
     "MeanCI",
     "MetricsError",
@@ -72,6 +74,7 @@ __all__ = [
     "breaker_transitions",
     "fault_intervals",
     "goodput",
+    "hedge_summary",
     "herd_after_faults",
     "herd_stats",
     "latency_by",

@@ -22,6 +22,7 @@ from simpy import Environment, Event
 from simpy.events import Timeout
 
 from simres.metrics.recorder import ATTEMPT_CODES, Recorder
+from simres.model.hedging import HedgedCall, hedged_process
 from simres.model.job import READ, WRITE, Job
 from simres.model.service import Service
 from simres.outcomes import (
@@ -42,6 +43,7 @@ from simres.rng import stream, uniform_sampler
 if TYPE_CHECKING:
     from simres.model.network import Link
     from simres.policies import Bulkhead, CircuitBreaker, ConcurrencyLimiter, RetryBudget
+    from simres.policies.hedging import HedgePolicy
     from simres.policies.throttle import AdaptiveThrottle
     from simres.scenario.services import CallPolicy
 
@@ -106,6 +108,7 @@ class CallSite:
         "deadline",
         "depth",
         "env",
+        "hedge",
         "limiter",
         "out_links",
         "outstanding",
@@ -176,7 +179,11 @@ class CallSite:
                 return shared.get((kind, edge), make)
             return make()
 
-        budget_cfg = policy.retry.budget if policy.retry is not None else None
+        hedge_cfg = getattr(policy, "hedge", None)
+        self.hedge: HedgePolicy | None = hedge_cfg.build() if hedge_cfg is not None else None
+        """Hedged requests (see :mod:`simres.model.hedging`); a hedge's budget is the retry budget's slot."""
+        budget_cfg = (policy.retry.budget if policy.retry is not None
+                      else hedge_cfg.budget if hedge_cfg is not None else None)
         self.budget: RetryBudget | None = scoped(budget_cfg, "budget", lambda: budget_cfg.build())
         component = self.component if getattr(policy.breaker, "scope", "") != "shared" else edge
         self.breaker: CircuitBreaker | None = scoped(
@@ -196,7 +203,7 @@ class CallSite:
         self.throttle: AdaptiveThrottle | None = scoped(throttle_cfg, "throttle", lambda: throttle_cfg.build())
         self.simple = (
             self.timeout is None and self.deadline is None and self.retry is None and self.breaker is None
-            and self.bulkhead is None and self.throttle is None and self.limiter is None
+            and self.bulkhead is None and self.throttle is None and self.limiter is None and self.hedge is None
         )
         """No policy at all: a request can be driven by callbacks alone (see :meth:`send`)."""
         self.callbacks = self.bulkhead is None and self.limiter is None
@@ -302,13 +309,16 @@ class CallSite:
         self._record(job.req_id, 1, job.idx, job.t0, self.env.now, job._value, True, 0.0, job.try_id, -1, job.served)
 
     def new_call(self, req_id: int, priority: str, done: Any, parent_deadline: float = INF,
-                 parent: int = -1) -> Call:
+                 parent: int = -1) -> Call | HedgedCall:
         """A logical call driven by callbacks; ``done(call)`` runs when it ends.
 
         Only for call sites with ``callbacks`` set (no bulkhead). The caller may set
         ``call.tag`` before :meth:`Call.start`; ``done`` reads ``call.outcome`` and
         ``call.attempt`` (tries made). Same decisions, draws, events and rows as :meth:`call`.
+        A site with ``hedge`` makes a :class:`~simres.model.hedging.HedgedCall` instead.
         """
+        if self.hedge is not None:
+            return HedgedCall(self, req_id, priority, done, parent_deadline, parent)
         return Call(self, req_id, priority, done, parent_deadline, parent)
 
     def call(self, req_id: int, priority: str, parent_deadline: float = INF, parent: int = -1
@@ -318,6 +328,8 @@ class CallSite:
         ``parent`` is the try whose handler makes this call (-1 for a client's call): every
         try of this call records it, so a request's tries form a tree.
         """
+        if self.hedge is not None:
+            return (yield from hedged_process(self, req_id, priority, parent_deadline, parent))
         env = self.env
         now = env.now
         deadline_at = parent_deadline

@@ -297,6 +297,20 @@ class Instance:
                 continue
             self._start(job)
 
+    def withdraw(self, job: Job) -> None:
+        """The caller cancelled this try (a hedge's loser, already marked ``gone``).
+
+        An instance that honours cancellation (``on_caller_gone: cancel``) skips it if it is
+        queued (at dequeue, as any gone job) and stops it now if it is in its own work: the
+        worker is freed and the job's finish is ignored. A job whose handler is making
+        downstream calls stops at its next step, as for a gone caller. Otherwise nothing
+        changes: the work runs on.
+        """
+        if not self.cancel or job not in self.running or self.handler:
+            return
+        job.epoch = -1  # its finish event no longer matches this instance's epoch
+        self._drop_cancelled(job)
+
     def _skip_gone(self, job: Job) -> None:
         """A queued request whose caller has given up is dropped, not served (cancel mode)."""
         self.cancelled += 1

@@ -33,6 +33,7 @@ from simres.policies.budget import (
     TokenBucketBudgetConfig,
 )
 from simres.policies.bulkhead import ADMIT, REJECT, WAIT, Bulkhead, BulkheadConfig
+from simres.policies.hedging import HedgeCall, HedgeConfig, HedgePolicy
 from simres.policies.limits import ConcurrencyLimiter, LimitConfig, LimitWindowConfig
 from simres.policies.presets import PRESETS, preset_names
 from simres.policies.queueing import Codel, CodelConfig
@@ -68,6 +69,9 @@ __all__ = [
     "FailureRatioBudgetConfig",
     "GrpcBudget",
     "GrpcBudgetConfig",
+    "HedgeCall",
+    "HedgeConfig",
+    "HedgePolicy",
     "JitterConfig",
     "LimitConfig",
     "LimitWindowConfig",

@@ -31,6 +31,7 @@ from simres.policies.budget import (
 )
 from simres.policies.bulkhead import BulkheadConfig
 from simres.policies.envoy_concurrency import EnvoyGradientConfig
+from simres.policies.hedging import HedgeConfig
 from simres.policies.limits import LimitConfig, LimitWindowConfig
 from simres.policies.queueing import CodelConfig
 from simres.policies.retry import RetryConfig
@@ -43,7 +44,7 @@ CONFIGS: dict[str, type[BaseModel]] = {
         RetryConfig, BackoffConfig, JitterConfig, TokenBucketBudgetConfig, GrpcBudgetConfig,
         RatioBudgetConfig, ConcurrencyBudgetConfig, FailureRatioBudgetConfig, BreakerConfig,
         WindowConfig, BulkheadConfig, SheddingConfig, ThrottleConfig, LimitConfig, LimitWindowConfig,
-        EnvoyGradientConfig, CodelConfig,
+        EnvoyGradientConfig, CodelConfig, HedgeConfig,
     )
 }
 """Every policy config model whose options the document lists."""

@@ -328,6 +328,45 @@ LIMIT_PRESETS: dict[str, dict[str, Any]] = {
     "envoy": {"kind": "envoy_gradient"},
 }
 
+HEDGE_PRESETS: dict[str, dict[str, Any]] = {
+    # gRFC A6 (grpc/proposal A6-client-retries.md, "Hedging Policy"): maxAttempts counts the
+    # original and is capped at 5 by the client; hedgingDelay; nonFatalStatusCodes (the
+    # example's UNAVAILABLE, INTERNAL, ABORTED: here connection, rejected, shed and error);
+    # DEADLINE_EXCEEDED (timeout) is fatal. Throttling (retryThrottling) gates every hedge
+    # after the first RPC. maxAttempts 4 and 0.5 s are the proposal's example (the field is
+    # required there, so the number is a simres choice).
+    "grpc": {
+        "max_attempts": 4, "max_attempts_cap": 5, "delay": 0.5,
+        "non_fatal": ("connection", "error", "rejected", "shed"), "hedge_on_failure": True,
+        "cancel_losers": True, "budget": _budget("grpc"),
+    },
+    # Polly v8 HedgingStrategyOptions<T> (src/Polly.Core/Hedging/HedgingStrategyOptions.TResult.cs,
+    # HedgingConstants.cs): MaxHedgedAttempts 1 (range 1..10) on top of the original, Delay
+    # 2 s (TimeSpan.Zero: all at once; InfiniteTimeSpan: only after a handled outcome); a
+    # handled outcome loads the next action at once; the first unhandled outcome wins and the
+    # others are cancelled. ShouldHandle: every failure, as the polly retry preset.
+    "polly": {
+        "max_attempts": 2, "max_attempts_cap": 11, "delay": 2.0,
+        "non_fatal": _REMOTE_FAILURES, "hedge_on_failure": True, "cancel_losers": True,
+        "budget": None,
+    },
+    # Finagle BackupRequestFilter (finagle-core client/BackupRequestFilter.scala) as
+    # MethodBuilder.idempotent(maxExtraLoad = 0.01) sets it up: one backup at the
+    # (1 - maxExtraLoad) percentile of recent latencies (successes, timeouts, superseded
+    # tries), refreshed every 3 s, at least 1 ms, none before the first refresh; a backup
+    # only if a RetryBudget(ttl 10 s, minRetriesPerSec 10, percentCanRetry maxExtraLoad)
+    # allows; the original's result is returned when it completes before the backup is sent;
+    # sendInterrupts true cancels the loser. Window: the last 1000 latencies (simres choice;
+    # Finagle keeps a 30 s histogram).
+    "finagle": {
+        "max_attempts": 2, "max_attempts_cap": 2, "delay": "p99", "window": 1000,
+        "refresh": 3.0, "min_delay": 0.001, "non_fatal": _REMOTE_FAILURES,
+        "hedge_on_failure": False, "cancel_losers": True,
+        "budget": {"kind": "ratio", "percent": 0.01, "min_per_second": 10.0, "ttl": 10.0,
+                   "buckets": 10, "slices": "finagle"},
+    },
+}
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "retry": RETRY_PRESETS,
     "budget": BUDGET_PRESETS,
@@ -335,6 +374,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "bulkhead": BULKHEAD_PRESETS,
     "throttle": THROTTLE_PRESETS,
     "limit": LIMIT_PRESETS,
+    "hedge": HEDGE_PRESETS,
 }
 """Every preset, by policy kind and then by name."""
 

@@ -103,8 +103,12 @@ def _breakers_after_faults(variant: str, events: pd.DataFrame) -> list[str]:
 
 
 def _budget_dry(variant: str, events: pd.DataFrame) -> list[str]:
-    denied = events.loc[events["kind"] == "budget_denied", "time"]
-    if denied.empty:
+    rows = events.loc[events["kind"] == "budget_denied"]
+    if rows.empty:
         return []
+    denied = rows["time"]
+    hedges = int((rows["detail"].astype(object) == "hedge").sum())
+    what = f"{len(denied)} retries denied" if not hedges else (
+        f"{len(denied) - hedges} retries and {hedges} hedges denied")
     return [f"In {variant_label(variant)}'s run, the retry budget ran dry at t = {float(denied.min()):.1f} s "
-            f"({len(denied)} retries denied)."]
+            f"({what})."]

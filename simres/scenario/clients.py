@@ -118,3 +118,9 @@ class ClientConfig(CallPolicy):
     )
     start: float = Field(default=0.0, ge=0, description="When the clients start sending (seconds).")
     stop: float | None = Field(default=None, gt=0, description="When they stop sending; none = at the end of the run.")
+
+    @model_validator(mode="after")
+    def _hedge_needs_call_workflow(self) -> ClientConfig:
+        if self.hedge is not None and self.workflow != "call":
+            raise ValueError("hedge: only with workflow: call (a read_then_write round is not hedged)")
+        return self

@@ -55,7 +55,11 @@ def _latency(sc: Scenario, a: str, b: str) -> float:
 
 
 def _attempts(policy: CallPolicy) -> int:
-    return policy.retry.max_attempts if policy.retry is not None else 1
+    """Most tries per logical call: the retry policy's, or a hedge's (every hedge sent)."""
+    if policy.retry is not None:
+        return policy.retry.max_attempts
+    hedge = getattr(policy, "hedge", None)
+    return hedge.attempts if hedge is not None else 1
 
 
 def holding_times(sc: Scenario, *, slow: dict[str, float] | None = None) -> dict[str, float]:
@@ -286,6 +290,11 @@ def _policy_findings(sc: Scenario) -> Iterator[Finding]:
                 yield Finding("warning", f"{path}.retry.budget", "the token bucket can never refill (refund 0 and "
                                                                  "refill_per_request 0): once spent, no retry "
                                                                  "is ever allowed again")
+        hedge = getattr(pol, "hedge", None)
+        if hedge is not None and hedge.cancel_losers and sc.services[callee].on_caller_gone == "continue":
+            yield Finding("note", f"{path}.hedge", f"{callee} has on_caller_gone: continue, so the losers hedging "
+                                                   "cancels still run to the end there: cancelling saves no "
+                                                   "server work")
         if pol.breaker is not None:
             yield from _breaker_findings(sc, path, pol, callee, rate)
 

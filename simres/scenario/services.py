@@ -23,6 +23,7 @@ from simres.policies import (
     RetryConfig,
     SheddingConfig,
 )
+from simres.policies.hedging import HedgeConfig, check_hedge_stack
 from simres.policies.limits import LimitConfig
 from simres.policies.queueing import CodelConfig
 from simres.scenario import limits
@@ -58,6 +59,27 @@ class CallPolicy(_Model):
         description="Adaptive concurrency limit on this caller's tries (Netflix concurrency-limits, client side): "
         "an adaptive bulkhead; a try over the limit is refused locally as bulkhead_full.",
     )
+    hedge: HedgeConfig | None = Field(
+        default=None,
+        description="Hedged requests (gRPC hedgingPolicy, Polly hedging, Finagle backup requests): a backup try "
+        "after a delay, the first success wins; not with retry (gRPC allows one of the two).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_no_hedge(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # No `hedge: null` in resolved scenarios: `show`, reports and sweep fingerprints of
+        # scenarios that do not hedge are unchanged.
+        out: dict[str, Any] = handler(self)
+        if out.get("hedge", 0) is None:
+            del out["hedge"]
+        return out
+
+    @model_validator(mode="after")
+    def _hedge_alone(self) -> CallPolicy:
+        problem = check_hedge_stack(self.hedge, retry=self.retry, bulkhead=self.bulkhead, limit=self.limit)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _client_limit(self) -> CallPolicy:
@@ -110,6 +132,8 @@ class DownstreamCall(CallPolicy):
         out: dict[str, Any] = handler(self)
         if out.get("name", 0) is None:
             del out["name"]
+        if out.get("hedge", 0) is None:
+            del out["hedge"]  # as CallPolicy._drop_no_hedge
         return out
 
     @property
