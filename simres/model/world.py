@@ -161,4 +161,30 @@ def timeline_frame(recorder: Recorder, attempts: pd.DataFrame, step: float) -> p
         counts = pd.DataFrame({"time": bucket, "service": to["service"].astype(str).to_numpy()}).value_counts()
         key = pd.MultiIndex.from_arrays([tl["time"].to_numpy(), tl["service"].astype(str).to_numpy()])
         tl["timeouts"] = counts.reindex(key, fill_value=0).to_numpy().astype(np.int64)
+    if recorder.ejection_sites:
+        tl["ejected"] = ejected_column(recorder, tl, step)
     return tl
+
+
+def ejected_column(recorder: Recorder, tl: pd.DataFrame, step: float) -> np.ndarray:
+    """Instances out of their callers' balancers at the end of each timeline row, summed over
+    the callers of its service (an instance ejected by two callers counts twice): the count
+    of ``ejected`` minus ``unejected`` events of the call sites with outlier ejection."""
+    sites = recorder.ejection_sites
+    by_service: dict[str, list[tuple[float, int]]] = {}
+    for t, kind, comp in zip(recorder.e_time, recorder.e_kind, recorder.e_component, strict=True):
+        if kind == "ejected" or kind == "unejected":
+            service = sites.get(comp)
+            if service is not None:
+                by_service.setdefault(service, []).append((t, 1 if kind == "ejected" else -1))
+    out = np.zeros(len(tl), dtype=np.int64)
+    services = tl["service"].astype(str).to_numpy()
+    ends = tl["time"].to_numpy(dtype=float) + step
+    for service, changes in by_service.items():
+        changes.sort(key=lambda c: c[0])
+        times = np.array([c[0] for c in changes])
+        level = np.cumsum([c[1] for c in changes])
+        rows = np.flatnonzero(services == service)
+        k = np.searchsorted(times, ends[rows], side="right")
+        out[rows] = np.where(k > 0, level[np.maximum(k - 1, 0)], 0)
+    return out

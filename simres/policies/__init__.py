@@ -34,6 +34,7 @@ from simres.policies.budget import (
 )
 from simres.policies.bulkhead import ADMIT, REJECT, WAIT, Bulkhead, BulkheadConfig
 from simres.policies.limits import ConcurrencyLimiter, LimitConfig, LimitWindowConfig
+from simres.policies.outlier import OutlierConfig, OutlierDetector
 from simres.policies.presets import PRESETS, preset_names
 from simres.policies.queueing import Codel, CodelConfig
 from simres.policies.retry import RetryCall, RetryConfig
@@ -71,6 +72,8 @@ __all__ = [
     "JitterConfig",
     "LimitConfig",
     "LimitWindowConfig",
+    "OutlierConfig",
+    "OutlierDetector",
     "RatioBudget",
     "RatioBudgetConfig",
     "RetryBudget",

@@ -31,6 +31,7 @@ from simres.policies.budget import (
 )
 from simres.policies.bulkhead import BulkheadConfig
 from simres.policies.limits import LimitConfig, LimitWindowConfig
+from simres.policies.outlier import OutlierConfig
 from simres.policies.queueing import CodelConfig
 from simres.policies.retry import RetryConfig
 from simres.policies.shedding import SheddingConfig
@@ -42,7 +43,7 @@ CONFIGS: dict[str, type[BaseModel]] = {
         RetryConfig, BackoffConfig, JitterConfig, TokenBucketBudgetConfig, GrpcBudgetConfig,
         RatioBudgetConfig, ConcurrencyBudgetConfig, FailureRatioBudgetConfig, BreakerConfig,
         WindowConfig, BulkheadConfig, SheddingConfig, ThrottleConfig, LimitConfig, LimitWindowConfig,
-        CodelConfig,
+        CodelConfig, OutlierConfig,
     )
 }
 """Every policy config model whose options the document lists."""

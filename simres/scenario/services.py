@@ -24,6 +24,7 @@ from simres.policies import (
     SheddingConfig,
 )
 from simres.policies.limits import LimitConfig
+from simres.policies.outlier import OutlierConfig
 from simres.policies.queueing import CodelConfig
 from simres.scenario import limits
 from simres.scenario._base import PositiveFloat, _Model
@@ -57,6 +58,11 @@ class CallPolicy(_Model):
         default=None,
         description="Adaptive concurrency limit on this caller's tries (Netflix concurrency-limits, client side): "
         "an adaptive bulkhead; a try over the limit is refused locally as bulkhead_full.",
+    )
+    outlier_detection: OutlierConfig | None = Field(
+        default=None,
+        description="Outlier ejection by this caller (Envoy outlier detection, Linkerd failure accrual): one "
+        "detector per calling instance (or client member); its balancer skips the instances it ejected.",
     )
 
 
