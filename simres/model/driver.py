@@ -244,7 +244,8 @@ class CallSite:
             Timeout(env, max(0.0, at - env.now)).callbacks.append(fire)
 
         det = cfg.build(len(target.instances), rng=uniform_sampler(stream(seed, ident, "outlier")),
-                        listener=listener, wake=wake)
+                        listener=listener, wake=wake,
+                        jitter_rng=uniform_sampler(stream(seed, ident, "outlier_jitter")))
         det.on_change = self._repick
         det.start(env.now)
         self._repick(det)

@@ -27,7 +27,8 @@ Two detectors, each transcribed from its source:
 - ``linkerd``: the Linkerd2 proxy's consecutive-failures failure accrual
   (``linkerd/app/outbound/src/http/breaker/consecutive_failures.rs`` at a7cdecc1): after
   ``consecutive_failures`` failed responses in a row an endpoint is shut for ``min_penalty``;
-  then it is on probation and admits one request; the next response decides: a success
+  then it is on probation and admits one request (one more permit in its semaphore: a
+  permit no probe took stays for the next probation); the next response decides: a success
   opens it, a failure shuts it again for twice the last penalty, at most ``max_penalty``.
   Responses while shut are ignored. Defaults from the policy controller's
   ``parse_accrual_config`` (``policy-controller/k8s/index/src/outbound/index.rs``: 7, 1 s,
@@ -71,6 +72,25 @@ from pydantic import Field, model_validator
 from simres.outcomes import CONNECTION, DEGRADED, ERROR, OK, REJECTED, SHED, TIMEOUT
 from simres.policies._base import PolicyModel
 from simres.policies.backoff import Uniform, draw
+
+NANOS = 1_000_000_000
+_TWO64 = 18446744073709551616.0
+
+
+def to_nanos(seconds: float) -> int:
+    """Simulated seconds as integer nanoseconds (Envoy's MonotonicTime, tokio's Instant)."""
+    return round(seconds * NANOS)
+
+
+def to_millis(seconds: float) -> int:
+    """A configured duration in whole milliseconds (``PROTOBUF_GET_MS_OR_DEFAULT``)."""
+    return round(seconds * 1000)
+
+
+def random_u64(rng: Uniform) -> int:
+    """``Random::RandomGenerator::random()``: a uint64, here from one U[0, 1) draw."""
+    return int(draw(rng) * _TWO64)
+
 
 # The HTTP status Envoy sees for each outcome when errors are not split (see module doc).
 _HTTP_CODE: dict[str, int] = {OK: 200, DEGRADED: 200, ERROR: 500, REJECTED: 503, SHED: 503,
@@ -178,10 +198,16 @@ class OutlierConfig(PolicyModel):
         return max(300.0, self.base_ejection_time)
 
     def build(self, hosts: int, rng: Uniform | None = None, listener: Listener | None = None,
-              wake: Callable[[float], None] | None = None) -> OutlierDetector:
-        """A fresh detector over ``hosts`` instances (see :class:`OutlierDetector`)."""
-        cls = EnvoyOutlierDetector if self.kind == "envoy" else LinkerdFailureAccrual
-        return cls(self, hosts, rng=rng, listener=listener, wake=wake)
+              wake: Callable[[float], None] | None = None, jitter_rng: Uniform | None = None) -> OutlierDetector:
+        """A fresh detector over ``hosts`` instances (see :class:`OutlierDetector`).
+
+        Envoy draws from two generators: the runtime's, for the ``enforcing_*`` percentages
+        (``rng``; no draw at 0 % or 100 %), and the cluster's, for the ejection jitter
+        (``jitter_rng``; one draw per ejection, even with no jitter configured).
+        """
+        if self.kind == "envoy":
+            return EnvoyOutlierDetector(self, hosts, rng=rng, listener=listener, wake=wake, jitter_rng=jitter_rng)
+        return LinkerdFailureAccrual(self, hosts, rng=rng, listener=listener, wake=wake)
 
 
 class OutlierDetector:
@@ -257,9 +283,13 @@ class _HostMonitor:
         self.clocal = 0
         self.num_ejections = 0
         self.backoff = 0
-        self.jitter = 0.0
-        self.last_ejection: float | None = None
-        self.last_unejection: float | None = None
+        """``ejectTimeBackoff``: the ejection time is base x backoff (capped)."""
+        self.jitter = 0
+        """This ejection's jitter, ms."""
+        self.last_ejection: int | None = None
+        """ns."""
+        self.last_unejection: int | None = None
+        """ns."""
         # success-rate accumulators: [current success, current total, backup success, backup total]
         self.ext = [0, 0, 0, 0]
         self.local = [0, 0, 0, 0]
@@ -281,11 +311,17 @@ FAILURE_PERCENTAGE_LOCAL_ORIGIN = "failure_percentage_local_origin"
 
 
 class EnvoyOutlierDetector(OutlierDetector):
-    """Envoy's ``DetectorImpl`` (see the module doc for the rules and the source)."""
+    """Envoy's ``DetectorImpl`` (see the module doc for the rules and the source).
+
+    Times are kept in integer nanoseconds and configured durations in whole milliseconds,
+    as Envoy keeps them, so every comparison is exact; ``now`` arguments are seconds.
+    """
 
     def __init__(self, cfg: OutlierConfig, hosts: int, rng: Uniform | None = None,
-                 listener: Listener | None = None, wake: Callable[[float], None] | None = None) -> None:
+                 listener: Listener | None = None, wake: Callable[[float], None] | None = None,
+                 jitter_rng: Uniform | None = None) -> None:
         super().__init__(cfg, hosts, rng, listener, wake)
+        self.jitter_rng = jitter_rng
         self.monitors = [_HostMonitor() for _ in range(hosts)]
         self.active = 0
         """``ejections_active``."""
@@ -293,8 +329,11 @@ class EnvoyOutlierDetector(OutlierDetector):
         """``ejections_overflow``: detections refused by max_ejection_percent."""
         self.not_enforced = 0
         """Detections an ``enforcing_*`` draw let pass."""
-        self._base = cfg.base_ejection_time
-        self._max = cfg.max_ejection
+        self._base = to_millis(cfg.base_ejection_time)
+        self._max = to_millis(cfg.max_ejection_time) if cfg.max_ejection_time is not None \
+            else max(300_000, self._base)
+        self._interval = to_millis(cfg.interval)
+        self._jitter_max = int(cfg.max_ejection_time_jitter * 1000)
         self._enforcing = {
             CONSECUTIVE_5XX: cfg.enforcing_consecutive_5xx,
             CONSECUTIVE_GATEWAY_FAILURE: cfg.enforcing_consecutive_gateway_failure,
@@ -308,7 +347,7 @@ class EnvoyOutlierDetector(OutlierDetector):
     def start(self, now: float) -> None:
         """``initialize``: arm the interval timer."""
         if self.wake is not None:
-            self.wake(now + self.cfg.interval)
+            self.wake(now + self._interval / 1000)
 
     # -- results ------------------------------------------------------------------
 
@@ -318,20 +357,20 @@ class EnvoyOutlierDetector(OutlierDetector):
         if code is None:
             return
         if not self.cfg.split_external_local_origin_errors:
-            self._http(now, host, code)
+            self.put_http(now, host, code)
             return
         if outcome in _LOCAL_ORIGIN:
             self._local_failure(now, host)
             return
         self._local_success(host)
-        self._http(now, host, code)
+        self.put_http(now, host, code)
 
-    def _http(self, now: float, host: int, code: int) -> None:
-        """``putHttpResponseCode``."""
+    def put_http(self, now: float, host: int, code: int) -> None:
+        """``putHttpResponseCode``: one HTTP status from ``host``."""
         m = self.monitors[host]
         m.ext[1] += 1
         cfg = self.cfg
-        if code >= 500:
+        if 500 <= code < 600:
             if is_gateway_error(code):
                 m.cgw += 1
                 if m.cgw == cfg.consecutive_gateway_failure:
@@ -375,13 +414,16 @@ class EnvoyOutlierDetector(OutlierDetector):
             m.clocal = 0
 
     def _enforce(self, kind: str) -> bool:
-        """``featureEnabled(key, percent)``: a draw of 100 under ``percent`` (no draw at 0 or 100)."""
-        pct = self._enforcing[kind]
-        if pct >= 100:
-            return True
-        if pct <= 0 or self.rng is None:
+        """``Runtime::Snapshot::featureEnabled(key, percent)``: no draw at 0 or 100, else
+        ``random() % 100 < percent``."""
+        pct = min(self._enforcing[kind], 100)
+        if pct == 0:
             return False
-        return int(draw(self.rng) * 100) < pct
+        if pct == 100:
+            return True
+        if self.rng is None:
+            return False
+        return random_u64(self.rng) % 100 < pct
 
     def _eject(self, now: float, host: int, kind: str) -> None:
         """``ejectHost``."""
@@ -401,11 +443,9 @@ class EnvoyOutlierDetector(OutlierDetector):
         self.ejected[host] = True
         self.available[host] = False
         m.num_ejections += 1
-        m.last_ejection = now
-        jitter_ms = int(cfg.max_ejection_time_jitter * 1000)
-        m.jitter = 0.0
-        if jitter_ms > 0 and self.rng is not None:
-            m.jitter = int(draw(self.rng) * (jitter_ms + 1)) / 1000.0
+        m.last_ejection = to_nanos(now)
+        r = random_u64(self.jitter_rng) if self.jitter_rng is not None else 0
+        m.jitter = r % (self._jitter_max + 1)
         if m.backoff * self._base < self._max + self._base:
             m.backoff += 1
         self._emit(now, host, "ejected", kind)
@@ -417,33 +457,34 @@ class EnvoyOutlierDetector(OutlierDetector):
         self.ejected[host] = False
         self.available[host] = True
         m.c5xx = m.cgw = m.clocal = 0
-        m.last_unejection = now
+        m.last_unejection = to_nanos(now)
         self._emit(now, host, "unejected", "ejection_time_elapsed")
 
     def ejection_time(self, host: int) -> float:
-        """How long ``host``'s current (or next) ejection lasts: min(base x backoff, max) + jitter."""
+        """How long ``host``'s current (or last) ejection lasts, s: min(base x backoff, max) + jitter."""
         m = self.monitors[host]
-        return min(self._base * m.backoff, self._max) + m.jitter
+        return (min(self._base * m.backoff, self._max) + m.jitter) / 1000
 
     # -- the interval timer -----------------------------------------------------------
 
     def on_timer(self, now: float) -> None:
         """``onIntervalTimer``: un-eject, swap buckets, success-rate rules, backoff decrements, re-arm."""
+        t = to_nanos(now)
         for h, m in enumerate(self.monitors):
             if self.ejected[h] and m.last_ejection is not None and \
-                    min(self._base * m.backoff, self._max) + m.jitter <= now - m.last_ejection:
+                    (min(self._base * m.backoff, self._max) + m.jitter) * 1_000_000 <= t - m.last_ejection:
                 self._uneject(now, h)
             _swap(m.ext)
             _swap(m.local)
         self._success_rate(now, local=False)
         self._success_rate(now, local=True)
-        interval = self.cfg.interval
+        interval_ns = self._interval * 1_000_000
         for h, m in enumerate(self.monitors):
-            if not self.ejected[h] and m.last_unejection is not None and now - m.last_unejection >= interval \
+            if not self.ejected[h] and m.last_unejection is not None and t - m.last_unejection >= interval_ns \
                     and m.backoff != 0:
                 m.backoff -= 1
         if self.wake is not None:
-            self.wake(now + interval)
+            self.wake(now + self._interval / 1000)
 
     def success_rate_threshold(self, rates: list[float]) -> tuple[float, float]:
         """``successRateEjectionThreshold``: (mean, mean - stdev_factor / 1000 x stdev)."""
@@ -486,19 +527,24 @@ class EnvoyOutlierDetector(OutlierDetector):
                     self._eject(now, h, kind)
         if valid_fp and len(valid_fp) >= fp_hosts:
             kind = FAILURE_PERCENTAGE_LOCAL_ORIGIN if local else FAILURE_PERCENTAGE
+            threshold_fp = float(cfg.failure_percentage_threshold)
             for h, rate in valid_fp:
-                if 100.0 - rate >= cfg.failure_percentage_threshold and not self.ejected[h]:
+                if 100.0 - rate >= threshold_fp and not self.ejected[h]:
                     self._eject(now, h, kind)
 
 
 # ----------------------------------------------------------------------------- linkerd
 
-OPEN, SHUT, PROBATION, PROBING = 0, 1, 2, 3
-"""Linkerd endpoint states: taking traffic; shut; on probation with its one permit free; probe sent."""
+OPEN, SHUT, PROBATION = 0, 1, 2
+"""Linkerd endpoint states (its gate): open; shut; on probation (limited by its semaphore of permits)."""
 
 
 class LinkerdFailureAccrual(OutlierDetector):
-    """``ConsecutiveFailures`` per endpoint (see the module doc for the rules and the source)."""
+    """``ConsecutiveFailures`` per endpoint (see the module doc for the rules and the source).
+
+    Penalties are kept in integer nanoseconds (tokio ``Duration``), so doubling and the cap
+    are exact; ``now`` arguments are seconds.
+    """
 
     needs_pick = True
 
@@ -507,27 +553,35 @@ class LinkerdFailureAccrual(OutlierDetector):
         super().__init__(cfg, hosts, rng, listener, wake)
         self.state = [OPEN] * hosts
         self.failures = [0] * hosts
-        self.backoff = [cfg.min_penalty] * hosts
-        """The current (or last) penalty of each endpoint."""
-        self.until = [0.0] * hosts
-        """When each shut endpoint goes on probation."""
+        self._min = to_nanos(cfg.min_penalty)
+        self._max = to_nanos(cfg.max_penalty)
+        self.backoff = [self._min] * hosts
+        """The current (or last) penalty of each endpoint, ns."""
+        self.until = [0] * hosts
+        """When each shut endpoint goes on probation, ns."""
+        self.permits = [0] * hosts
+        """Each endpoint's probation semaphore: one permit is added per probation and a pick takes
+        one; a permit no probe took (a straggler's response decided first) stays for the next."""
 
-    def _shut(self, now: float, host: int, backoff: float, reason: str) -> None:
+    def _shut(self, now: float, host: int, backoff: int, reason: str) -> None:
         self.state[host] = SHUT
         self.backoff[host] = backoff
-        self.until[host] = now + backoff
+        self.until[host] = to_nanos(now) + backoff
         self.available[host] = False
         first = not self.ejected[host]
         self.ejected[host] = True
         if self.wake is not None:
-            self.wake(now + backoff)
+            self.wake(self.until[host] / NANOS)
         self._emit(now, host, "ejected" if first else "probe_failed", reason)
 
     def on_result(self, now: float, host: int, outcome: str) -> None:
         """One response: ``open`` counts failures, ``closed`` ignores them, ``probation`` decides."""
         if outcome not in _HTTP_CODE:
             return
-        success = outcome is OK or outcome is DEGRADED
+        self.put(now, host, outcome is OK or outcome is DEGRADED)
+
+    def put(self, now: float, host: int, success: bool) -> None:
+        """One classified response from ``host`` (``Class::is_success``)."""
         state = self.state[host]
         if state == OPEN:
             if success:
@@ -535,7 +589,7 @@ class LinkerdFailureAccrual(OutlierDetector):
                 return
             self.failures[host] += 1
             if self.failures[host] == self.cfg.consecutive_failures:
-                self._shut(now, host, self.cfg.min_penalty, "consecutive_failures")
+                self._shut(now, host, self._min, "consecutive_failures")
         elif state == SHUT:
             return
         elif success:  # the first response after probation began
@@ -545,20 +599,23 @@ class LinkerdFailureAccrual(OutlierDetector):
             self.ejected[host] = False
             self._emit(now, host, "unejected", "probe_succeeded")
         else:
-            self._shut(now, host, min(self.cfg.max_penalty, self.backoff[host] * 2), "probe_failed")
+            self._shut(now, host, min(self._max, self.backoff[host] * 2), "probe_failed")
 
     def on_timer(self, now: float) -> None:
         """Every shut endpoint whose penalty has elapsed goes on probation (one permit)."""
+        t = to_nanos(now)
         for h, state in enumerate(self.state):
-            if state == SHUT and self.until[h] <= now:
+            if state == SHUT and self.until[h] <= t:
                 self.state[h] = PROBATION
+                self.permits[h] += 1
                 self.available[h] = True
                 self._emit(now, h, "probation", "penalty_elapsed")
 
     def on_pick(self, host: int) -> None:
-        """The probe takes the permit: the endpoint is not ready until its response."""
-        if self.state[host] == PROBATION:
-            self.state[host] = PROBING
-            self.available[host] = False
-            if self.on_change is not None:
-                self.on_change()
+        """A probe takes a permit: with none left the endpoint is not ready until a response."""
+        if self.state[host] == PROBATION and self.permits[host] > 0:
+            self.permits[host] -= 1
+            if self.permits[host] == 0:
+                self.available[host] = False
+                if self.on_change is not None:
+                    self.on_change()
