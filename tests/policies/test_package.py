@@ -79,6 +79,7 @@ MODELS_BY_GROUP: dict[str, type[BaseModel] | TypeAdapter] = {
     "bulkhead": policies.BulkheadConfig,
     "throttle": policies.ThrottleConfig,
     "limit": policies.LimitConfig,
+    "outlier": policies.OutlierConfig,
 }
 
 
