@@ -41,7 +41,6 @@ from simres.rng import stream, uniform_sampler
 if TYPE_CHECKING:
     from simres.model.network import Link
     from simres.policies import Bulkhead, CircuitBreaker, ConcurrencyLimiter, RetryBudget
-    from simres.policies.outlier import OutlierConfig, OutlierDetector
     from simres.policies.throttle import AdaptiveThrottle
     from simres.scenario.services import CallPolicy
 
@@ -83,7 +82,6 @@ class CallSite:
 
     __slots__ = (
         "_apps",
-        "_base_pick",
         "_code",
         "_lbu",
         "_rr",
@@ -99,7 +97,6 @@ class CallSite:
         "env",
         "limiter",
         "out_links",
-        "outlier",
         "outstanding",
         "pick",
         "recorder",
@@ -159,11 +156,6 @@ class CallSite:
         self._rr = int(self._lbu() * n)  # each caller starts its rotation somewhere else
         self.pick = self._balancer(target.load_balancer, n)
         self.u = uniform_sampler(stream(seed, ident, "decisions"))
-        self._base_pick = self.pick
-        od_cfg = getattr(policy, "outlier_detection", None)
-        self.outlier: OutlierDetector | None = None
-        if od_cfg is not None:
-            self.outlier = self._outlier(od_cfg, seed, ident)
         edge = f"{caller}->{target.name}"
 
         def scoped(cfg: Any, kind: str, make: Any) -> Any:
@@ -219,93 +211,6 @@ class CallSite:
         if kind == "least_outstanding":
             return self._least_outstanding
         return self._power_of_two
-
-    # -- outlier ejection: the detector decides, the balancer skips what it ejected ---------
-
-    def _outlier(self, cfg: OutlierConfig, seed: int, ident: str) -> OutlierDetector:
-        """Build this site's detector (one per calling instance or client member, as each
-        proxy keeps its own): its events, its timer (a plain SimPy timeout, only here) and
-        the balancer's view of the ejected instances."""
-        env = self.env
-        rec = self.recorder
-        component = self.component
-        target = self.target
-        rec.ejection_sites[component] = target.name
-
-        def listener(now: float, host: int, action: str, reason: str) -> None:
-            rec.event(now, action, component, f"{target.instances[host].node}: {reason}", float(host))
-
-        det: OutlierDetector
-
-        def wake(at: float) -> None:
-            def fire(_ev: Event) -> None:
-                det.on_timer(max(env.now, at))
-
-            Timeout(env, max(0.0, at - env.now)).callbacks.append(fire)
-
-        det = cfg.build(len(target.instances), rng=uniform_sampler(stream(seed, ident, "outlier")),
-                        listener=listener, wake=wake,
-                        jitter_rng=uniform_sampler(stream(seed, ident, "outlier_jitter")))
-        det.on_change = self._repick
-        det.start(env.now)
-        self._repick(det)
-        return det
-
-    def _repick(self, det: OutlierDetector | None = None) -> None:
-        """Point ``pick`` at the balancer over the instances the detector leaves (all of them
-        when none is out, or in panic), told of each pick when the detector needs it."""
-        det = det if det is not None else self.outlier
-        assert det is not None
-        hosts = det.candidates()
-        if hosts is None:
-            self._rr %= len(self.outstanding)
-            inner = self._base_pick
-        else:
-            inner = self._subset(self.target.load_balancer, hosts)
-        if not det.needs_pick:
-            self.pick = inner
-            return
-        on_pick = det.on_pick
-
-        def pick() -> int:
-            idx = inner()
-            on_pick(idx)
-            return idx
-
-        self.pick = pick
-
-    def _subset(self, kind: str, hosts: list[int]) -> Any:
-        """The pick function for ``kind`` over the instances ``hosts`` only (Envoy's balancers
-        pick among the healthy hosts; round robin keeps counting through the subset)."""
-        k = len(hosts)
-        if k == 1:
-            only = hosts[0]
-            return lambda: only
-        u = self._lbu
-        out = self.outstanding
-        if kind == "random":
-            return lambda: hosts[int(u() * k)]
-        if kind == "round_robin":
-            def round_robin() -> int:
-                i = self._rr
-                self._rr = i + 1
-                return hosts[i % k]
-            return round_robin
-        if kind == "least_outstanding":
-            def least() -> int:
-                best = min(out[h] for h in hosts)
-                ties = [h for h in hosts if out[h] == best]
-                return ties[0] if len(ties) == 1 else ties[int(u() * len(ties))]
-            return least
-
-        def power_of_two() -> int:
-            a = int(u() * k)
-            b = int(u() * (k - 1))
-            if b >= a:
-                b += 1
-            ha, hb = hosts[a], hosts[b]
-            return ha if out[ha] <= out[hb] else hb
-        return power_of_two
 
     def _round_robin(self) -> int:
         i = self._rr
@@ -363,8 +268,6 @@ class CallSite:
         r9(try_id)
         r10(parent)
         r11(served)
-        if self.outlier is not None and sent:
-            self.outlier.on_result(end, inst, outcome)
 
     def send(self, req_id: int, priority: str) -> Job:
         """Send a single try with no policy and return its job (an event) without a process.

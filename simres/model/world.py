@@ -20,6 +20,7 @@ from simres.model.client import ClientPopulation, record_unfinished
 from simres.model.driver import CallSite, SharedState, watch_limit
 from simres.model.faults import FaultInjector, max_load_factor, min_load_factor, surge_start
 from simres.model.network import Network
+from simres.model.outlier import OutlierCallSite
 from simres.model.service import Service
 from simres.outcomes import TIMEOUT
 from simres.rng import stream
@@ -78,7 +79,8 @@ class World:
 
     def _site(self, *, caller: str, caller_node: str, member: int | None, target: str, policy: Any,
               depth: int, throttle: Any = None, node_key: str | None = None, repeat: str = "") -> CallSite:
-        return CallSite(
+        cls = OutlierCallSite if getattr(policy, "outlier_detection", None) is not None else CallSite
+        return cls(
             env=self.env, recorder=self.recorder, caller=caller, caller_node=caller_node, member=member,
             target=self.services[target], policy=policy, depth=depth, network=self.network,
             seed=self.seed, shared=self.shared, throttle_cfg=throttle, node_key=node_key, repeat=repeat,
