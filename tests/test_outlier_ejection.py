@@ -164,3 +164,19 @@ def test_a_bad_option_is_one_line_naming_the_field() -> None:
         scenario({"preset": "envoy", "max_ejection_percent": 200})
     text = str(info.value)
     assert "clients.web.outlier_detection.max_ejection_percent" in text and "\n" not in text.strip()
+
+
+def test_spans_and_per_caller_counts_from_the_events() -> None:
+    from simres.metrics import ejected_hosts, ejection_spans
+
+    res = run(scenario({"preset": "envoy"}, caller="service", duration=120))
+    spans = ejection_spans(res.events, t_end=120)
+    assert set(spans["component"]) == {"api->backend#0", "api->backend#1"}
+    assert (spans["instance"] == 3).all() and (spans["reason"] == "consecutive_5xx").all()
+    closed = spans.dropna()
+    assert ((closed["duration"] >= 30) & (closed["duration"] < 100)).all()
+    per = ejected_hosts(res.events, step=1.0, t_end=res.scenario.end_time)
+    tl = res.timeline[res.timeline["service"].astype(str) == "backend"].set_index("time")["ejected"]
+    total = per.groupby("time")["ejected"].sum()
+    assert total.reindex(tl.index, fill_value=0).tolist() == tl.tolist()
+    assert per["ejected"].max() == 1
