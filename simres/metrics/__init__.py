@@ -21,6 +21,7 @@ from simres.metrics.breaker import (
     breaker_time_shares,
     breaker_transitions,
 )
+from simres.metrics.ejection import ejected_hosts, ejection_spans
 from simres.metrics.faults import fault_intervals
 from simres.metrics.hedging import HEDGE_KEYS, hedge_summary
 from simres.metrics.herd import arrival_counts, arrival_rate, herd_after_faults, herd_stats
@@ -72,6 +73,8 @@ __all__ = [
     "breaker_link_shares",
     "breaker_time_shares",
     "breaker_transitions",
+    "ejected_hosts",
+    "ejection_spans",
     "fault_intervals",
     "goodput",
     "hedge_summary",

@@ -86,6 +86,9 @@ class Recorder:
         self.e_value: list[float] = []
         # timeline rows (few: one per step and service)
         self.timeline_rows: list[tuple[Any, ...]] = []
+        self.ejection_sites: dict[str, str] = {}
+        """Call sites with outlier ejection (component -> target service): the timeline then
+        gets an ``ejected`` column, counted from their ``ejected``/``unejected`` events."""
 
     def name(self, name: str) -> int:
         """The code of a caller, service or client name (the same name, the same code)."""

@@ -20,6 +20,7 @@ from simres.model.client import ClientPopulation, record_unfinished
 from simres.model.driver import CallSite, SharedState, watch_limit
 from simres.model.faults import FaultInjector, max_load_factor, min_load_factor, surge_start
 from simres.model.network import Network
+from simres.model.outlier import OutlierCallSite
 from simres.model.service import Service
 from simres.outcomes import TIMEOUT
 from simres.rng import stream
@@ -78,7 +79,8 @@ class World:
 
     def _site(self, *, caller: str, caller_node: str, member: int | None, target: str, policy: Any,
               depth: int, throttle: Any = None, node_key: str | None = None, repeat: str = "") -> CallSite:
-        return CallSite(
+        cls = OutlierCallSite if getattr(policy, "outlier_detection", None) is not None else CallSite
+        return cls(
             env=self.env, recorder=self.recorder, caller=caller, caller_node=caller_node, member=member,
             target=self.services[target], policy=policy, depth=depth, network=self.network,
             seed=self.seed, shared=self.shared, throttle_cfg=throttle, node_key=node_key, repeat=repeat,
@@ -162,6 +164,8 @@ def timeline_frame(recorder: Recorder, attempts: pd.DataFrame, step: float) -> p
         key = pd.MultiIndex.from_arrays([tl["time"].to_numpy(), tl["service"].astype(str).to_numpy()])
         tl["timeouts"] = counts.reindex(key, fill_value=0).to_numpy().astype(np.int64)
     _add_limits(tl, recorder, step)
+    if recorder.ejection_sites:
+        tl["ejected"] = ejected_column(recorder, tl, step)
     return tl
 
 
@@ -195,3 +199,27 @@ def _add_limits(tl: pd.DataFrame, recorder: Recorder, step: float) -> None:
         out[mask] = total
     tl["limit"] = out
 
+
+
+def ejected_column(recorder: Recorder, tl: pd.DataFrame, step: float) -> np.ndarray:
+    """Instances out of their callers' balancers at the end of each timeline row, summed over
+    the callers of its service (an instance ejected by two callers counts twice): the count
+    of ``ejected`` minus ``unejected`` events of the call sites with outlier ejection."""
+    sites = recorder.ejection_sites
+    by_service: dict[str, list[tuple[float, int]]] = {}
+    for t, kind, comp in zip(recorder.e_time, recorder.e_kind, recorder.e_component, strict=True):
+        if kind == "ejected" or kind == "unejected":
+            service = sites.get(comp)
+            if service is not None:
+                by_service.setdefault(service, []).append((t, 1 if kind == "ejected" else -1))
+    out = np.zeros(len(tl), dtype=np.int64)
+    services = tl["service"].astype(str).to_numpy()
+    ends = tl["time"].to_numpy(dtype=float) + step
+    for service, changes in by_service.items():
+        changes.sort(key=lambda c: c[0])
+        times = np.array([c[0] for c in changes])
+        level = np.cumsum([c[1] for c in changes])
+        rows = np.flatnonzero(services == service)
+        k = np.searchsorted(times, ends[rows], side="right")
+        out[rows] = np.where(k > 0, level[np.maximum(k - 1, 0)], 0)
+    return out

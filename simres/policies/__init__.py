@@ -35,6 +35,7 @@ from simres.policies.budget import (
 from simres.policies.bulkhead import ADMIT, REJECT, WAIT, Bulkhead, BulkheadConfig
 from simres.policies.hedging import HedgeCall, HedgeConfig, HedgePolicy
 from simres.policies.limits import ConcurrencyLimiter, LimitConfig, LimitWindowConfig
+from simres.policies.outlier import OutlierConfig, OutlierDetector
 from simres.policies.presets import PRESETS, preset_names
 from simres.policies.queueing import Codel, CodelConfig
 from simres.policies.retry import RetryCall, RetryConfig
@@ -75,6 +76,8 @@ __all__ = [
     "JitterConfig",
     "LimitConfig",
     "LimitWindowConfig",
+    "OutlierConfig",
+    "OutlierDetector",
     "RatioBudget",
     "RatioBudgetConfig",
     "RetryBudget",

@@ -33,6 +33,7 @@ from simres.policies.bulkhead import BulkheadConfig
 from simres.policies.envoy_concurrency import EnvoyGradientConfig
 from simres.policies.hedging import HedgeConfig
 from simres.policies.limits import LimitConfig, LimitWindowConfig
+from simres.policies.outlier import OutlierConfig
 from simres.policies.queueing import CodelConfig
 from simres.policies.retry import RetryConfig
 from simres.policies.shedding import SheddingConfig
@@ -44,7 +45,7 @@ CONFIGS: dict[str, type[BaseModel]] = {
         RetryConfig, BackoffConfig, JitterConfig, TokenBucketBudgetConfig, GrpcBudgetConfig,
         RatioBudgetConfig, ConcurrencyBudgetConfig, FailureRatioBudgetConfig, BreakerConfig,
         WindowConfig, BulkheadConfig, SheddingConfig, ThrottleConfig, LimitConfig, LimitWindowConfig,
-        EnvoyGradientConfig, CodelConfig, HedgeConfig,
+        EnvoyGradientConfig, CodelConfig, HedgeConfig, OutlierConfig,
     )
 }
 """Every policy config model whose options the document lists."""

@@ -367,6 +367,21 @@ HEDGE_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+OUTLIER_PRESETS: dict[str, dict[str, Any]] = {
+    # Envoy OutlierDetection defaults (source/common/upstream/outlier_detection_impl.h at
+    # 00c7146d, DEFAULT_*): interval 10 s, base ejection 30 s, max ejection 300 s, no jitter,
+    # max_ejection_percent 10, consecutive_5xx 5 (enforced 100 %), gateway failure 5
+    # (enforced 0 %), success rate 5 hosts / 100 requests / stdev factor 1900 (enforced
+    # 100 %), failure percentage 85 % / 5 hosts / 50 requests (enforced 0 %); the
+    # balancer's healthy_panic_threshold 50 %.
+    "envoy": {"kind": "envoy"},
+    # Linkerd2 consecutive-failures failure accrual: the policy controller's defaults
+    # (parse_accrual_config: max failures 7, min penalty 1 s, max penalty 60 s); the proxy
+    # has no panic mode (simres picks among all endpoints only when none is available).
+    "linkerd": {"kind": "linkerd", "consecutive_failures": 7, "min_penalty": 1.0, "max_penalty": 60.0,
+                "healthy_panic_threshold": 0.0},
+}
+
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "retry": RETRY_PRESETS,
     "budget": BUDGET_PRESETS,
@@ -375,6 +390,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "throttle": THROTTLE_PRESETS,
     "limit": LIMIT_PRESETS,
     "hedge": HEDGE_PRESETS,
+    "outlier": OUTLIER_PRESETS,
 }
 """Every preset, by policy kind and then by name."""
 

@@ -83,6 +83,7 @@ _SEMANTICS = """
 
 EXAMPLES: dict[str, str] = {
     "LimitConfig": "limit: {kind: gradient2, max_limit: 100}\n",
+    "OutlierConfig": "outlier_detection: {preset: envoy, max_ejection_percent: 20}\n",
     "LimitWindowConfig": "window: {min_time: 0.5, sample: percentile, percentile: 0.9}\n",
     "EnvoyGradientConfig": "envoy: {interval: 30, concurrency_update_interval: 0.05}  # kind: envoy_gradient\n",
     "CodelConfig": "codel: {target: 0.005, interval: 0.1}\n",

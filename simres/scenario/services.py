@@ -25,6 +25,7 @@ from simres.policies import (
 )
 from simres.policies.hedging import HedgeConfig, check_hedge_stack
 from simres.policies.limits import LimitConfig
+from simres.policies.outlier import OutlierConfig
 from simres.policies.queueing import CodelConfig
 from simres.scenario import limits
 from simres.scenario._base import PositiveFloat, _Model
@@ -59,6 +60,12 @@ class CallPolicy(_Model):
         description="Adaptive concurrency limit on this caller's tries (Netflix concurrency-limits, client side): "
         "an adaptive bulkhead; a try over the limit is refused locally as bulkhead_full.",
     )
+    outlier_detection: OutlierConfig | None = Field(
+        default=None,
+        description="Outlier ejection by this caller (Envoy outlier detection, Linkerd failure accrual): one "
+        "detector per calling instance (or client member); its balancer skips the instances it ejected.",
+    )
+
     hedge: HedgeConfig | None = Field(
         default=None,
         description="Hedged requests (gRPC hedgingPolicy, Polly hedging, Finagle backup requests): a backup try "
@@ -66,12 +73,13 @@ class CallPolicy(_Model):
     )
 
     @model_serializer(mode="wrap")
-    def _drop_no_hedge(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # No `hedge: null` in resolved scenarios: `show`, reports and sweep fingerprints of
+    def _drop_unset_new_policies(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # No `hedge: null` or `outlier_detection: null` in resolved scenarios: `show`, reports and sweep fingerprints of
         # scenarios that do not hedge are unchanged.
         out: dict[str, Any] = handler(self)
-        if out.get("hedge", 0) is None:
-            del out["hedge"]
+        for key in ("hedge", "outlier_detection"):
+            if out.get(key, 0) is None:
+                del out[key]
         return out
 
     @model_validator(mode="after")

@@ -80,6 +80,7 @@ MODELS_BY_GROUP: dict[str, type[BaseModel] | TypeAdapter] = {
     "throttle": policies.ThrottleConfig,
     "limit": policies.LimitConfig,
     "hedge": policies.HedgeConfig,
+    "outlier": policies.OutlierConfig,
 }
 
 
