@@ -7,7 +7,7 @@ one or more row groups (``pyarrow.parquet.ParquetWriter``). Each file is valid o
 writer is closed; :meth:`ParquetSpill.close` is called in a ``finally``, so a run that
 fails or is interrupted still leaves readable files holding every chunk written so far.
 
-:func:`read_frames` reads a directory back as the frames a ``record: full`` run of the
+:func:`read_stream` reads a directory back as the frames a ``record: full`` run of the
 same scenario and seed returns, value for value and dtype for dtype (requests sorted by
 ``request_id``, attempts in completion order, the categorical columns with the same
 categories).
@@ -113,7 +113,7 @@ def _fixed(values: pd.Series, vocabulary: tuple[str, ...]) -> pd.Categorical:
     return pd.Categorical(values.astype(object), categories=list(vocabulary))
 
 
-def read_frames(directory: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
+def read_stream(directory: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
     """The frames a ``--stream`` run wrote to ``directory``, as a full run returns them.
 
     Keys: ``requests`` and ``attempts`` (always), ``timeline`` and ``events`` (when the run

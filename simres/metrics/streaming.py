@@ -209,7 +209,7 @@ class StreamSummary:
                 self.slo_ok += int((ok & (latency <= self.slo)).sum())
         for code in np.unique(g).tolist():
             mine = g == code
-            self.success.setdefault(code, LatencySketch()).add_many(latency[mine & ok])
+            self.success.setdefault(code, LatencySketch()).add_many(latency[mine & ok & finished])
             self.finished.setdefault(code, LatencySketch()).add_many(latency[mine & finished])
 
     def add_attempts(self, req: np.ndarray, site: np.ndarray, attempt: np.ndarray, start: np.ndarray,
