@@ -109,12 +109,14 @@ def test_parquet_chunks_equal_the_full_frames(baseline_pair, monkeypatch, tmp_pa
         assert_frame_equal(frames[name], getattr(full, name), check_exact=True)
     # with a small flush threshold: many chunks, many row groups, the same frames
     monkeypatch.setattr(runs, "FLUSH_ROWS", 3_000)
+    monkeypatch.setattr(runs, "TIMELINE_ROWS", 7)  # the timeline compacted in many chunks, too
     small = simres.run("baseline", seed=1, stream=tmp_path)
     assert pq.ParquetFile(tmp_path / "attempts.parquet").metadata.num_row_groups > 5
     frames = read_stream(tmp_path)
     assert_frame_equal(frames["requests"], full.requests, check_exact=True)
     assert_frame_equal(frames["attempts"], full.attempts, check_exact=True)
     assert small.summary["count"] == full.summary["count"]
+    assert_frame_equal(small.timeline, full.timeline, check_exact=True)
 
 
 def test_record_summary_equals_stream_summary(baseline_pair) -> None:

@@ -18,7 +18,7 @@ from simpy.events import Timeout
 from simres.errors import SimresError
 from simres.metrics.recorder import Recorder
 from simres.metrics.summary import summarize
-from simres.model.world import build, timeline_frame
+from simres.model.world import build, timeline_frame, timeline_rows_frame
 from simres.progress import Progress
 from simres.rng import check_seed
 from simres.scenario.loading import load_scenario, resolved_dict
@@ -193,6 +193,10 @@ FLUSH_ROWS = 100_000
 has this many rows, checked between chunks of simulated time."""
 
 
+TIMELINE_ROWS = 10_000
+"""Summary mode: timeline rows are compacted into a frame chunk once this many are pending."""
+
+
 def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps: dict[str, dict[str, float]],
                  progress: Callable[[float, float], None] | None, stream: str | os.PathLike[str] | None,
                  t0: float) -> RunResult:
@@ -213,6 +217,8 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
     if sc.warmup > 0:
         Timeout(world.env, sc.warmup).callbacks.append(first_measured)
 
+    timeline_chunks: list[pd.DataFrame] = []
+
     def flush(force: bool = False) -> None:
         if force or len(rec.a_req) >= FLUSH_ROWS:
             cols = rec.take_attempts()
@@ -220,6 +226,8 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
                              cols["a_outcome"], cols["a_sent"])
             if spill is not None:
                 spill.write_attempts(cols)
+        if len(rec.timeline_rows) >= TIMELINE_ROWS:
+            timeline_chunks.append(timeline_rows_frame(rec))
         if force or len(rec.r_id) >= FLUSH_ROWS:
             cols = rec.take_requests()
             acc.add_requests(cols["r_group"], cols["r_member"], cols["r_start"], cols["r_end"], cols["r_outcome"])
@@ -232,7 +240,8 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
         snaps.setdefault("end", world.busy_seconds())
         sites = rec.site_names()
         timeline = timeline_frame(rec, None, sc.timeline_step,
-                                  timeouts=acc.timeout_counts({i: s[1] for i, s in enumerate(sites)}))
+                                  timeouts=acc.timeout_counts({i: s[1] for i, s in enumerate(sites)}),
+                                  earlier=timeline_chunks)
         events = rec.events_frame()
         summary = acc.summary(groups=rec.group_names(), sites=sites, timeline=timeline, events=events,
                               breaker_links=breaker_links(sc))
