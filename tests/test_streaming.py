@@ -181,3 +181,15 @@ def test_failure_mid_run_leaves_written_chunks_readable(monkeypatch, tmp_path) -
     assert_frame_equal(frames["attempts"].reset_index(drop=True),
                        full.attempts.iloc[:n].reset_index(drop=True), check_categorical=False)
     assert isinstance(frames["requests"], pd.DataFrame)
+
+
+def test_compacted_timeline_keeps_every_timeout(monkeypatch) -> None:
+    """A retry storm times out tries in most buckets: the timeline compacted in chunks (with
+    the timeouts joined chunk by chunk) equals the full one."""
+    full = simres.run("retry-storm-metastable", seed=1)
+    assert full.timeline["timeouts"].sum() > 1_000
+    monkeypatch.setattr(runs, "TIMELINE_ROWS", 10)
+    monkeypatch.setattr(runs, "FLUSH_ROWS", 2_000)
+    summary = simres.run("retry-storm-metastable", seed=1, overrides={"record": "summary"})
+    assert_frame_equal(summary.timeline, full.timeline, check_exact=True)
+    assert summary.summary["tries_per_request"] == full.summary["tries_per_request"]

@@ -18,7 +18,7 @@ from simpy.events import Timeout
 from simres.errors import SimresError
 from simres.metrics.recorder import Recorder
 from simres.metrics.summary import summarize
-from simres.model.world import build, timeline_frame, timeline_rows_frame
+from simres.model.world import build, join_timeouts, timeline_frame, timeline_rows_frame
 from simres.progress import Progress
 from simres.rng import check_seed
 from simres.scenario.loading import load_scenario, resolved_dict
@@ -219,15 +219,27 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
 
     timeline_chunks: list[pd.DataFrame] = []
 
-    def flush(force: bool = False) -> None:
+    site_services: dict[int, str] = {}
+
+    def flush(force: bool = False, compact: bool = False) -> None:
+        if not compact and len(rec.timeline_rows) >= TIMELINE_ROWS:
+            flush(force=True, compact=True)
+            return
         if force or len(rec.a_req) >= FLUSH_ROWS:
             cols = rec.take_attempts()
             acc.add_attempts(cols["a_req"], cols["a_site"], cols["a_attempt"], cols["a_start"], cols["a_end"],
                              cols["a_outcome"], cols["a_sent"])
             if spill is not None:
                 spill.write_attempts(cols)
-        if len(rec.timeline_rows) >= TIMELINE_ROWS:
-            timeline_chunks.append(timeline_rows_frame(rec))
+        if compact:
+            # Every try that timed out in a bucket ending two steps ago has been recorded and,
+            # just above, handed over: those buckets' rows are final, timeouts included.
+            chunk = timeline_rows_frame(rec, before=world.env.now - 2 * sc.timeline_step)
+            if len(chunk):
+                if not site_services:
+                    site_services.update((i, s[1]) for i, s in enumerate(rec.site_names()))
+                join_timeouts(chunk, acc.timeout_counts(site_services, upto=float(chunk["time"].iloc[-1])))
+                timeline_chunks.append(chunk)
         if force or len(rec.r_id) >= FLUSH_ROWS:
             cols = rec.take_requests()
             acc.add_requests(cols["r_group"], cols["r_member"], cols["r_start"], cols["r_end"], cols["r_outcome"])

@@ -255,12 +255,15 @@ class StreamSummary:
 
     # ------------------------------------------------------------------ results
 
-    def timeout_counts(self, site_services: Mapping[int, str]) -> pd.Series:
-        """Timed-out tries per (timeline bucket, service name), as the timeline's ``timeouts`` join wants."""
+    def timeout_counts(self, site_services: Mapping[int, str], upto: float = math.inf) -> pd.Series:
+        """Timed-out tries per (timeline bucket, service name), as the timeline's ``timeouts``
+        join wants, for the buckets starting at or before ``upto``; those are removed here, so
+        the counts kept stay as few as the buckets not yet compacted."""
         acc: dict[tuple[float, str], int] = {}
-        for (b, code), c in self.timeouts.items():
+        done = [key for key in self.timeouts if key[0] <= upto]
+        for b, code in done:
             key = (b, site_services[code])
-            acc[key] = acc.get(key, 0) + c
+            acc[key] = acc.get(key, 0) + self.timeouts.pop((b, code))
         return pd.Series(acc, dtype=np.int64)
 
     def summary(self, *, groups: list[tuple[str, str, str]], sites: list[tuple[str, str, int]],

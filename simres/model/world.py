@@ -155,13 +155,25 @@ def build(scenario: Scenario, seed: int | None = None) -> World:
     return World(scenario, scenario.seed if seed is None else int(seed))
 
 
-def timeline_rows_frame(recorder: Recorder) -> pd.DataFrame:
-    """The timeline rows sampled since the last call as a frame of machine numbers (about a
-    third of the memory of the tuples), emptied in place so the sampler's cached ``append``
-    stays valid. Summary mode compacts the timeline this way as the run goes."""
-    df = pd.DataFrame.from_records(recorder.timeline_rows, columns=list(Recorder.TIMELINE_COLUMNS))
-    del recorder.timeline_rows[:]
+def timeline_rows_frame(recorder: Recorder, before: float) -> pd.DataFrame:
+    """The timeline rows of buckets starting before ``before`` as a frame of machine numbers
+    (about a third of the memory of the tuples), removed from the recorder in place so the
+    sampler's cached ``append`` stays valid. Summary mode compacts the timeline this way as
+    the run goes; the caller joins their timeouts (:func:`join_timeouts`)."""
+    rows = recorder.timeline_rows
+    n = 0
+    while n < len(rows) and rows[n][0] < before:  # rows are in time order
+        n += 1
+    df = pd.DataFrame.from_records(rows[:n], columns=list(Recorder.TIMELINE_COLUMNS))
+    del rows[:n]
     return df
+
+
+def join_timeouts(tl: pd.DataFrame, counts: pd.Series | None) -> None:
+    """Set ``tl["timeouts"]`` from caller-side timeout counts by (bucket time, service name)."""
+    if counts is not None and len(counts) and len(tl):
+        key = pd.MultiIndex.from_arrays([tl["time"].to_numpy(), tl["service"].astype(str).to_numpy()])
+        tl["timeouts"] = counts.reindex(key, fill_value=0).to_numpy().astype(np.int64)
 
 
 def timeline_frame(recorder: Recorder, attempts: pd.DataFrame | None, step: float,
@@ -169,20 +181,18 @@ def timeline_frame(recorder: Recorder, attempts: pd.DataFrame | None, step: floa
     """The timeline frame, with caller-side timeouts per service added from the attempts
     (or, in summary mode, from ``timeouts``: counts by (bucket time, service) accumulated
     chunk by chunk with the same binning). ``earlier``: rows already compacted by
-    :func:`timeline_rows_frame`, in order."""
+    :func:`timeline_rows_frame` (their timeouts joined), in order."""
     tl = pd.DataFrame.from_records(recorder.timeline_rows, columns=list(Recorder.TIMELINE_COLUMNS))
-    if earlier:
-        tl = pd.concat([*earlier, tl], ignore_index=True) if len(tl) else pd.concat(earlier, ignore_index=True)
-    if tl.empty:
+    if tl.empty and not earlier:
         return tl
-    tl["service"] = pd.Categorical(tl["service"])
     counts = timeouts
     if attempts is not None:
         to = attempts[attempts["outcome"] == TIMEOUT]
         if len(to):
             bucket = np.floor(to["end"].to_numpy() / step) * step
             counts = pd.DataFrame({"time": bucket, "service": to["service"].astype(str).to_numpy()}).value_counts()
-    if counts is not None and len(counts):
-        key = pd.MultiIndex.from_arrays([tl["time"].to_numpy(), tl["service"].astype(str).to_numpy()])
-        tl["timeouts"] = counts.reindex(key, fill_value=0).to_numpy().astype(np.int64)
+    join_timeouts(tl, counts)
+    if earlier:
+        tl = pd.concat([*earlier, tl], ignore_index=True) if len(tl) else pd.concat(earlier, ignore_index=True)
+    tl["service"] = pd.Categorical(tl["service"])
     return tl
