@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 
-def one(n: int, mode: str = "full") -> dict[str, float]:
+def one(n: int, mode: str = "full", timeline_step: float | None = None) -> dict[str, float]:
     """Run the retry workload with ``n`` requests in this process, recording in ``mode``."""
     import tempfile
 
@@ -49,6 +49,8 @@ def one(n: int, mode: str = "full") -> dict[str, float]:
     sc = bw.retry_scenario(n)
     if mode == "summary":
         sc["record"] = "summary"
+    if timeline_step is not None:  # the timeline (one row per step) is what still grows with duration
+        sc["timeline_step"] = timeline_step
     with tempfile.TemporaryDirectory() as tmp:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
@@ -78,11 +80,13 @@ def members(count: int) -> dict[str, float]:
     return {"requests": len(res.requests), "wall": wall, "peak_kib": float(peak - before)}
 
 
-def fresh(n: int, src: str | None, flag: str = "--one", mode: str = "full") -> dict[str, float]:
+def fresh(n: int, src: str | None, flag: str = "--one", mode: str = "full",
+          timeline_step: float | None = None) -> dict[str, float]:
     env = dict(os.environ)
     if src:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    out = subprocess.run([sys.executable, __file__, flag, str(n), "--mode", mode], check=True,
+    step = ["--timeline-step", str(timeline_step)] if timeline_step is not None else []
+    out = subprocess.run([sys.executable, __file__, flag, str(n), "--mode", mode, *step], check=True,
                          capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -96,11 +100,13 @@ def main() -> None:
     ap.add_argument("--modes", nargs="*", default=["full"], choices=["full", "summary", "stream"],
                     help="recording modes to measure (record: full, record: summary, --stream)")
     ap.add_argument("--mode", default="full", help=argparse.SUPPRESS)
+    ap.add_argument("--timeline-step", type=float, default=None,
+                    help="override the scenario's timeline_step (s; default 1)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--one-members", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.mode)))
+        print(json.dumps(one(args.one, args.mode, args.timeline_step)))
         return
     if args.one_members:
         print(json.dumps(members(args.one_members)))
@@ -113,7 +119,7 @@ def main() -> None:
             for label, src in [("this tree", None)] + ([("before", args.before)] if args.before else []):
                 if src and mode != "full":
                     continue
-                s = fresh(n, src, mode=mode)
+                s = fresh(n, src, mode=mode, timeline_step=args.timeline_step)
                 r = s["requests"]
                 print(f"{label:<14} {mode:<8} {r:>10,} {s['wall']:>7.1f}s {r / s['wall']:>9,.0f} "
                       f"{s['frames_bytes'] / r / 1024:>15.3f} {s['peak_kib'] / r:>13.3f} "
