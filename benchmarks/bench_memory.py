@@ -10,10 +10,17 @@ computed, as ``simres run`` does. Reported per request:
 
 plus the wall time and requests per second, to show that the cost per request stays flat.
 
+``--modes full summary stream`` runs each size in each recording mode: ``full`` (above),
+``summary`` (``record: summary``: mergeable counts and sketches, nothing per request kept)
+and ``stream`` (``--stream``: the requests and attempts also written to Parquet in chunks,
+to a temporary directory). In the two bounded modes *frames* is 0 and the peak should not
+grow with the number of requests.
+
 Then the many-members run: one client population of 1,000 and 10,000 members (each 1 req/s
 with a timeout and retries) for 5 simulated seconds, peak resident-set growth.
 
-    python benchmarks/bench_memory.py [--sizes 100000 1000000] [--members 1000 10000] [--before DIR]
+    python benchmarks/bench_memory.py [--sizes 100000 1000000] [--modes full summary stream]
+                                      [--members 1000 10000] [--before DIR]
 """
 
 from __future__ import annotations
@@ -28,22 +35,34 @@ import time
 from pathlib import Path
 
 
-def one(n: int) -> dict[str, float]:
-    """Run the retry workload with ``n`` requests in this process."""
+def one(n: int, mode: str = "full", timeline_step: float | None = None) -> dict[str, float]:
+    """Run the retry workload with ``n`` requests in this process, recording in ``mode``."""
+    import tempfile
+
     sys.path.insert(0, str(Path(__file__).parent))
     import bench_workloads as bw
 
+    import simres.experiments.spill
+    import simres.metrics.streaming  # noqa: F401
     from simres.experiments.runs import run
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
-    res = run(bw.retry_scenario(n), seed=1)
-    wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    sc = bw.retry_scenario(n)
+    if mode == "summary":
+        sc["record"] = "summary"
+    if timeline_step is not None:  # the timeline (one row per step) is what still grows with duration
+        sc["timeline_step"] = timeline_step
+    with tempfile.TemporaryDirectory() as tmp:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        res = run(sc, seed=1, stream=tmp if mode == "stream" else None)
+        wall = time.perf_counter() - t0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        written = sum(f.stat().st_size for f in Path(tmp).iterdir())
     frames = sum(int(getattr(res, f).memory_usage(deep=True).sum()) for f in ("requests", "attempts",
                                                                               "timeline", "events"))
-    return {"requests": len(res.requests), "wall": wall, "peak_kib": float(peak - before),
-            "frames_bytes": float(frames)}
+    requests = len(res.requests) if mode == "full" else int(res.summary["count"])  # warmup 0: every request
+    return {"requests": requests, "wall": wall, "peak_kib": float(peak - before),
+            "frames_bytes": float(frames), "written_bytes": float(written)}
 
 
 def members(count: int) -> dict[str, float]:
@@ -61,12 +80,14 @@ def members(count: int) -> dict[str, float]:
     return {"requests": len(res.requests), "wall": wall, "peak_kib": float(peak - before)}
 
 
-def fresh(n: int, src: str | None, flag: str = "--one") -> dict[str, float]:
+def fresh(n: int, src: str | None, flag: str = "--one", mode: str = "full",
+          timeline_step: float | None = None) -> dict[str, float]:
     env = dict(os.environ)
     if src:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-    out = subprocess.run([sys.executable, __file__, flag, str(n)], check=True, capture_output=True,
-                         text=True, env=env)
+    step = ["--timeline-step", str(timeline_step)] if timeline_step is not None else []
+    out = subprocess.run([sys.executable, __file__, flag, str(n), "--mode", mode, *step], check=True,
+                         capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -76,23 +97,33 @@ def main() -> None:
     ap.add_argument("--before", metavar="DIR", help="also measure simres from this source tree")
     ap.add_argument("--members", type=int, nargs="*", default=[1_000, 10_000],
                     help="population sizes for the many-members run (5 s, 1 req/s per member)")
+    ap.add_argument("--modes", nargs="*", default=["full"], choices=["full", "summary", "stream"],
+                    help="recording modes to measure (record: full, record: summary, --stream)")
+    ap.add_argument("--mode", default="full", help=argparse.SUPPRESS)
+    ap.add_argument("--timeline-step", type=float, default=None,
+                    help="override the scenario's timeline_step (s; default 1)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--one-members", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.one)))
+        print(json.dumps(one(args.one, args.mode, args.timeline_step)))
         return
     if args.one_members:
         print(json.dumps(members(args.one_members)))
         return
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"{'simres':<14} {'requests':>10} {'wall':>8} {'req/s':>9} {'frames KiB/req':>15} {'peak KiB/req':>13}")
+    print(f"{'simres':<14} {'mode':<8} {'requests':>10} {'wall':>8} {'req/s':>9} {'frames KiB/req':>15} "
+          f"{'peak KiB/req':>13} {'peak MiB':>9} {'parquet B/req':>14}")
     for n in args.sizes:
-        for label, src in [("this tree", None)] + ([("before", args.before)] if args.before else []):
-            s = fresh(n, src)
-            r = s["requests"]
-            print(f"{label:<14} {r:>10,} {s['wall']:>7.1f}s {r / s['wall']:>9,.0f} "
-                  f"{s['frames_bytes'] / r / 1024:>15.3f} {s['peak_kib'] / r:>13.3f}")
+        for mode in args.modes:
+            for label, src in [("this tree", None)] + ([("before", args.before)] if args.before else []):
+                if src and mode != "full":
+                    continue
+                s = fresh(n, src, mode=mode, timeline_step=args.timeline_step)
+                r = s["requests"]
+                print(f"{label:<14} {mode:<8} {r:>10,} {s['wall']:>7.1f}s {r / s['wall']:>9,.0f} "
+                      f"{s['frames_bytes'] / r / 1024:>15.3f} {s['peak_kib'] / r:>13.3f} "
+                      f"{s['peak_kib'] / 1024:>9.1f} {s.get('written_bytes', 0) / r:>14.1f}", flush=True)
     for count in args.members:
         s = fresh(count, None, "--one-members")
         print(f"{count:,} client members, 5 s ({s['requests']:,} requests): peak +{s['peak_kib'] / 1024:.0f} MiB, "

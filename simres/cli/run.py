@@ -34,7 +34,8 @@ from simres.metrics.display import grouped_rows
                epilog=examples("simres run baseline",
                                "simres run baseline --set services.db.workers=2 --metrics 'latency_*'",
                                "simres run retry-storm-metastable --all-variants -n 5 -o results/storm",
-                               "simres run baseline --json | jq .summary.latency_p99"))
+                               "simres run baseline --json | jq .summary.latency_p99",
+                               "simres run baseline --set duration=1e5 --stream results/long"))
 @click.argument("scenario")
 @seed_option()
 @set_option()
@@ -43,6 +44,10 @@ from simres.metrics.display import grouped_rows
 @reps_option(1, what="per variant (more than 1: mean and 95% CI)")
 @out_option("directory", "the frames (requests, attempts, timeline, events, summary), or replications.FORMAT "
             "with --reps/--all-variants.")
+@click.option("--stream", "stream", default=None, metavar="DIR",
+              help="Bounded memory for long runs: write the requests and attempts frames to DIR/*.parquet in "
+                   "chunks as the run goes (plus timeline, events, summary at the end) and keep only mergeable "
+                   "summaries in memory, as with record: summary (single runs only).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True,
               help="Output format of the files --out writes.")
 @quiet_option()
@@ -54,7 +59,7 @@ from simres.metrics.display import grouped_rows
 @strict_option
 @friendly
 def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | None, all_variants: bool,
-        reps: int, out: str | None, fmt: str, quiet: bool, metrics: tuple[str, ...], as_json: bool,
+        reps: int, out: str | None, stream: str | None, fmt: str, quiet: bool, metrics: tuple[str, ...], as_json: bool,
         dry_run: bool, strict: bool, jobs: int | None) -> None:
     """Run SCENARIO (a file or a bundled name) and print its summary.
 
@@ -64,6 +69,14 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
     """
     if out:
         check_out_path(out)
+    if stream:
+        if all_variants or reps > 1:
+            raise click.UsageError("--stream writes the frames of one run; it excludes --reps and --all-variants")
+        check_out_path(stream, flag="--stream")
+        try:
+            Path(stream).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SimresError(f"--stream {stream}: cannot write results there: {e.strerror or e}") from None
     from simres.scenario.loading import load_scenario, parse_overrides
 
     overrides = parse_overrides(sets)
@@ -100,7 +113,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
     prog = sim_progress(sc.name, enabled=not quiet)
     try:
         # the variant first, then --set (the explicit flag wins): the scenario `show` prints
-        result = run_once(scenario, seed=seed, variant=variant, overrides=overrides, progress=prog)
+        result = run_once(scenario, seed=seed, variant=variant, overrides=overrides, progress=prog, stream=stream)
     finally:
         prog.close()
     if as_json:
@@ -114,6 +127,13 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
         print_table(view_table(result.summary, title=title, metrics=metrics), title=title)
         if not metrics:
             click.echo(hidden_note(result.summary, grouped_rows(result.summary)))
+        if result.record == "summary":
+            from simres.metrics.streaming import UNAVAILABLE
+
+            click.echo(f"record: summary: not computed (they need the whole frame): {', '.join(UNAVAILABLE)}")
+    if stream:
+        click.echo(f"streamed to {stream}: requests.parquet, attempts.parquet (in chunks), timeline.parquet, "
+                   "events.parquet, summary.parquet; read them with simres.read_stream")
     if out:
         paths = result.write(out, fmt)
         click.echo(f"wrote {', '.join(str(p) for p in paths)}")

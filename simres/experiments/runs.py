@@ -17,8 +17,9 @@ from simpy.events import Timeout
 
 from simres.errors import SimresError
 from simres.metrics.hedging import hedge_summary
+from simres.metrics.recorder import Recorder
 from simres.metrics.summary import summarize
-from simres.model.world import build, timeline_frame
+from simres.model.world import build, join_timeouts, timeline_frame, timeline_rows_frame
 from simres.progress import Progress
 from simres.rng import check_seed
 from simres.scenario.loading import load_scenario, resolved_dict
@@ -41,6 +42,9 @@ class RunResult:
     summary: dict[str, float]
     wall_time: float
     utilization: dict[str, float] = field(default_factory=dict)
+    record: str = "full"
+    """``full``, or ``summary``: then ``requests`` and ``attempts`` are empty (nothing
+    per-request was kept) and ``summary`` lacks the keys of ``streaming.UNAVAILABLE``."""
 
     @property
     def duration(self) -> float:
@@ -59,13 +63,16 @@ class RunResult:
         return pd.DataFrame([row])
 
     def write(self, out: str | os.PathLike[str], fmt: str = "parquet") -> list[Path]:
-        """Write every frame (and the summary) to ``out/<frame>.<fmt>``; returns the paths."""
+        """Write every frame (and the summary) to ``out/<frame>.<fmt>``; returns the paths.
+
+        A ``record: summary`` run has no requests or attempts frame to write (use ``--stream``)."""
         if fmt not in ("parquet", "csv"):
             raise SimresError(f"format: expected 'parquet' or 'csv', got {fmt!r}")
         d = Path(out)
         d.mkdir(parents=True, exist_ok=True)
         paths = []
-        frames = {name: getattr(self, name) for name in FRAMES}
+        frames = {name: getattr(self, name) for name in FRAMES
+                  if self.record == "full" or name not in ("requests", "attempts")}
         frames["summary"] = self.summary_frame()
         for name, df in frames.items():
             p = d / f"{name}.{fmt}"
@@ -116,6 +123,7 @@ def run(
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
     variant: str | None = None,
     progress: Callable[[float, float], None] | bool | None = None,
+    stream: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run one scenario once.
 
@@ -127,11 +135,18 @@ def run(
         progress: called as ``progress(simulated_now, simulated_end)`` while running; ``True``
             shows a bar of simulated time (:mod:`simres.progress`: a terminal's stderr or
             Jupyter, never a pipe) for runs of more than about 2 s.
+        stream: a directory: write the requests and attempts frames there in Parquet chunks as
+            the run goes (:mod:`simres.experiments.spill`), plus timeline, events and summary at
+            the end; implies ``record: summary`` for what stays in memory.
+
+    With ``record: summary`` (or ``stream``) the result's ``requests`` and ``attempts`` are
+    empty frames and its summary comes from mergeable counts and latency sketches
+    (:mod:`simres.metrics.streaming`): memory stays flat however many requests the run makes.
     """
     sc = load_scenario(scenario, overrides=overrides, variant=variant)
     if progress is True:
         with Progress(0, label=sc.name, unit="sim s", min_total=2.0) as bar:
-            return replace(run(sc, seed=seed, progress=bar), variant=variant)  # sc has the variant applied
+            return replace(run(sc, seed=seed, progress=bar, stream=stream), variant=variant)  # variant applied
     progress = progress or None
     seed = sc.seed if seed is None else check_seed(seed)
     t0 = time.perf_counter()
@@ -146,6 +161,8 @@ def run(
         snaps["end"] = world.busy_seconds()
 
     world.env.process(snapshot())
+    if stream is not None or sc.record == "summary":
+        return _run_summary(sc, seed, variant, world, snaps, progress, stream, t0)
     # Progress at least every 1/10,000 of the run (and every simulated second of short ones):
     # a run of duration 1e6 reports within seconds, not after its first 2 %.
     chunks = int(min(max(sc.end_time, 50), 10_000))
@@ -180,6 +197,96 @@ def hedges(scenario: Scenario) -> bool:
     return (any(c.hedge is not None for c in scenario.clients.values())
             or any(call.hedge is not None for s in scenario.services.values() for call in s.handler.calls)
             or "hedge" in repr(list(scenario.variants.values())))
+
+
+FLUSH_ROWS = 100_000
+"""Summary mode: the recorder's columns are handed over (and cleared) once either frame
+has this many rows, checked between chunks of simulated time."""
+
+
+TIMELINE_ROWS = 10_000
+"""Summary mode: timeline rows are compacted into a frame chunk once this many are pending."""
+
+
+def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps: dict[str, dict[str, float]],
+                 progress: Callable[[float, float], None] | None, stream: str | os.PathLike[str] | None,
+                 t0: float) -> RunResult:
+    """``record: summary`` / ``--stream``: the run with the recorder flushed every
+    :data:`FLUSH_ROWS` rows into a :class:`StreamSummary` (and a Parquet spill)."""
+    from simres.experiments.spill import ParquetSpill
+    from simres.metrics.streaming import StreamSummary
+
+    rec = world.recorder
+    acc = StreamSummary(warmup=sc.warmup, duration=sc.duration, slo=sc.slo, timeline_step=sc.timeline_step)
+    spill = ParquetSpill(stream, rec) if stream is not None else None
+
+    def first_measured(_: Any) -> None:
+        # Request ids are drawn in start order from one counter; this timer is scheduled
+        # before any arrival, so at t = warmup it fires before a request starts at warmup.
+        acc.first_measured_id = int(repr(world.ids)[len("count("):-1])
+
+    if sc.warmup > 0:
+        Timeout(world.env, sc.warmup).callbacks.append(first_measured)
+
+    timeline_chunks: list[pd.DataFrame] = []
+
+    site_services: dict[int, str] = {}
+
+    def flush(force: bool = False, compact: bool = False) -> None:
+        if not compact and len(rec.timeline_rows) >= TIMELINE_ROWS:
+            flush(force=True, compact=True)
+            return
+        if force or len(rec.a_req) >= FLUSH_ROWS:
+            cols = rec.take_attempts()
+            acc.add_attempts(cols["a_req"], cols["a_site"], cols["a_attempt"], cols["a_start"], cols["a_end"],
+                             cols["a_outcome"], cols["a_sent"])
+            if spill is not None:
+                spill.write_attempts(cols)
+        if compact:
+            # Every try that timed out in a bucket ending two steps ago has been recorded and,
+            # just above, handed over: those buckets' rows are final, timeouts included.
+            chunk = timeline_rows_frame(rec, before=world.env.now - 2 * sc.timeline_step)
+            if len(chunk):
+                if not site_services:
+                    site_services.update((i, s[1]) for i, s in enumerate(rec.site_names()))
+                join_timeouts(chunk, acc.timeout_counts(site_services, upto=float(chunk["time"].iloc[-1])))
+                timeline_chunks.append(chunk)
+        if force or len(rec.r_id) >= FLUSH_ROWS:
+            cols = rec.take_requests()
+            acc.add_requests(cols["r_group"], cols["r_member"], cols["r_start"], cols["r_end"], cols["r_outcome"])
+            if spill is not None:
+                spill.write_requests(cols)
+
+    try:
+        world.run(progress=progress, chunks=int(min(max(sc.end_time, 50), 10_000)), between=flush)
+        flush(force=True)
+        snaps.setdefault("end", world.busy_seconds())
+        sites = rec.site_names()
+        timeline = timeline_frame(rec, None, sc.timeline_step,
+                                  timeouts=acc.timeout_counts({i: s[1] for i, s in enumerate(sites)}),
+                                  earlier=timeline_chunks)
+        events = rec.events_frame()
+        summary = acc.summary(groups=rec.group_names(), sites=sites, timeline=timeline, events=events,
+                              breaker_links=breaker_links(sc))
+        span = sc.duration - sc.warmup
+        util = {n: (snaps["end"][n] - snaps["start"][n]) / (span * s.workers * s.instances)
+                for n, s in sc.services.items()}
+        for n, u in util.items():
+            summary[f"utilization:{n}"] = u
+        empty = Recorder()
+        result = RunResult(
+            scenario=sc, seed=seed, variant=variant, requests=empty.requests_frame(),
+            attempts=empty.attempts_frame(), timeline=timeline, events=events, summary=summary,
+            wall_time=time.perf_counter() - t0, utilization=util, record="summary",
+        )
+        if spill is not None:
+            for name in ("timeline", "events"):
+                getattr(result, name).to_parquet(spill.dir / f"{name}.parquet", index=False)
+            result.summary_frame().to_parquet(spill.dir / "summary.parquet", index=False)
+        return result
+    finally:
+        if spill is not None:
+            spill.close()
 
 
 def breaker_links(scenario: Scenario) -> set[str]:

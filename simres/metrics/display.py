@@ -138,6 +138,14 @@ def select(summary: Mapping[str, float], patterns: Sequence[str]) -> list[str]:
     """The keys matching any of ``patterns`` (globs; ``all`` is every key), in summary order."""
     if "all" in patterns:
         return list(summary)
+    from simres.metrics.streaming import StreamedSummary, UnavailableMetric, is_unavailable
+
+    if isinstance(summary, StreamedSummary):
+        for p in patterns:
+            if is_unavailable(p) and not any(fnmatch.fnmatchcase(k, p) for k in summary):
+                raise UnavailableMetric(f"--metrics: {p} is not available with record: summary (it needs the "
+                                        "whole frame); run with record: full, or compute it from the frames "
+                                        "--stream wrote")
     keys = [k for k in summary if any(fnmatch.fnmatchcase(k, p) for p in patterns)]
     if not keys:
         raise SimresError(f"--metrics: no summary key matches {', '.join(patterns)} "

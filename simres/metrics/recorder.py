@@ -150,6 +150,56 @@ class Recorder:
         self.r_outcome.append(REQUEST_CODES[outcome])
         self.r_tries.append(tries)
 
+    # ------------------------------------------------------------------ chunks (record: summary, --stream)
+
+    REQUEST_COLUMNS = (("r_id", np.int64), ("r_group", np.int32), ("r_member", np.int32), ("r_start", float),
+                       ("r_end", float), ("r_outcome", np.int8), ("r_tries", np.int32))
+    ATTEMPT_COLUMNS = (("a_req", np.int64), ("a_attempt", np.int32), ("a_site", np.int32),
+                       ("a_instance", np.int32), ("a_start", float), ("a_end", float), ("a_outcome", np.int8),
+                       ("a_sent", bool), ("a_wait", float), ("a_try", np.int64), ("a_parent", np.int64),
+                       ("a_served", float))
+
+    def _take(self, columns: tuple[tuple[str, Any], ...]) -> dict[str, np.ndarray]:
+        """Copy the columns out and empty them in place (``del col[:]``), so the bound
+        ``append`` methods the model cached stay valid and the buffers are freed."""
+        out = {}
+        for name, dtype in columns:
+            col = getattr(self, name)
+            out[name] = _view(col, dtype).copy()
+            del col[:]
+        return out
+
+    def take_requests(self) -> dict[str, np.ndarray]:
+        """The request rows recorded since the last take (codes, by column name), then cleared."""
+        return self._take(self.REQUEST_COLUMNS)
+
+    def take_attempts(self) -> dict[str, np.ndarray]:
+        """The attempt rows recorded since the last take (codes, by column name), then cleared."""
+        return self._take(self.ATTEMPT_COLUMNS)
+
+    def group_names(self) -> list[tuple[str, str, str]]:
+        """Group code -> (client, target, priority) names (priority "" when unknown)."""
+        names = self._name_list
+        return [(names[c], names[t], PRIORITIES[p] if p >= 0 else "") for c, t, p in self._group_rows]
+
+    def site_names(self) -> list[tuple[str, str, int]]:
+        """Site code -> (caller, service, depth)."""
+        names = self._name_list
+        return [(names[c], names[s], d) for c, s, d in self._sites]
+
+    def group_codes(self) -> np.ndarray:
+        """Group code -> (client name code, target name code, priority code), an (n, 3) int32 array."""
+        return np.array(self._group_rows, dtype=np.int32).reshape(-1, 3)
+
+    def site_codes(self) -> np.ndarray:
+        """Site code -> (caller name code, service name code, depth), an (n, 3) int32 array."""
+        return np.array(self._sites, dtype=np.int32).reshape(-1, 3)
+
+    @property
+    def names(self) -> list[str]:
+        """Name code -> name (callers, services, clients)."""
+        return self._name_list
+
     # ------------------------------------------------------------------ frames
 
     def requests_frame(self) -> pd.DataFrame:

@@ -123,20 +123,26 @@ class World:
                 dc, de = c - lc, e - le
                 append((t, name, a - la, dc, dc - min(dc, de), de, 0, r - lr, s - ls, x - lx, q, b, q + b, w))
 
-    def run(self, progress: Progress | None = None, chunks: int = 50) -> Recorder:
-        """Run to the end of the drain period; ``progress(now, end)`` is called between chunks."""
+    def run(self, progress: Progress | None = None, chunks: int = 50,
+            between: Callable[[], None] | None = None) -> Recorder:
+        """Run to the end of the drain period; ``progress(now, end)`` and ``between()`` (the
+        summary mode's flush check) are called between chunks of ``end / chunks`` simulated
+        seconds. Stopping and resuming SimPy changes no event's order: the frames are the same."""
         sc = self.scenario
         for pop in self.clients.values():
             pop.start()
         self.faults.schedule(list(sc.faults))
         self.env.process(self._sampler())
         end = sc.end_time
-        if progress is None:
+        if progress is None and between is None:
             self.env.run(until=end)
         else:
             for i in range(1, chunks + 1):
                 self.env.run(until=end * i / chunks)
-                progress(self.env.now, end)
+                if progress is not None:
+                    progress(self.env.now, end)
+                if between is not None:
+                    between()
         record_unfinished(self.recorder, self.open_requests)
         return self.recorder
 
@@ -151,18 +157,46 @@ def build(scenario: Scenario, seed: int | None = None) -> World:
     return World(scenario, scenario.seed if seed is None else int(seed))
 
 
-def timeline_frame(recorder: Recorder, attempts: pd.DataFrame, step: float) -> pd.DataFrame:
-    """The timeline frame, with caller-side timeouts per service added from the attempts."""
-    tl = pd.DataFrame.from_records(recorder.timeline_rows, columns=list(Recorder.TIMELINE_COLUMNS))
-    if tl.empty:
-        return tl
-    tl["service"] = pd.Categorical(tl["service"])
-    to = attempts[attempts["outcome"] == TIMEOUT]
-    if len(to):
-        bucket = np.floor(to["end"].to_numpy() / step) * step
-        counts = pd.DataFrame({"time": bucket, "service": to["service"].astype(str).to_numpy()}).value_counts()
+def timeline_rows_frame(recorder: Recorder, before: float) -> pd.DataFrame:
+    """The timeline rows of buckets starting before ``before`` as a frame of machine numbers
+    (about a third of the memory of the tuples), removed from the recorder in place so the
+    sampler's cached ``append`` stays valid. Summary mode compacts the timeline this way as
+    the run goes; the caller joins their timeouts (:func:`join_timeouts`)."""
+    rows = recorder.timeline_rows
+    n = 0
+    while n < len(rows) and rows[n][0] < before:  # rows are in time order
+        n += 1
+    df = pd.DataFrame.from_records(rows[:n], columns=list(Recorder.TIMELINE_COLUMNS))
+    del rows[:n]
+    return df
+
+
+def join_timeouts(tl: pd.DataFrame, counts: pd.Series | None) -> None:
+    """Set ``tl["timeouts"]`` from caller-side timeout counts by (bucket time, service name)."""
+    if counts is not None and len(counts) and len(tl):
         key = pd.MultiIndex.from_arrays([tl["time"].to_numpy(), tl["service"].astype(str).to_numpy()])
         tl["timeouts"] = counts.reindex(key, fill_value=0).to_numpy().astype(np.int64)
+
+
+def timeline_frame(recorder: Recorder, attempts: pd.DataFrame | None, step: float,
+                   timeouts: pd.Series | None = None, earlier: list[pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The timeline frame, with caller-side timeouts per service added from the attempts
+    (or, in summary mode, from ``timeouts``: counts by (bucket time, service) accumulated
+    chunk by chunk with the same binning). ``earlier``: rows already compacted by
+    :func:`timeline_rows_frame` (their timeouts joined), in order."""
+    tl = pd.DataFrame.from_records(recorder.timeline_rows, columns=list(Recorder.TIMELINE_COLUMNS))
+    if tl.empty and not earlier:
+        return tl
+    counts = timeouts
+    if attempts is not None:
+        to = attempts[attempts["outcome"] == TIMEOUT]
+        if len(to):
+            bucket = np.floor(to["end"].to_numpy() / step) * step
+            counts = pd.DataFrame({"time": bucket, "service": to["service"].astype(str).to_numpy()}).value_counts()
+    join_timeouts(tl, counts)
+    if earlier:
+        tl = pd.concat([*earlier, tl], ignore_index=True) if len(tl) else pd.concat(earlier, ignore_index=True)
+    tl["service"] = pd.Categorical(tl["service"])
     _add_limits(tl, recorder, step)
     if recorder.ejection_sites:
         tl["ejected"] = ejected_column(recorder, tl, step)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -41,6 +41,12 @@ class Scenario(_Model):
     seed: int = Field(default=1, ge=0, description="Root seed of every random stream.")
     timeline_step: PositiveFloat = Field(default=1.0, description="Width of timeline buckets (seconds).")
     slo: PositiveFloat | None = Field(default=None, description="Latency objective (seconds) for SLO attainment.")
+    record: Literal["full", "summary"] = Field(
+        default="full",
+        description="What a run keeps: `full` = every request and try as frames; `summary` = only mergeable "
+                    "counts and latency sketches (flat memory for long runs; some metrics unavailable, see "
+                    "docs/metrics.md).",
+    )
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Links and their latency.")
     services: dict[str, ServiceConfig] = Field(min_length=1, max_length=limits.MAX_SERVICES,
                                                description="Services by name.")
