@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from simres.cli._util import (
+    command_executor,
     dry_run_option,
     examples,
-    executor_for,
     friendly,
     jobs_option,
     out_option,
@@ -233,6 +233,9 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
         raise ReportError(f"{flag}: expected png or svg, got {fmt!r}")
     from simres.reporting.sources import is_results_source
 
+    # one executor for both stages (the replications, then one run per variant for the figures),
+    # started now so its workers get ready while the scenario is loaded, checked and estimated
+    ex = command_executor(jobs, needed=not dry_run and not is_results_source(source))
     tasks = reps * 2
     if not is_results_source(source):
         from simres.scenario.loading import load_scenario
@@ -249,9 +252,8 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
         click.echo(f"{source}: a results file; the report simulates nothing")
     if dry_run:
         return
-    with executor_for(jobs, tasks) as ex:
-        path = build_report(source, out, reps=reps, seed=seed, overrides=parse_overrides(sets) or None,
-                            reference=reference, figure_format=fmt, progress=not quiet, executor=ex)
+    path = build_report(source, out, reps=reps, seed=seed, overrides=parse_overrides(sets) or None,
+                        reference=reference, figure_format=fmt, progress=not quiet, executor=ex)
     verdict = path.parent / "verdict.txt"
     if not is_results_source(source) and verdict.is_file():  # written by this scenario report
         click.echo("verdict:")

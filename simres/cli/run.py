@@ -9,9 +9,9 @@ import click
 
 from simres.cli._util import (
     check_out_path,
+    command_executor,
     dry_run_option,
     examples,
-    executor_for,
     friendly,
     jobs_option,
     out_option,
@@ -69,6 +69,8 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
     overrides = parse_overrides(sets)
     if all_variants and variant:
         raise click.UsageError("--variant and --all-variants exclude each other")
+    # started now: the workers get ready while the scenario is loaded, checked and estimated
+    ex = command_executor(jobs, needed=(all_variants or reps > 1) and not dry_run)
     sc = load_scenario(scenario, overrides=overrides)
     announce(load_scenario(scenario, variant=variant, overrides=overrides) if variant else sc,
              variants=list(sc.variants) if all_variants else (), strict=strict, label=scenario,
@@ -84,9 +86,8 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
                           quiet=quiet, dry_run=dry_run)
         if dry_run:
             return
-        with executor_for(jobs, tasks) as ex:
-            df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides,
-                           progress=not quiet, executor=ex)
+        df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides,
+                       progress=not quiet, executor=ex)
         click.echo(compare_table(df, controls=sc.controls))
         if out:
             write_frame(df, Path(out) / f"replications.{fmt}")
@@ -168,6 +169,8 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
     from simres.scenario.loading import load_scenario, parse_overrides
 
     overrides = parse_overrides(sets)
+    # started now: the workers get ready while the scenario is loaded, checked and estimated
+    ex = command_executor(jobs, needed=not dry_run)
     sc = load_scenario(scenario, overrides=overrides)
     if not sc.variants and not variants:
         raise SimresError(f"{scenario}: variants: the scenario defines no variants to compare")
@@ -181,9 +184,8 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
                       dry_run=dry_run)
     if dry_run:
         return
-    with executor_for(jobs, tasks) as ex:
-        df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet,
-                       executor=ex)
+    df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet,
+                   executor=ex)
     chosen = metric_columns(df, metrics) if metrics else None
     click.echo(compare_table(df, metrics=chosen, controls=sc.controls))
     from simres.reporting.verdicts import verdicts
