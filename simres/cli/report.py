@@ -221,9 +221,7 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
     SOURCE is a scenario (file or bundled name: its variants are run and compared) or a
     results file (.parquet/.csv, or a directory holding replications.parquet).
     """
-    from simres.reporting.report import build_report
-    from simres.reporting.sources import ReportError
-    from simres.scenario.loading import parse_overrides
+    from simres.reporting.sources import ReportError, is_results_source
 
     if reps < 1:
         raise ReportError(f"--reps: must be >= 1, got {reps}")
@@ -231,11 +229,13 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
     fmt = figures or old_format or "png"
     if fmt not in ("png", "svg"):
         raise ReportError(f"{flag}: expected png or svg, got {fmt!r}")
-    from simres.reporting.sources import is_results_source
-
     # one executor for both stages (the replications, then one run per variant for the figures),
-    # started now so its workers get ready while the scenario is loaded, checked and estimated
+    # started before the heavy imports so its workers get ready while they load and the scenario
+    # is checked and estimated
     ex = command_executor(jobs, needed=not dry_run and not is_results_source(source))
+    from simres.reporting.report import build_report
+    from simres.scenario.loading import parse_overrides
+
     tasks = reps * 2
     if not is_results_source(source):
         from simres.scenario.loading import load_scenario

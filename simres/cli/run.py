@@ -64,13 +64,14 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
     """
     if out:
         check_out_path(out)
+    if all_variants and variant:
+        raise click.UsageError("--variant and --all-variants exclude each other")
+    # started first: the workers get ready while the modules are imported and the scenario is
+    # loaded, checked and estimated
+    ex = command_executor(jobs, needed=(all_variants or reps > 1) and not dry_run)
     from simres.scenario.loading import load_scenario, parse_overrides
 
     overrides = parse_overrides(sets)
-    if all_variants and variant:
-        raise click.UsageError("--variant and --all-variants exclude each other")
-    # started now: the workers get ready while the scenario is loaded, checked and estimated
-    ex = command_executor(jobs, needed=(all_variants or reps > 1) and not dry_run)
     sc = load_scenario(scenario, overrides=overrides)
     announce(load_scenario(scenario, variant=variant, overrides=overrides) if variant else sc,
              variants=list(sc.variants) if all_variants else (), strict=strict, label=scenario,
@@ -165,12 +166,13 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
     a binomial interval. Then the verdict: the scenario's objective, every variant against
     its reference, controls shown but not ranked.
     """
+    # started first: the workers get ready while the modules are imported and the scenario is
+    # loaded, checked and estimated
+    ex = command_executor(jobs, needed=not dry_run)
     from simres.experiments.replications import compare_table, replicate
     from simres.scenario.loading import load_scenario, parse_overrides
 
     overrides = parse_overrides(sets)
-    # started now: the workers get ready while the scenario is loaded, checked and estimated
-    ex = command_executor(jobs, needed=not dry_run)
     sc = load_scenario(scenario, overrides=overrides)
     if not sc.variants and not variants:
         raise SimresError(f"{scenario}: variants: the scenario defines no variants to compare")

@@ -72,11 +72,7 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     Rows are written as points finish: interrupt it and run again with --resume to run
     only the missing points.
     """
-    from simres.errors import SweepError
-    from simres.experiments.design import is_sweep_file, load_sweep, parse_axis, plan_sweep, validate_spec
-    from simres.experiments.executors import make_executor
-    from simres.experiments.sweeping import resolve_point_timeout, run_sweep
-    from simres.scenario.loading import load_scenario, parse_overrides
+    from simres.experiments.executors import make_executor  # light: the heavy imports come after the start
 
     if variants and all_variants:
         raise click.UsageError("--variant and --all-variants exclude each other")
@@ -91,6 +87,11 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     click.get_current_context().call_on_close(executor.close)
     if not dry_run:
         executor.start()
+    from simres.errors import SweepError
+    from simres.experiments.design import is_sweep_file, load_sweep, parse_axis, plan_sweep, validate_spec
+    from simres.experiments.sweeping import resolve_point_timeout, run_sweep
+    from simres.scenario.loading import load_scenario, parse_overrides
+
     if is_sweep_file(target):
         spec = load_sweep(target)
         data = spec.model_dump()

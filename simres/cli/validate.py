@@ -53,6 +53,9 @@ def validate(quick: bool, cases: tuple[str, ...], reps: int | None, jobs: int | 
     confidence interval of the simulated mean and the interval is tighter than the case's
     stated tolerance. Exits 1 if any check fails.
     """
+    jobs = jobs if jobs is not None else _default_jobs()
+    # started before the heavy imports: the workers get ready while they load
+    ex = None if list_only else command_executor(jobs)  # every case's replications on the same warm workers
     from simres.experiments import validation as v
 
     selected = v.select_cases(cases)
@@ -61,8 +64,6 @@ def validate(quick: bool, cases: tuple[str, ...], reps: int | None, jobs: int | 
             click.echo(f"{c.name:<20}  {c.title}")
             click.echo(f"{'':<20}  {c.formula}")
         return
-    jobs = jobs if jobs is not None else _default_jobs()
-    ex = command_executor(jobs)  # every case's replications on the same warm workers
     seed = v.DEFAULT_SEED if seed is None else seed
     confidence = v.CONFIDENCE if confidence is None else confidence
     if out is not None and not Path(out).resolve().parent.is_dir():
