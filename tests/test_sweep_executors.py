@@ -133,7 +133,8 @@ def test_interrupting_a_parallel_sweep_keeps_rows_and_stops_workers(processes: P
 
     def stop(done: int, total: int) -> None:
         if done == 4:
-            running.extend(p for p in multiprocessing.active_children() if p.name.startswith("SpawnProcess"))
+            running.extend(p for p in multiprocessing.active_children()
+                           if p.name.startswith(("SpawnProcess", "ForkServerProcess", "ForkProcess")))
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -116,9 +116,40 @@ def jobs_option(fn: F) -> F:
                              "Results are identical for any N.")(fn)
 
 
+def command_executor(jobs: int | None, *, needed: bool = True, dask: str | None = None) -> Any:
+    """The one executor of a command, shared by every stage of it (replications, then the report's
+    representative runs; every validation case), started now so its workers get ready while the
+    command reads and checks its input; closed when the command ends.
+
+    None (serial in this process) under ``--jobs 1`` or when the command will run at most one
+    simulation (``needed=False``). With ``--dask`` it is a Dask executor
+    (:func:`simres.experiments.executors.make_executor`). Closing is registered with click's
+    context (the command's end, also on an error or Ctrl-C); outside a click command, with
+    :mod:`atexit`, or close it yourself. Local workers start on demand, so a command with
+    fewer tasks than ``--jobs`` starts only as many.
+    """
+    if not dask and (jobs == 1 or not needed):
+        return None
+    from simres.experiments.executors import make_executor
+
+    ex = make_executor(jobs=jobs, dask=dask).start()
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(ex.close)
+    else:  # pragma: no cover - a command function called directly
+        import atexit
+
+        atexit.register(ex.close)
+    return ex
+
+
 @contextlib.contextmanager
 def executor_for(jobs: int | None, tasks: int) -> Iterator[Any]:
-    """The executor for ``tasks`` simulations under ``--jobs``: None (serial) for one job or one task."""
+    """A separate executor for ``tasks`` simulations under ``--jobs`` (None: serial), closed on exit.
+
+    Kept for callers outside the commands; a command uses :func:`command_executor`, one for all
+    its stages.
+    """
     if jobs == 1 or tasks <= 1:
         yield None
         return

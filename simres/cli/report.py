@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from simres.cli._util import (
+    command_executor,
     dry_run_option,
     examples,
-    executor_for,
     friendly,
     jobs_option,
     out_option,
@@ -221,9 +221,7 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
     SOURCE is a scenario (file or bundled name: its variants are run and compared) or a
     results file (.parquet/.csv, or a directory holding replications.parquet).
     """
-    from simres.reporting.report import build_report
-    from simres.reporting.sources import ReportError
-    from simres.scenario.loading import parse_overrides
+    from simres.reporting.sources import ReportError, is_results_source
 
     if reps < 1:
         raise ReportError(f"--reps: must be >= 1, got {reps}")
@@ -231,7 +229,12 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
     fmt = figures or old_format or "png"
     if fmt not in ("png", "svg"):
         raise ReportError(f"{flag}: expected png or svg, got {fmt!r}")
-    from simres.reporting.sources import is_results_source
+    # one executor for both stages (the replications, then one run per variant for the figures),
+    # started before the heavy imports so its workers get ready while they load and the scenario
+    # is checked and estimated
+    ex = command_executor(jobs, needed=not dry_run and not is_results_source(source))
+    from simres.reporting.report import build_report
+    from simres.scenario.loading import parse_overrides
 
     tasks = reps * 2
     if not is_results_source(source):
@@ -249,9 +252,8 @@ def report(source: str, out: str, reps: int, seed: int | None, sets: tuple[str, 
         click.echo(f"{source}: a results file; the report simulates nothing")
     if dry_run:
         return
-    with executor_for(jobs, tasks) as ex:
-        path = build_report(source, out, reps=reps, seed=seed, overrides=parse_overrides(sets) or None,
-                            reference=reference, figure_format=fmt, progress=not quiet, executor=ex)
+    path = build_report(source, out, reps=reps, seed=seed, overrides=parse_overrides(sets) or None,
+                        reference=reference, figure_format=fmt, progress=not quiet, executor=ex)
     verdict = path.parent / "verdict.txt"
     if not is_results_source(source) and verdict.is_file():  # written by this scenario report
         from simres.cli.summary_view import bullet_lines

@@ -9,9 +9,9 @@ import click
 
 from simres.cli._util import (
     check_out_path,
+    command_executor,
     dry_run_option,
     examples,
-    executor_for,
     friendly,
     jobs_option,
     out_option,
@@ -77,11 +77,14 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
             Path(stream).mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise SimresError(f"--stream {stream}: cannot write results there: {e.strerror or e}") from None
+    if all_variants and variant:
+        raise click.UsageError("--variant and --all-variants exclude each other")
+    # started first: the workers get ready while the modules are imported and the scenario is
+    # loaded, checked and estimated
+    ex = command_executor(jobs, needed=(all_variants or reps > 1) and not dry_run)
     from simres.scenario.loading import load_scenario, parse_overrides
 
     overrides = parse_overrides(sets)
-    if all_variants and variant:
-        raise click.UsageError("--variant and --all-variants exclude each other")
     sc = load_scenario(scenario, overrides=overrides)
     announce(load_scenario(scenario, variant=variant, overrides=overrides) if variant else sc,
              variants=list(sc.variants) if all_variants else (), strict=strict, label=scenario,
@@ -98,9 +101,8 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
                           quiet=quiet, dry_run=dry_run)
         if dry_run:
             return
-        with executor_for(jobs, tasks) as ex:
-            df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides,
-                           progress=not quiet, executor=ex)
+        df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides,
+                       progress=not quiet, executor=ex)
         click.echo(compare_text(df, controls=sc.controls))
         if out:
             write_frame(df, Path(out) / f"replications.{fmt}")
@@ -186,6 +188,9 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
     continue below. Then the verdict: the scenario's objective, every variant against
     its reference, controls shown but not ranked.
     """
+    # started first: the workers get ready while the modules are imported and the scenario is
+    # loaded, checked and estimated
+    ex = command_executor(jobs, needed=not dry_run)
     from simres.cli.summary_view import bullet_lines, compare_text
     from simres.experiments.replications import replicate
     from simres.scenario.loading import load_scenario, parse_overrides
@@ -204,9 +209,8 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
                       dry_run=dry_run)
     if dry_run:
         return
-    with executor_for(jobs, tasks) as ex:
-        df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet,
-                       executor=ex)
+    df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet,
+                   executor=ex)
     chosen = metric_columns(df, metrics) if metrics else None
     click.echo(compare_text(df, metrics=chosen, controls=sc.controls))
     from simres.reporting.verdicts import verdicts

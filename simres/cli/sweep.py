@@ -72,11 +72,7 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     Rows are written as points finish: interrupt it and run again with --resume to run
     only the missing points.
     """
-    from simres.errors import SweepError
-    from simres.experiments.design import is_sweep_file, load_sweep, parse_axis, plan_sweep, validate_spec
-    from simres.experiments.executors import make_executor
-    from simres.experiments.sweeping import resolve_point_timeout, run_sweep
-    from simres.scenario.loading import load_scenario, parse_overrides
+    from simres.experiments.executors import make_executor  # light: the heavy imports come after the start
 
     if variants and all_variants:
         raise click.UsageError("--variant and --all-variants exclude each other")
@@ -85,6 +81,17 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     if retry_errors and not resume:
         raise click.UsageError("--retry-errors needs --resume")
     check_out_path(out)
+    # started now: local workers get ready while the design is planned and checked (closed at the end,
+    # also when planning fails)
+    executor = make_executor(jobs=jobs, dask=dask_address)
+    click.get_current_context().call_on_close(executor.close)
+    if not dry_run:
+        executor.start()
+    from simres.errors import SweepError
+    from simres.experiments.design import is_sweep_file, load_sweep, parse_axis, plan_sweep, validate_spec
+    from simres.experiments.sweeping import resolve_point_timeout, run_sweep
+    from simres.scenario.loading import load_scenario, parse_overrides
+
     if is_sweep_file(target):
         spec = load_sweep(target)
         data = spec.model_dump()
@@ -108,7 +115,6 @@ def sweep_cmd(target: str, grids: tuple[str, ...], zips: tuple[str, ...], sets: 
     plan = plan_sweep(spec, source=source)
     # the scenario as every point starts from it: as written, then the sweep's --set overrides
     announce(load_scenario(plan.scenario, overrides=spec.overrides or None), strict=strict, label=target)
-    executor = make_executor(jobs=jobs, dask=dask_address)
     where = Path(out)
     limit = resolve_point_timeout(point_timeout, plan.scenario)
     if not quiet or dry_run:

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import click
 
-from simres.cli._util import examples, friendly, jobs_option, out_option, quiet_option, reps_option, seed_option
+from simres.cli._util import (
+    command_executor,
+    examples,
+    friendly,
+    jobs_option,
+    out_option,
+    quiet_option,
+    reps_option,
+    seed_option,
+)
 from simres.progress import Progress
 
 
@@ -44,6 +53,9 @@ def validate(quick: bool, cases: tuple[str, ...], reps: int | None, jobs: int | 
     confidence interval of the simulated mean and the interval is tighter than the case's
     stated tolerance. Exits 1 if any check fails.
     """
+    jobs = jobs if jobs is not None else _default_jobs()
+    # started before the heavy imports: the workers get ready while they load
+    ex = None if list_only else command_executor(jobs)  # every case's replications on the same warm workers
     from simres.experiments import validation as v
 
     selected = v.select_cases(cases)
@@ -52,7 +64,6 @@ def validate(quick: bool, cases: tuple[str, ...], reps: int | None, jobs: int | 
             click.echo(f"{c.name:<20}  {c.title}")
             click.echo(f"{'':<20}  {c.formula}")
         return
-    jobs = jobs if jobs is not None else _default_jobs()
     seed = v.DEFAULT_SEED if seed is None else seed
     confidence = v.CONFIDENCE if confidence is None else confidence
     if out is not None and not Path(out).resolve().parent.is_dir():
@@ -61,7 +72,7 @@ def validate(quick: bool, cases: tuple[str, ...], reps: int | None, jobs: int | 
     bar = Progress(0, label="validate", unit="run", enabled=not quiet)
     try:
         df = v.run_validation(cases=cases, quick=quick, reps=reps, seed=seed, jobs=jobs, confidence=confidence,
-                              progress=bar)
+                              progress=bar, executor=ex)
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0

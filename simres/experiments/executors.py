@@ -8,14 +8,24 @@ becomes a failed outcome carrying the exception. A point whose worker process di
 becomes ``WorkerDied``, and the innocent points that happened to share the dying pool
 are not blamed. So the outcomes are the same whatever the executor and worker count.
 
+``shared`` (of ``as_completed`` and ``map``) is one object every item needs, such as the
+scenario of a sweep: it is sent to each worker once, not with every item, and the
+function is called as ``fn(shared, item)``.
+
 An executor passed to a sweep belongs to the caller (reuse one Dask cluster for many
-sweeps); use it as a context manager or call :meth:`Executor.close`.
+sweeps, or one process pool for every stage of a command); use it as a context manager or
+call :meth:`Executor.close`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import pickle
+import shutil
+import sys
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -62,19 +72,22 @@ class Executor(ABC):
     workers: int = 1
 
     @abstractmethod
-    def as_completed(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Outcome]:
+    def as_completed(self, fn: Callable[..., Any], items: Sequence[Any], *,
+                     shared: Any = None) -> Iterator[Outcome]:
         """Yield one :class:`Outcome` per item as it completes, in any order.
 
         ``fn`` must be picklable (a module-level function) for executors that use other
         processes. Closing the iterator early (or Ctrl-C) cancels what has not finished.
+        With ``shared`` (not None), ``fn(shared, item)`` is called instead of ``fn(item)``,
+        and ``shared`` travels to each worker once instead of inside every item.
         """
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], *, shared: Any = None) -> Iterator[Any]:
         """``fn`` over ``items``, results in input order; re-raises the first failure."""
         items = list(items)
         buffer: dict[int, Outcome] = {}
         following = 0
-        gen = self.as_completed(fn, items)
+        gen = self.as_completed(fn, items, shared=shared)
         try:
             for outcome in gen:
                 buffer[outcome.index] = outcome
@@ -89,6 +102,13 @@ class Executor(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook: a serial executor holds nothing
         """Release processes and connections (idempotent)."""
+
+    def start(self) -> Executor:
+        """Begin starting workers in the background (returns at once); running items does it anyway.
+
+        A command calls this first, so the workers start while it parses and checks its input.
+        """
+        return self
 
     def __enter__(self) -> Executor:
         return self
@@ -106,10 +126,11 @@ class SerialExecutor(Executor):
 
     workers = 1
 
-    def as_completed(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Outcome]:
+    def as_completed(self, fn: Callable[..., Any], items: Sequence[Any], *,
+                     shared: Any = None) -> Iterator[Outcome]:
         for i, item in enumerate(items):
             try:
-                value = fn(item)
+                value = fn(item) if shared is None else fn(shared, item)
             except Exception as e:
                 yield Outcome(i, error=e)
             else:
@@ -122,26 +143,67 @@ class SerialExecutor(Executor):
         return "serial"
 
 
+PRELOAD = ("__main__", "simres.experiments._worker_preload")
+"""What the forkserver imports before forking workers (:mod:`simres.experiments._worker_preload`
+imports the modules a point needs and runs one tiny simulation; ``__main__`` is the caller's
+script, which workers import anyway to find functions defined there)."""
+
+
+def default_start_method() -> str:
+    """``forkserver`` on Linux, else ``spawn``.
+
+    A forkserver is a clean interpreter (started like ``spawn``, so no thread or lock of
+    this process is inherited) that imports simres once; each worker is then a fork of it
+    and starts in ~10 ms instead of ~1 s. ``fork`` from this process would start even
+    faster, but copies whatever threads and locks it holds (Jupyter, Dask, pyarrow's
+    pools), which can deadlock a worker. macOS and Windows use ``spawn``, which behaves the
+    same everywhere (macOS's system libraries are not safe to fork without exec).
+    """
+    import multiprocessing
+
+    if sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods():
+        return "forkserver"
+    return "spawn"
+
+
 class ProcessExecutor(Executor):
-    """Local worker processes (``concurrent.futures``, spawn start method).
+    """Local worker processes (``concurrent.futures``; a forkserver on Linux, spawn elsewhere).
 
     Keeps at most ``2 x workers`` items in flight, so when a worker dies the suspects
     are few: they are re-run one at a time in a fresh pool, and only an item that kills
-    its worker alone is reported as :class:`WorkerDied`. The pool starts on first use
-    and is reused until :meth:`close`.
+    its worker alone is reported as :class:`WorkerDied`. The pool starts on first use (or
+    in the background from :meth:`start`) and is reused until :meth:`close`, by every
+    sweep, replication and validation given this executor: a command makes one and hands
+    it to each of its stages, so the workers start once.
+
+    With the ``forkserver`` start method the server process imports simres once
+    (:data:`PRELOAD`) and every worker, including a replacement for one that died, is a
+    fork of it. The server lives as long as this process, so a second pool starts warm too.
+
+    A ``shared`` object (see :meth:`as_completed`) is pickled once into a file of this
+    executor's temporary directory; items carry its hash and path, and each worker reads
+    it on first use and keeps the last few in memory.
 
     Args:
         workers: worker processes; default one per available core.
-        start_method: multiprocessing start method; ``spawn`` (the default) is safe
-            with threads and behaves the same on every OS.
+        start_method: ``forkserver``, ``spawn`` or ``fork``; default
+            :func:`default_start_method`. Results are the same for every method.
     """
 
-    def __init__(self, workers: int | None = None, *, start_method: str = "spawn") -> None:
+    def __init__(self, workers: int | None = None, *, start_method: str | None = None) -> None:
+        import multiprocessing
+
         if workers is not None and workers < 1:
             raise SweepError(f"workers: must be >= 1, got {workers}")
+        method = start_method or default_start_method()
+        if method not in multiprocessing.get_all_start_methods():
+            raise SweepError(f"start_method: {method!r} is not available here (available: "
+                             f"{', '.join(multiprocessing.get_all_start_methods())})")
         self.workers = workers or available_cores()
-        self.start_method = start_method
+        self.start_method = method
         self._pool: Any = None
+        self._shared_dir: str | None = None
+        self._shared: dict[str, str] = {}  # hash -> file, for the objects already written
 
     def __repr__(self) -> str:
         return f"ProcessExecutor(workers={self.workers}, start_method={self.start_method!r})"
@@ -149,15 +211,49 @@ class ProcessExecutor(Executor):
     def describe(self) -> str:
         return f"processes({self.workers})"
 
+    def _context(self) -> Any:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            # effective until the (process-wide) server starts; later calls change nothing
+            ctx.set_forkserver_preload(list(PRELOAD))
+        return ctx
+
+    def start(self) -> ProcessExecutor:
+        """Start the forkserver now, in the background: it imports simres while the caller goes on.
+
+        Returns at once. The first items then wait only for what is left of its import
+        (the workers themselves fork from it in milliseconds). Nothing to do for ``spawn``
+        or ``fork``, whose workers start with the pool.
+        """
+        if self.start_method == "forkserver":
+            from multiprocessing import forkserver
+
+            self._context()
+            forkserver.ensure_running()
+        return self
+
     def _ensure_pool(self) -> Any:
         if self._pool is None:
-            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            ctx = multiprocessing.get_context(self.start_method)
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context(),
                                              initializer=_init_worker, initargs=(os.getpid(),))
         return self._pool
+
+    def _share(self, shared: Any) -> tuple[str, str]:
+        """Write ``shared`` once (keyed by the hash of its pickle) and return (hash, path)."""
+        data = pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)
+        key = hashlib.sha256(data).hexdigest()
+        if key not in self._shared:
+            if self._shared_dir is None:
+                self._shared_dir = tempfile.mkdtemp(prefix="simres-shared-")
+            path = os.path.join(self._shared_dir, f"{key}.pickle")
+            with open(path, "wb") as f:
+                f.write(data)
+            self._shared[key] = path
+        return key, self._shared[key]
 
     def _discard_pool(self, *, kill: bool = False) -> None:
         pool, self._pool = self._pool, None
@@ -173,9 +269,19 @@ class ProcessExecutor(Executor):
         for p in procs:
             p.join(timeout=10)
 
-    def as_completed(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Outcome]:
+    def as_completed(self, fn: Callable[..., Any], items: Sequence[Any], *,
+                     shared: Any = None) -> Iterator[Outcome]:
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
+
+        if shared is not None:
+            ref = self._share(shared)
+
+            def submit(pool: Any, i: int) -> Any:
+                return pool.submit(_call_shared, fn, ref, items[i])
+        else:
+            def submit(pool: Any, i: int) -> Any:
+                return pool.submit(fn, items[i])
 
         todo = deque(range(len(items)))
         isolate: deque[int] = deque()
@@ -185,7 +291,7 @@ class ProcessExecutor(Executor):
                 pool = self._ensure_pool()
                 if isolate:  # a suspect from a pool that broke: run it alone
                     i = isolate.popleft()
-                    fut = pool.submit(fn, items[i])
+                    fut = submit(pool, i)
                     exc = fut.exception()
                     if isinstance(exc, BrokenProcessPool):
                         self._discard_pool()
@@ -199,7 +305,7 @@ class ProcessExecutor(Executor):
                     while todo and len(inflight) < 2 * self.workers:
                         i = todo.popleft()
                         try:
-                            inflight[pool.submit(fn, items[i])] = i
+                            inflight[submit(pool, i)] = i
                         except BrokenProcessPool:
                             todo.appendleft(i)
                             broken = True
@@ -231,11 +337,45 @@ class ProcessExecutor(Executor):
 
     def close(self) -> None:
         self._discard_pool()
+        directory, self._shared_dir = self._shared_dir, None
+        self._shared.clear()
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+_SHARED: dict[str, Any] = {}
+"""In a worker: the shared objects it has read, by hash (the last :data:`_SHARED_KEEP`)."""
+_SHARED_KEEP = 4
+SHARED_LOADS = 0
+"""In a worker: how many shared objects it has read from their files (tests check it is one per object)."""
+
+
+def _call_shared(fn: Callable[[Any, Any], Any], ref: tuple[str, str], item: Any) -> Any:
+    """In a worker: ``fn(shared, item)``, the shared object read from its file on first use only."""
+    global SHARED_LOADS
+    key, path = ref
+    shared = _SHARED.get(key)
+    if shared is None:
+        with open(path, "rb") as f:
+            shared = pickle.load(f)
+        SHARED_LOADS += 1
+        while len(_SHARED) >= _SHARED_KEEP:
+            _SHARED.pop(next(iter(_SHARED)))
+        _SHARED[key] = shared
+    return fn(shared, item)
+
+
+def _apply_shared(fn: Callable[[Any, Any], Any], shared: Any, item: Any) -> Any:
+    """On a Dask worker: ``fn(shared, item)`` (Dask resolved ``shared`` from its scattered copy)."""
+    return fn(shared, item)
 
 
 def _init_worker(parent: int) -> None:
     """Worker initializer: leave Ctrl-C to the parent (it stops the workers), and exit if
-    the parent dies (``kill -9``, a crash): an orphaned worker would otherwise wait forever."""
+    the parent dies (``kill -9``, a crash): an orphaned worker would otherwise wait forever.
+
+    A forkserver's worker is the child of the server, not of ``parent``; the server exits
+    when ``parent`` does, so in either case the worker's parent process changes."""
     import signal
     import threading
 
@@ -249,9 +389,23 @@ def _init_worker(parent: int) -> None:
 
     # The parent validated the scenario and showed its warnings once; not again per point.
     warnings.simplefilter("ignore", ScenarioWarning)
+    first = os.getppid()
+
+    def gone() -> bool:
+        if os.getppid() != first:
+            return True
+        if os.name != "posix":  # pragma: no cover - spawn: the parent is the parent process
+            return False
+        try:
+            os.kill(parent, 0)  # signal 0: a liveness check, nothing is sent
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # pragma: no cover - alive, another user's process
+            return False
+        return False
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while not gone():
             time.sleep(1.0)
         os._exit(1)
 
@@ -347,7 +501,8 @@ class DaskExecutor(Executor):
         except Exception:
             return None
 
-    def as_completed(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Outcome]:
+    def as_completed(self, fn: Callable[..., Any], items: Sequence[Any], *,
+                     shared: Any = None) -> Iterator[Outcome]:
         import uuid
 
         from distributed import KilledWorker
@@ -355,9 +510,11 @@ class DaskExecutor(Executor):
 
         client = self.client
         tag = uuid.uuid4().hex[:8]
+        # the shared object goes to every worker once (scatter), items refer to it
+        head = (fn,) if shared is None else (_apply_shared, fn, client.scatter(shared, broadcast=True))
 
         def submit(i: int, attempt: int) -> Any:
-            return client.submit(fn, items[i], key=f"simres-{tag}-{i}-{attempt}", pure=False,
+            return client.submit(*head, items[i], key=f"simres-{tag}-{i}-{attempt}", pure=False,
                                  retries=0)
 
         futures = {submit(i, 0): i for i in range(len(items))}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -72,11 +72,10 @@ def replicate(
     names = names_of(variants)
     seeds = replication_seeds(sc.seed if seed is None else check_seed(seed), reps)
     data = base.model_dump(mode="json", by_alias=True)
-    tasks = [(data, v, ov, i, s) for v in names for i, s in enumerate(seeds)]
+    tasks = [(v, ov, i, s) for v in names for i, s in enumerate(seeds)]
     report = reporter(progress if len(tasks) > 1 or callable(progress) else False, len(tasks), label=sc.name)
     rows: list[dict[str, Any]] = []
-    mapper = executor.map if executor is not None else map
-    for k, row in enumerate(mapper(_task, tasks), start=1):
+    for k, row in enumerate(_map_tasks(executor, data, tasks), start=1):
         rows.append(row)
         report(k, len(tasks))
     report.close()
@@ -90,11 +89,31 @@ def names_of(variants: Sequence[str | None] | None) -> list[str | None]:
     return list(variants) if variants else [None]
 
 
-def _task(task: tuple[dict[str, Any], str | None, dict[str, Any] | None, int, int]) -> dict[str, Any]:
-    data, variant, overrides, rep, seed = task
+RepTask = tuple[str | None, dict[str, Any] | None, int, int]
+"""One replication as shipped to a worker: (variant, overrides, replicate, seed); the scenario is shared."""
+
+
+def _map_tasks(executor: Any, data: dict[str, Any], tasks: list[RepTask]) -> Iterator[dict[str, Any]]:
+    """The rows of ``tasks`` in order. A simres executor gets the scenario once as its ``shared``
+    object (sent to each worker once, not with every replication); any other object with an
+    order-preserving ``map(fn, items)`` gets it inside every item."""
+    from simres.experiments.executors import Executor
+
+    if isinstance(executor, Executor):
+        return executor.map(_task, tasks, shared=data)
+    mapper = executor.map if executor is not None else map
+    return mapper(_inline_task, [(data, *t) for t in tasks])
+
+
+def _task(data: dict[str, Any], task: RepTask) -> dict[str, Any]:
+    variant, overrides, rep, seed = task
     row = run_point(data, seed=seed, variant=variant, overrides=overrides)
     row["replicate"] = rep
     return row
+
+
+def _inline_task(task: tuple[Any, ...]) -> dict[str, Any]:
+    return _task(task[0], task[1:])  # type: ignore[arg-type]
 
 
 def compare(

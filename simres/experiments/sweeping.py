@@ -41,13 +41,19 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------- running
 
 
-def _run_task(task: tuple[Callable[..., dict[str, Any]], dict[str, Any], str | None, dict[str, Any], int,
-                          float | None],
-              ) -> tuple[dict[str, Any], str | None, float]:
-    """Run one point in a worker within its wall-clock limit: (metrics, error or None, wall seconds); never raises."""
+Task = tuple[Callable[..., dict[str, Any]], str | None, dict[str, Any], int, float | None]
+"""One point as shipped to a worker: (point function, variant, overrides, seed, time limit).
+
+The scenario every point starts from is not in it: it is the executor's ``shared`` object,
+sent to each worker once (:mod:`simres.experiments.executors`)."""
+
+
+def _run_task(data: dict[str, Any], task: Task) -> tuple[dict[str, Any], str | None, float]:
+    """Run one point of ``data`` in a worker within its wall-clock limit: (metrics, error or None,
+    wall seconds); never raises."""
     from simres.experiments.timeouts import PointTimeout, limited
 
-    fn, data, variant, overrides, seed, limit = task
+    fn, variant, overrides, seed, limit = task
     t0 = time.perf_counter()
     try:
         row = dict(limited(limit, fn, data, seed=seed, variant=variant, overrides=overrides))
@@ -111,7 +117,7 @@ def run_sweep(
     sink = _Sink(directory, meta)
     fn = point_fn or _default_point_fn()
     limit = resolve_point_timeout(point_timeout, plan.scenario)
-    tasks = [(fn, plan.base, p.variant, point_overrides(plan.spec, p.params), p.seed, limit) for p in pending]
+    tasks: list[Task] = [(fn, p.variant, point_overrides(plan.spec, p.params), p.seed, limit) for p in pending]
     report = reporter(progress, len(plan.points), label=plan.scenario.name, unit="pt",
                       initial=len(plan.points) - len(pending))
     owned = executor is None and bool(pending)
@@ -121,7 +127,7 @@ def run_sweep(
         if pending:
             from contextlib import closing
 
-            with closing(ex.as_completed(_run_task, tasks)) as outcomes:  # type: ignore[union-attr]
+            with closing(ex.as_completed(_run_task, tasks, shared=plan.base)) as outcomes:  # type: ignore[union-attr]
                 for k, outcome in enumerate(outcomes, start=1):
                     row = _row(pending[outcome.index], outcome.value, outcome.error, meta["dtypes"])
                     errors += row["error"] is not None

@@ -45,7 +45,6 @@ def scenario_report(scenario: Scenario | Mapping[str, Any] | str | os.PathLike[s
     (:func:`simres.reporting.plots.headline_figure`) is saved too, for a README or a slide.
     """
     from simres.experiments.replications import replicate
-    from simres.experiments.runs import run
 
     if reps < 1:
         raise ReportError(f"reps: must be >= 1, got {reps}")
@@ -60,7 +59,7 @@ def scenario_report(scenario: Scenario | Mapping[str, Any] | str | os.PathLike[s
     base = load_scenario(scenario)  # variants apply to the scenario as written, then the overrides
     reps_df = replicate(base, variants=names, reps=reps, seed=root, progress=progress, executor=executor,
                         overrides=overrides)
-    runs = {(v or ""): _frames(run(base, seed=root, variant=v, overrides=overrides)) for v in names}
+    runs = {(v or ""): _frames(r) for v, r in zip(names, _representative_runs(base, names, root, overrides, executor))}
     if headline is not None:
         Path(headline).parent.mkdir(parents=True, exist_ok=True)
         plots.save_headline_figure(headline, requests={v: f.requests for v, f in runs.items()}, reps=reps_df,
@@ -70,6 +69,29 @@ def scenario_report(scenario: Scenario | Mapping[str, Any] | str | os.PathLike[s
         Path(headline).with_name("verdict.txt").write_text("".join(f"- {s}\n" for s in lines), encoding="utf-8")
     return render_scenario_report(sc, reps_df, runs, seed=root, reference=reference, figure_format=figure_format,
                                   dpi=dpi, generated=generated)
+
+
+def _representative_runs(base: Scenario, names: Sequence[str | None], seed: int,
+                         overrides: Mapping[str, Any] | Sequence[str] | None, executor: Any) -> list[Any]:
+    """One run per variant with ``seed``, for the figures: on ``executor`` (the one the replications
+    used, so its workers are already warm) when it is a simres executor and there is more than one
+    variant, else in this process. The frames come back pickled, so they are the same either way."""
+    from simres.experiments.executors import Executor
+    from simres.experiments.runs import run
+
+    if not isinstance(executor, Executor) or len(names) < 2:
+        return [run(base, seed=seed, variant=v, overrides=overrides) for v in names]
+    ov = None if not overrides else dict(overrides) if isinstance(overrides, Mapping) else list(overrides)
+    return list(executor.map(_representative_run, [(v, ov, seed) for v in names],
+                             shared=base.model_dump(mode="json", by_alias=True)))
+
+
+def _representative_run(data: dict[str, Any], task: tuple[str | None, Any, int]) -> Any:
+    """In a worker: one full run (every frame) of variant ``task[0]`` of the scenario ``data``."""
+    from simres.experiments.runs import run
+
+    variant, overrides, seed = task
+    return run(data, seed=seed, variant=variant, overrides=overrides)
 
 
 def scenario_verdicts(scenario: Scenario, reps_df: pd.DataFrame, runs: Mapping[str, RunLike], *,

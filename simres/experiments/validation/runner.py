@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +32,7 @@ from simres.metrics.stats import mean_ci
 from simres.rng import replication_seeds
 
 if TYPE_CHECKING:
-    pass
+    from simres.experiments.executors import Executor
 
 
 
@@ -68,6 +67,7 @@ def run_validation(
     jobs: int = 1,
     confidence: float = CONFIDENCE,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> pd.DataFrame:
     """Run the validation cases and compare each check with its exact value.
 
@@ -80,6 +80,9 @@ def run_validation(
         jobs: worker processes (1 = in this process). Results do not depend on it.
         confidence: level of the Student-t intervals.
         progress: called as ``progress(done, total)`` after each replication.
+        executor: where the replications run (:mod:`simres.experiments.executors`), for example the
+            one a command shares between its stages; ``jobs`` is then ignored. Default: ``jobs``
+            local processes, started for this call and closed at its end (serial for ``jobs=1``).
 
     Returns:
         One row per check: ``case``, ``metric``, ``expected``, ``mean``, ``lo``, ``hi``,
@@ -106,7 +109,7 @@ def run_validation(
     out: dict[str, dict[int, list[float]]] = {c.name: {} for c in chosen}
     cpu: dict[str, float] = dict.fromkeys(out, 0.0)
     lost: dict[str, int] = dict.fromkeys(out, 0)
-    for done, (name, rep, values, unfinished, secs) in enumerate(_execute(ordered, jobs), start=1):
+    for done, (name, rep, values, unfinished, secs) in enumerate(_execute(ordered, jobs, executor), start=1):
         out[name][rep] = values
         cpu[name] += secs
         lost[name] += unfinished
@@ -131,14 +134,26 @@ COLUMNS = ("case", "metric", "expected", "mean", "lo", "hi", "halfwidth", "rel_h
 """Columns of the frame :func:`run_validation` returns."""
 
 
-def _execute(tasks: list[tuple[str, float, int, int]], jobs: int) -> Iterable[Outcome]:
-    if jobs == 1 or len(tasks) == 1:
+def _execute(tasks: list[tuple[str, float, int, int]], jobs: int, executor: Executor | None) -> Iterable[Outcome]:
+    """The replications' outcomes in completion order; the first failure is raised."""
+    from contextlib import closing
+
+    from simres.experiments.executors import ProcessExecutor
+
+    if executor is None and (jobs == 1 or len(tasks) == 1):
         yield from map(_replicate_one, tasks)
         return
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-        futures = [pool.submit(_replicate_one, t) for t in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
+    owned = executor is None
+    ex = ProcessExecutor(min(jobs, len(tasks))) if executor is None else executor
+    try:
+        with closing(ex.as_completed(_replicate_one, tasks)) as outcomes:
+            for outcome in outcomes:
+                if outcome.error is not None:
+                    raise outcome.error
+                yield outcome.value
+    finally:
+        if owned:
+            ex.close()
 
 
 def _compare(case: str, check: Check, values: list[float], tol: float, confidence: float,
