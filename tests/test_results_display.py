@@ -114,3 +114,13 @@ def test_without_the_registry_plot_says_what_to_import(monkeypatch: pytest.Monke
     monkeypatch.setitem(results.PLOTTERS, "run", {})
     with pytest.raises(SimresError, match="import simres"):
         results.draw("run", object(), None)
+
+
+def test_a_mean_is_shown_to_the_digit_its_interval_supports() -> None:
+    from simres.metrics.display import format_interval
+
+    assert format_interval("goodput", 13.45, 2.7) == "13.4 /s ± 2.7 /s"
+    assert format_interval("latency_p99", 0.813, 0.243) == "810 ms ± 243 ms"
+    assert format_interval("tries_per_request", 1.0113, 0.00024) == "1.011 ± 0.00024"  # never more digits
+    assert format_interval("latency_p99", 1.5, 0.0) == "1.5 s"  # equal runs: no interval
+    assert format_interval("recovered:trigger", 1.0, 0.28, lo=0.44, hi=1.0) == "100 % [44-100 %]"

@@ -184,7 +184,8 @@ def format_interval(key: str, mean: float, halfwidth: float = math.nan, *, lo: f
 
     A 0/1 key (``recovered:*``) is a share of runs with its Wilson interval ``lo``-``hi``
     (``67 % [21-94 %]``), never ``mean ± t-interval``; a NaN or zero half-width (one run,
-    or the same value on every run) is left out. The half-width has two significant digits.
+    or the same value on every run) is left out. The half-width has two significant digits,
+    and the mean is rounded to the same place (``13.4 /s ± 2.7 /s``, not ``13.45 /s``).
     """
     if not has_value(mean):
         return "-"
@@ -194,7 +195,13 @@ def format_interval(key: str, mean: float, halfwidth: float = math.nan, *, lo: f
             text += f" [{lo * 100:.0f}-{hi * 100:.0f} %]"
         return text
     fmt = format_for(key)
-    text = fmt(float(mean))
-    if has_value(halfwidth) and halfwidth > 1e-9 * max(abs(mean), 1e-12):  # not float noise on equal runs
+    mean = float(mean)
+    wide = has_value(halfwidth) and halfwidth > 1e-9 * max(abs(mean), 1e-12)  # not float noise on equal runs
+    if wide:
+        # the mean to the digit the interval supports: its half-width's second significant digit
+        step = 10.0 ** (math.floor(math.log10(float(halfwidth))) - 1)
+        mean = round(mean / step) * step
+    text = fmt(mean)
+    if wide:
         text += f" ± {_TWO_DIGITS.get(fmt, fmt)(float(halfwidth))}"
     return text
