@@ -90,8 +90,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
              variants=list(sc.variants) if all_variants else (), strict=strict, label=scenario,
              source=scenario, overrides=overrides)
     if all_variants or reps > 1:
-        from simres.cli.summary_view import compare_text
-        from simres.experiments.replications import replicate
+        from simres.experiments.replications import compare_table, replicate
 
         if all_variants and not sc.variants:
             raise SimresError(f"{scenario}: variants: the scenario defines no variants")
@@ -103,7 +102,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
             return
         df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides,
                        progress=not quiet, executor=ex)
-        click.echo(compare_text(df, controls=sc.controls))
+        click.echo(compare_table(df, controls=sc.controls))
         if out:
             write_frame(df, Path(out) / f"replications.{fmt}")
         return
@@ -191,8 +190,8 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
     # started first: the workers get ready while the modules are imported and the scenario is
     # loaded, checked and estimated
     ex = command_executor(jobs, needed=not dry_run)
-    from simres.cli.summary_view import bullet_lines, compare_text
-    from simres.experiments.replications import replicate
+    from simres.cli.summary_view import bullet_lines
+    from simres.experiments.replications import compare_table, replicate
     from simres.scenario.loading import load_scenario, parse_overrides
 
     overrides = parse_overrides(sets)
@@ -212,7 +211,7 @@ def compare(scenario: str, reps: int, seed: int | None, sets: tuple[str, ...], v
     df = replicate(scenario, variants=names, reps=reps, seed=seed, overrides=overrides, progress=not quiet,
                    executor=ex)
     chosen = metric_columns(df, metrics) if metrics else None
-    click.echo(compare_text(df, metrics=chosen, controls=sc.controls))
+    click.echo(compare_table(df, metrics=chosen, controls=sc.controls))
     from simres.reporting.verdicts import verdicts
 
     ref = sc.reference if sc.reference in names else None

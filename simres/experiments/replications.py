@@ -25,8 +25,9 @@ from simres.scenario.schema import Scenario
 
 HEADLINE = ("success_rate", "goodput", "latency_all_p50", "latency_all_p99", "latency_all_p999",
             "tries_per_request", "work_per_success", "latency_p50", "latency_p99", "latency_p999")
-"""Metrics shown first by :func:`compare_table`: latencies of every request (a failure at the time its
-client gave up) before the latencies of successes, which leave the failures out."""
+"""Metrics in a comparison's headline (:mod:`simres.reporting.tables`): latencies of every
+request (a failure at the time its client gave up) before the latencies of successes, which
+leave the failures out."""
 
 
 def run_point(scenario: Scenario | Mapping[str, Any] | str, *, seed: int, variant: str | None = None,
@@ -223,58 +224,89 @@ def recovery_verdicts(reps_df: pd.DataFrame, *, confidence: float = 0.95) -> pd.
     return aggregate_recovery(df, group_cols=["variant"], confidence=confidence)
 
 
-def _fmt(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    ax = abs(x)
-    if ax != 0 and (ax >= 1e5 or ax < 1e-3):
-        return f"{x:.3g}"
-    return f"{x:.4g}"
+COMPARE_DEFAULT = 16
+"""Metrics ``simres compare`` shows unless ``--metrics`` picks others."""
+
+_COMPARE_FIRST = ("success_rate", "goodput", "latency_all_p50", "latency_all_p99", "latency_all_p999",
+                  "latency_p99", "tries_per_request", "work_per_success", "amplification:*", "recovered:*",
+                  "recovery_time:*", "stable_at_end", "utilization:*", "queue_len:*")
+"""The default view of a comparison, in this order (patterns expand in the frame's order)."""
 
 
-def compare_table(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None,
-                  confidence: float = 0.95, max_metrics: int = 40, controls: Sequence[str] = ()) -> str:
-    """A plain-text comparison: per metric, each variant's mean ± CI, the best marked.
+def compare_table(reps: pd.DataFrame, *, metrics: Sequence[str] | None = None, controls: Sequence[str] = (),
+                  width: int | None = None, confidence: float = 0.95) -> str:
+    """The comparison ``simres compare`` prints: metrics x variants, in units, at most ``width`` columns.
 
-    ``*`` marks the best variant; ``~`` marks a variant whose difference from the best is
-    not significant (paired test); plain entries differ significantly. Descriptive
-    metrics (no better direction), metrics equal for every variant and ``controls`` get
-    no mark.
+    Each cell is the mean over replications with its 95 % interval at two significant
+    digits (:func:`simres.metrics.display.format_interval`; a 0/1 metric such as
+    ``recovered:*`` is a share of runs with its Wilson interval); ``*`` marks the best
+    variant, ``~`` one not significantly different from it (paired t-test). Metrics with no
+    data are left out; without ``metrics`` the first :data:`COMPARE_DEFAULT` of the
+    headline metrics are shown and the last line says how many more there are and how to
+    see them. Variants that do not fit the width continue in a block below, the metric
+    column repeated, so no line is longer than ``width`` (120 by default, or the terminal's
+    if narrower).
     """
-    cmp = compare_frame(reps_df, metrics=metrics, confidence=confidence, controls=controls)
-    variants = list(dict.fromkeys(reps_df["variant"].fillna("").astype(str)))
-    labels = [(v or "(as written)") + (" (control)" if v in controls else "") for v in variants]
-    n = int(reps_df.groupby(reps_df["variant"].fillna("").astype(str)).size().min())
-    order = [m for m in HEADLINE if m in set(cmp.metric)]
-    order += [m for m in dict.fromkeys(cmp.metric) if m not in order]
-    order = order[:max_metrics]
+    import fnmatch
+
+    from rich.console import Console
+
+    from simres.metrics.display import format_interval
+
+    if width is None:
+        console = Console()
+        width = min(120, console.width) if console.is_terminal else 120
+    cmp = compare_frame(reps, metrics=list(metrics) if metrics else None, controls=controls,
+                        confidence=confidence)
+    cmp = cmp[cmp["mean"].notna()]
+    with_data = list(dict.fromkeys(cmp["metric"]))
+    if metrics:
+        shown = with_data
+    else:
+        shown = []
+        for p in _COMPARE_FIRST:
+            shown += [m for m in with_data if fnmatch.fnmatchcase(m, p) and m not in shown]
+        shown = shown[:COMPARE_DEFAULT]
+    variants = [v for v in dict.fromkeys(reps["variant"].fillna("").astype(str)) if v in set(cmp["variant"])]
+    labels = {v: (v or "(as written)") + (" (control)" if v in controls else "") for v in variants}
     cells: dict[tuple[str, str], str] = {}
     marked = set(cmp.loc[cmp["best"], "metric"])
     for row in cmp.itertuples(index=False):
-        mark = " "
+        if row.metric not in shown:
+            continue
+        mark = ""
         if row.best:
-            mark = "*"
+            mark = " *"
         elif row.metric in marked and row.variant not in controls and not row.significant \
                 and not math.isnan(row.p_value):
-            mark = "~"
-        hw = "" if math.isnan(row.halfwidth) or n < 2 else f" ±{_fmt(row.halfwidth)}"
-        cells[(row.metric, row.variant)] = f"{_fmt(row.mean)}{hw}{mark}"
-    mw = max(len(m) for m in order) if order else 6
-    cw = [max(len(lab), *(len(cells.get((m, v), "-")) for m in order)) for v, lab in zip(variants, labels)]
-    lines = [f"{'metric':<{mw}}  " + "  ".join(f"{lab:>{w}}" for lab, w in zip(labels, cw))]
-    for m in order:
-        lines.append(f"{m:<{mw}}  " + "  ".join(f"{cells.get((m, v), '-'):>{w}}" for v, w in zip(variants, cw)))
-    pct = round(confidence * 100)
-    lines.append(f"\n{n} replication(s) per variant, mean ±{pct}% CI; * best, ~ not significantly different "
-                 "from the best (paired t-test), common random numbers across variants; descriptive metrics "
-                 "(utilization, count, throughput, queue_len) are never marked"
-                 + ("; controls are never marked" if controls else ""))
-    rec = recovery_verdicts(reps_df)
-    if len(rec):
-        lines.append("\nrecovery after each fault (share of replications that did NOT recover, 95% Wilson CI):")
-        for r in rec.itertuples(index=False):
-            lab = r.variant or "(as written)"
-            t50 = "-" if math.isnan(r.recovery_time_p50) else f"{r.recovery_time_p50:.1f}s"
-            lines.append(f"  {lab:<20} {r.fault:<20} {r.not_recovered}/{r.n} stuck "
-                         f"[{r.lo:.2f}, {r.hi:.2f}]  median recovery {t50}")
+            mark = " ~"
+        cells[(row.metric, row.variant)] = format_interval(row.metric, row.mean, row.halfwidth, lo=row.lo,
+                                                           hi=row.hi) + mark
+    mw = min(max([len(m) for m in shown] + [6]), 30)
+    cw = {v: max(len(labels[v]), *(len(cells.get((m, v), "-")) for m in shown)) for v in variants}
+    blocks: list[list[str]] = [[]]
+    used = mw
+    for v in variants:
+        if blocks[-1] and used + 2 + cw[v] > width:
+            blocks.append([])
+            used = mw
+        blocks[-1].append(v)
+        used += 2 + cw[v]
+    n = int(reps.groupby(reps["variant"].fillna("").astype(str)).size().min()) if len(reps) else 0
+    lines = [f"{len(variants)} variant(s) x {n} replication(s), common random numbers; "
+             f"mean ± {round(confidence * 100)} % interval"[: width]]
+    for block in blocks:
+        lines.append("")
+        lines.append(f"{'metric':<{mw}}" + "".join(f"  {labels[v]:>{cw[v]}}" for v in block))
+        for m in shown:
+            name = m if len(m) <= mw else m[: mw - 1] + "…"
+            lines.append(f"{name:<{mw}}" + "".join(f"  {cells.get((m, v), '-'):>{cw[v]}}" for v in block))
+    lines.append("")
+    lines.append("* best   ~ not significantly different from the best (paired t-test)   "
+                 "a share of runs: [Wilson interval]"[: width])
+    hidden = len(with_data) - len(shown)
+    if hidden > 0:
+        lines.append(f"{len(shown)} of {len(with_data)} metrics with data shown; --metrics 'PATTERN' "
+                     "shows others (e.g. 'latency_*', all), -o FILE writes every run"[: width])
     return "\n".join(lines)
+
