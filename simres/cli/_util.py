@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -141,25 +140,6 @@ def command_executor(jobs: int | None, *, needed: bool = True, dask: str | None 
 
         atexit.register(ex.close)
     return ex
-
-
-@contextlib.contextmanager
-def executor_for(jobs: int | None, tasks: int) -> Iterator[Any]:
-    """A separate executor for ``tasks`` simulations under ``--jobs`` (None: serial), closed on exit.
-
-    Kept for callers outside the commands; a command uses :func:`command_executor`, one for all
-    its stages.
-    """
-    if jobs == 1 or tasks <= 1:
-        yield None
-        return
-    from simres.experiments.executors import ProcessExecutor
-
-    ex = ProcessExecutor(min(jobs, tasks) if jobs else None)
-    try:
-        yield ex
-    finally:
-        ex.close()
 
 
 # ---------------------------------------------------------------------------- the shared flags

@@ -154,7 +154,8 @@ def estimate(scenario: Any, *, runs: int, workers: int, overrides: Mapping[str, 
 
 
 def workers_for(jobs: int | None, tasks: int) -> int:
-    """How many worker processes ``--jobs`` gives ``tasks`` runs (as :func:`simres.cli._util.executor_for`)."""
+    """How many worker processes ``--jobs`` gives ``tasks`` runs (local workers start on demand,
+    so :func:`simres.cli._util.command_executor` starts no more than this)."""
     from simres.experiments.executors import available_cores
 
     if jobs == 1 or tasks <= 1:
