@@ -203,36 +203,41 @@ def timeline_frame(recorder: Recorder, attempts: pd.DataFrame | None, step: floa
     return tl
 
 
+def _levels_at_bucket_ends(tl: pd.DataFrame, step: float, changes: dict[str, list[tuple[float, float]]],
+                           missing: float) -> np.ndarray:
+    """Per timeline row, the level of its service's step series at the end of the row's bucket
+    (the sampler's time is the bucket's start): the sum of the ``(time, delta)`` changes up to
+    then. Services without changes get ``missing``."""
+    out = np.full(len(tl), missing)
+    services = tl["service"].astype(str).to_numpy()
+    ends = tl["time"].to_numpy(dtype=float) + step
+    for service, series in changes.items():
+        series.sort(key=lambda c: c[0])  # stable: same-time changes keep their order
+        times = np.array([c[0] for c in series])
+        level = np.cumsum([c[1] for c in series])
+        rows = np.flatnonzero(services == service)
+        k = np.searchsorted(times, ends[rows], side="right")
+        out[rows] = np.where(k > 0, level[np.maximum(k - 1, 0)], 0)
+    return out
+
+
 def _add_limits(tl: pd.DataFrame, recorder: Recorder, step: float) -> None:
     """A ``limit`` column when some service has an admission limit: the sum of its instances'
-    limits at each sample time, from the ``limit`` events (NaN for services without one).
+    limits at the end of each bucket, from the ``limit`` events (NaN for services without one).
 
     Built from the events after the run, so a scenario without limits has the same frame
-    as before and the per-request path pays nothing.
+    as before and the per-request path pays nothing. Each event replaces its instance's
+    limit, so it changes the service's sum by the difference.
     """
-    rows = [(t, c, v) for t, k, c, v in zip(recorder.e_time, recorder.e_kind, recorder.e_component,
-                                           recorder.e_value, strict=True)
-            if k == "limit" and "->" not in c and "/" in c]
-    if not rows:
-        return
-    ev = pd.DataFrame(rows, columns=["time", "instance", "value"])
-    ev["service"] = ev["instance"].str.rsplit("/", n=1).str[0]
-    out = np.full(len(tl), np.nan)
-    times = tl["time"].to_numpy(dtype=float)
-    names = tl["service"].astype(str).to_numpy()
-    for svc, group in ev.groupby("service", sort=False):
-        mask = names == svc
-        if not mask.any():
-            continue
-        total = np.zeros(mask.sum())
-        for _inst, g in group.groupby("instance", sort=False):
-            g = g.sort_values("time", kind="stable")
-            # the limit in force at the end of each bucket (the sampler's time is its start + step)
-            idx = np.searchsorted(g["time"].to_numpy(), times[mask] + step, side="right") - 1
-            total += np.where(idx >= 0, g["value"].to_numpy()[np.maximum(idx, 0)], np.nan)
-        out[mask] = total
-    tl["limit"] = out
-
+    changes: dict[str, list[tuple[float, float]]] = {}
+    last: dict[str, float] = {}
+    for t, kind, comp, value in zip(recorder.e_time, recorder.e_kind, recorder.e_component, recorder.e_value,
+                                    strict=True):
+        if kind == "limit" and "->" not in comp and "/" in comp:  # an instance's limit, not a call site's
+            changes.setdefault(comp.rsplit("/", 1)[0], []).append((t, value - last.get(comp, 0.0)))
+            last[comp] = value
+    if changes:
+        tl["limit"] = _levels_at_bucket_ends(tl, step, changes, np.nan)
 
 
 def ejected_column(recorder: Recorder, tl: pd.DataFrame, step: float) -> np.ndarray:
@@ -240,20 +245,10 @@ def ejected_column(recorder: Recorder, tl: pd.DataFrame, step: float) -> np.ndar
     the callers of its service (an instance ejected by two callers counts twice): the count
     of ``ejected`` minus ``unejected`` events of the call sites with outlier ejection."""
     sites = recorder.ejection_sites
-    by_service: dict[str, list[tuple[float, int]]] = {}
+    changes: dict[str, list[tuple[float, float]]] = {}
     for t, kind, comp in zip(recorder.e_time, recorder.e_kind, recorder.e_component, strict=True):
         if kind == "ejected" or kind == "unejected":
             service = sites.get(comp)
             if service is not None:
-                by_service.setdefault(service, []).append((t, 1 if kind == "ejected" else -1))
-    out = np.zeros(len(tl), dtype=np.int64)
-    services = tl["service"].astype(str).to_numpy()
-    ends = tl["time"].to_numpy(dtype=float) + step
-    for service, changes in by_service.items():
-        changes.sort(key=lambda c: c[0])
-        times = np.array([c[0] for c in changes])
-        level = np.cumsum([c[1] for c in changes])
-        rows = np.flatnonzero(services == service)
-        k = np.searchsorted(times, ends[rows], side="right")
-        out[rows] = np.where(k > 0, level[np.maximum(k - 1, 0)], 0)
-    return out
+                changes.setdefault(service, []).append((t, 1 if kind == "ejected" else -1))
+    return _levels_at_bucket_ends(tl, step, changes, 0).astype(np.int64)
