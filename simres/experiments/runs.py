@@ -196,7 +196,17 @@ def hedges(scenario: Scenario) -> bool:
     then has the hedge keys (0 in a variant without hedging, so variants compare)."""
     return (any(c.hedge is not None for c in scenario.clients.values())
             or any(call.hedge is not None for s in scenario.services.values() for call in s.handler.calls)
-            or "hedge" in repr(list(scenario.variants.values())))
+            or any(_sets_hedge(v) for v in scenario.variants.values()))
+
+
+def _sets_hedge(overrides: Any) -> bool:
+    """Whether variant overrides set a ``hedge`` anywhere: a dotted path with a ``hedge``
+    segment, or a mapping (a whole call or client replaced) with a ``hedge`` key."""
+    if isinstance(overrides, dict):
+        return any("hedge" in str(k).split(".") or _sets_hedge(v) for k, v in overrides.items())
+    if isinstance(overrides, list):
+        return any(_sets_hedge(v) for v in overrides)
+    return False
 
 
 FLUSH_ROWS = 100_000
