@@ -49,6 +49,16 @@ THROTTLED = {
     "faults": [{"kind": "crash", "service": "db", "at": 8, "duration": 3}],
 }
 
+RATE_LIMITED = {
+    "name": "rate-limited",
+    "duration": 15,
+    "services": {"api": {"workers": 2, "service_time": {"kind": "exponential", "mean": 0.01},
+                         "queue": {"capacity": 10}}},
+    "clients": {"sdk": {"target": "api", "count": 2, "arrival": {"kind": "poisson", "rate": 150},
+                        "timeout": 1.0, "deadline": 3.0, "retry": {"preset": "aws_adaptive"}}},
+}
+"""botocore adaptive mode in overload: tries wait for tokens, some past their deadline."""
+
 
 def _without_callbacks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Force the process-driven engine: no call site may run on callbacks."""
@@ -75,8 +85,10 @@ def _frames(scenario, variant, overrides):
     return {f: getattr(res, f) for f in FRAMES}
 
 
-@pytest.mark.parametrize(("scenario", "variant", "overrides"), [*CASES, (THROTTLED, None, {})],
-                         ids=[*(c[0] + (f":{c[1]}" if c[1] else "") for c in CASES), "throttled-deadline"])
+@pytest.mark.parametrize(("scenario", "variant", "overrides"),
+                         [*CASES, (THROTTLED, None, {}), (RATE_LIMITED, None, {})],
+                         ids=[*(c[0] + (f":{c[1]}" if c[1] else "") for c in CASES), "throttled-deadline",
+                              "rate-limited"])
 def test_callbacks_match_processes(monkeypatch, scenario, variant, overrides):
     fast = _frames(scenario, variant, overrides)
     with monkeypatch.context() as m:

@@ -4,8 +4,9 @@ A :class:`CallSite` is one caller's logical calls to one service under one polic
 It asks the (pure) policies and acts on their answers with SimPy events, in this fixed
 order, outermost first:
 
-    deadline -> retry loop -> adaptive throttle -> circuit breaker -> bulkhead
-    -> per-try timeout -> network -> remote queue and work (-> network back)
+    deadline -> retry loop -> adaptive throttle -> client rate limiter -> circuit breaker
+    -> concurrency limit -> bulkhead -> per-try timeout -> network -> remote queue and work
+    (-> network back)
 
 and the retry budget is consulted between a failed try and the next one. Every try,
 including one rejected locally, becomes a row of the ``attempts`` frame; every decision
@@ -24,6 +25,7 @@ from simpy.events import Timeout
 from simres.metrics.recorder import ATTEMPT_CODES, Recorder
 from simres.model.hedging import HedgedCall, hedged_process
 from simres.model.job import READ, WRITE, Job
+from simres.model.rate_gate import RateGate
 from simres.model.service import Service
 from simres.outcomes import (
     BREAKER_OPEN,
@@ -98,6 +100,7 @@ class CallSite:
         "_code",
         "_lbu",
         "_rr",
+        "_throttling",
         "back_links",
         "breaker",
         "budget",
@@ -113,6 +116,7 @@ class CallSite:
         "out_links",
         "outstanding",
         "pick",
+        "rate_limiter",
         "recorder",
         "retry",
         "rng",
@@ -201,6 +205,13 @@ class CallSite:
         if self.limiter is not None and self.limiter.on_change is None:
             watch_limit(env, recorder, self.limiter, lcomp)
         self.throttle: AdaptiveThrottle | None = scoped(throttle_cfg, "throttle", lambda: throttle_cfg.build())
+        rl_cfg = policy.retry.rate_limiter if policy.retry is not None else None
+        rcomp = self.component if getattr(rl_cfg, "scope", "") != "shared" else edge
+        self.rate_limiter: RateGate | None = scoped(
+            rl_cfg, "rate_limiter",
+            lambda: RateGate(env, rl_cfg, uniform_sampler(stream(seed, f"rate_limit:{rcomp}{repeat}", "race"))))
+        """botocore adaptive mode's token bucket: once enabled, every try waits for a token."""
+        self._throttling = frozenset(policy.retry.throttling_outcomes) if policy.retry is not None else frozenset()
         self.simple = (
             self.timeout is None and self.deadline is None and self.retry is None and self.breaker is None
             and self.bulkhead is None and self.throttle is None and self.limiter is None and self.hedge is None
@@ -270,6 +281,18 @@ class CallSite:
             limiter.dropped_s(token, now)
         else:
             limiter.ignore(token)
+
+    def _rate_response(self, now: float, outcome: str) -> None:
+        """botocore's ``needs-retry`` hook for a try that was sent: its response updates the
+        client rate limiter; a throttling one is a ``rate_limit`` event (value: the new fill rate)."""
+        gate = self.rate_limiter
+        assert gate is not None
+        throttled = outcome in self._throttling
+        gate.response(now, throttled)
+        if throttled:
+            rl = gate.limiter
+            scope = self.component if rl.cfg.scope != "shared" else self.component.split("#", 1)[0]
+            self.recorder.event(now, "rate_limit", scope, outcome, rl.fill_rate)
 
     def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
                 outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
@@ -341,6 +364,7 @@ class CallSite:
         bulkhead = self.bulkhead
         throttle = self.throttle
         limiter = self.limiter
+        rl = self.rate_limiter
         if budget is not None:
             budget.on_request(now)
         attempt = 0
@@ -359,6 +383,17 @@ class CallSite:
                 throttle.record_rejection(t0)
                 outcome = self._reject(req_id, attempt, t0, THROTTLED, "throttled", retry_cost, wait, parent)
                 break
+            if rl is not None and rl.enabled:
+                granted_ev = Event(env)
+                if not rl.ask(deadline_at, granted_ev.succeed):
+                    asked = t0
+                    granted = yield granted_ev
+                    t0 = env.now
+                    if not granted:
+                        outcome = self._reject(req_id, attempt, asked, THROTTLED, "rate_limit_expired",
+                                               retry_cost, wait, parent)
+                        break
+                    wait += t0 - asked
             permit = None
             if breaker is not None:
                 permit = breaker.allow(t0, True)
@@ -409,6 +444,8 @@ class CallSite:
                 breaker.on_result(t1, permit, outcome, t1 - t0)
             if throttle is not None:
                 throttle.record_outcome(t1, outcome)
+            if rl is not None:
+                self._rate_response(t1, outcome)
             if budget is not None:
                 budget.on_try_end(t1, outcome, attempt > 1, retry_cost)
             self._record(req_id, attempt, idx, t0, t1, outcome, True, wait, job.try_id, parent, job.served)
@@ -548,7 +585,7 @@ class Call:
     with a bulkhead, whose gate may wait, uses :meth:`CallSite.call`.
     """
 
-    __slots__ = ("attempt", "deadline_at", "done", "outcome", "parent", "permit", "priority", "rc",
+    __slots__ = ("asked", "attempt", "deadline_at", "done", "outcome", "parent", "permit", "priority", "rc",
                  "req_id", "retry_cost", "site", "t0", "tag", "wait")
 
     def __init__(self, site: CallSite, req_id: int, priority: str, done: Any, parent_deadline: float,
@@ -566,6 +603,8 @@ class Call:
         self.rc: Any = None
         self.permit: Any = None
         self.t0 = 0.0
+        self.asked = 0.0
+        """When the try under way asked the client rate limiter for a token."""
         self.tag: Any = None
         """Free for the caller (the client keeps the member and start time here)."""
 
@@ -594,6 +633,29 @@ class Call:
                                         self.wait, self.parent)
             self.done(self)
             return
+        rl = site.rate_limiter
+        if rl is not None and rl.enabled and not rl.ask(self.deadline_at, self._granted):
+            self.asked = t0  # resume in _granted with the token
+            return
+        self._admit(t0)
+
+    def _granted(self, granted: bool) -> None:
+        """The client rate limiter's answer for a try that waited: a token (go on to the
+        breaker), or the deadline passed first (the try is refused locally as throttled)."""
+        site = self.site
+        now = site.env.now
+        if not granted:
+            self.outcome = site._reject(self.req_id, self.attempt, self.asked, THROTTLED, "rate_limit_expired",
+                                        self.retry_cost, self.wait, self.parent)
+            self.done(self)
+            return
+        self.wait += now - self.asked
+        self._admit(now)
+
+    def _admit(self, t0: float) -> None:
+        """The breaker's gate, then the try (the part of :meth:`_next` after the rate gates)."""
+        site = self.site
+        attempt = self.attempt
         breaker = site.breaker
         if breaker is not None:
             self.permit = breaker.allow(t0, True)
@@ -646,6 +708,8 @@ class Call:
             site.breaker.on_result(t1, self.permit, outcome, t1 - self.t0)
         if site.throttle is not None:
             site.throttle.record_outcome(t1, outcome)
+        if site.rate_limiter is not None:
+            site._rate_response(t1, outcome)
         budget = site.budget
         if budget is not None:
             budget.on_try_end(t1, outcome, attempt > 1, self.retry_cost)

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from simres.policies.aws_adaptive import AdaptiveRateConfig
 from simres.policies.backoff import BackoffConfig, JitterConfig
 from simres.policies.breaker import BreakerConfig
 from simres.policies.budget import (
@@ -45,7 +46,7 @@ CONFIGS: dict[str, type[BaseModel]] = {
         RetryConfig, BackoffConfig, JitterConfig, TokenBucketBudgetConfig, GrpcBudgetConfig,
         RatioBudgetConfig, ConcurrencyBudgetConfig, FailureRatioBudgetConfig, BreakerConfig,
         WindowConfig, BulkheadConfig, SheddingConfig, ThrottleConfig, LimitConfig, LimitWindowConfig,
-        EnvoyGradientConfig, CodelConfig, HedgeConfig, OutlierConfig,
+        EnvoyGradientConfig, CodelConfig, HedgeConfig, OutlierConfig, AdaptiveRateConfig,
     )
 }
 """Every policy config model whose options the document lists."""

@@ -123,6 +123,15 @@ class AdaptiveRateLimiter:
             return max(wait, MIN_WAIT)
         return wait
 
+    def acquire(self, now: float) -> float:
+        """A send's ask for a token without the waiter queue, for a driver that keeps its own
+        (first come, first served): 0.0 took one (or the limiter is off); else the seconds
+        until one is due, at least :data:`MIN_WAIT`. The token arithmetic is :meth:`send`'s."""
+        if not self.enabled:
+            return 0.0
+        wait = self._take(now)
+        return max(wait, MIN_WAIT) if wait > 0 else 0.0
+
     def retry_send(self, now: float, waiter: Any = None) -> float:
         """A waiter woken (its wait over, or notified) checks again: 0.0 sends, else wait more.
 

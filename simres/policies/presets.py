@@ -125,6 +125,20 @@ RETRY_PRESETS: dict[str, dict[str, Any]] = {
         "retry_after_mode": "aws",
         "budget": _budget("aws_standard"),
     },
+    # AWS SDK adaptive mode (botocore 1.44 retries/adaptive.py): standard mode 2.1 as above,
+    # plus a client-side rate limiter per client: after the first throttling error every try
+    # waits for a token of a token bucket whose rate CUBIC sets from the measured send rate.
+    "aws_adaptive": {
+        "max_attempts": 3,
+        "retry_on": _REMOTE_FAILURES,
+        "backoff": {"kind": "exponential", "base": 0.05, "cap": 20.0, "multiplier": 2.0},
+        "throttling_outcomes": _AWS_THROTTLING,
+        "throttling_backoff": {"kind": "exponential", "base": 1.0, "cap": 20.0, "multiplier": 2.0},
+        "jitter": {"kind": "full"},
+        "retry_after_mode": "aws",
+        "budget": _budget("aws_standard"),
+        "rate_limiter": {},
+    },
     # The same for DynamoDB and DynamoDB Streams: 4 tries, 25 ms base for other errors.
     "aws_standard_dynamodb": {
         "max_attempts": 4,

@@ -12,10 +12,11 @@ from __future__ import annotations
 import weakref
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
 from simres.outcomes import RETRYABLE_KINDS
 from simres.policies._base import PolicyModel
+from simres.policies.aws_adaptive import AdaptiveRateConfig
 from simres.policies.backoff import (
     BackoffConfig,
     Jitter,
@@ -119,6 +120,11 @@ class RetryConfig(PolicyModel):
                     "status=); None = no own limit.")
     budget: BudgetConfig | None = Field(
         default=None, description="Retry budget that must grant each retry; None = unlimited.")
+    rate_limiter: AdaptiveRateConfig | None = Field(
+        default=None,
+        description="botocore adaptive mode's client-side rate limiter: once a throttling_outcomes reply was "
+                    "seen, every try (the first included) waits for a token of a CUBIC-driven token bucket "
+                    "before it is sent; None = no limiter (standard mode).")
     preset: str | None = Field(
         default=None, description="Name of a library preset whose values fill every field "
                                   "not given here.")
@@ -130,6 +136,22 @@ class RetryConfig(PolicyModel):
         if bad:
             raise ValueError(f"must be among {list(RETRYABLE_KINDS)}, got {bad}")
         return tuple(dict.fromkeys(value))
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_rate_limiter(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # No `rate_limiter: null` in resolved scenarios: `show`, reports and sweep fingerprints of
+        # retries without a limiter are unchanged.
+        out: dict[str, Any] = handler(self)
+        if out.get("rate_limiter", 0) is None:
+            del out["rate_limiter"]
+        return out
+
+    @model_validator(mode="after")
+    def _limiter_needs_throttling(self) -> RetryConfig:
+        if self.rate_limiter is not None and not self.throttling_outcomes:
+            raise ValueError("rate_limiter: needs throttling_outcomes (the replies that slow the limiter "
+                             "down, e.g. [rejected, shed]); got none")
+        return self
 
     @model_validator(mode="after")
     def _decorrelated_needs_base(self) -> RetryConfig:

@@ -25,6 +25,7 @@ from simres.outcomes import (
     THROTTLED,
     TIMEOUT,
 )
+from simres.policies.aws_adaptive import AdaptiveRateLimiter
 from simres.policies.breaker import BreakerConfig, CircuitBreaker
 from simres.policies.budget import RetryBudget
 from simres.policies.bulkhead import ADMIT, WAIT, Bulkhead, BulkheadConfig
@@ -165,6 +166,13 @@ class PolicyStack:
         self.bulkhead = bulkhead.build() if isinstance(bulkhead, BulkheadConfig) else bulkhead
         self.throttle = throttle.build() if isinstance(throttle, ThrottleConfig) else throttle
         self._lock = threading.Lock()
+        self.rate_limiter = (AdaptiveRateLimiter(retry.rate_limiter, self.clock.now())
+                             if retry is not None and retry.rate_limiter is not None else None)
+        """botocore adaptive mode's client rate limiter (``retry.rate_limiter``): every try,
+        the first included, waits for a token once a throttling outcome was seen."""
+        self._throttling = frozenset(retry.throttling_outcomes) if retry is not None else frozenset()
+        self._rate_cond = threading.Condition(self._lock)
+        """botocore's ``_new_fill_rate_condition``: a rate change wakes one waiting thread."""
 
     def __repr__(self) -> str:
         return (f"Resilient(timeout={self.timeout!r}, deadline={self.deadline!r}, "
@@ -211,6 +219,43 @@ class PolicyStack:
                 self.budget.on_request(now)
         retry = self.retry.new_call() if self.retry is not None else None
         return _Call(retry, None if self.deadline is None else now + self.deadline)
+
+    def _rate_wait(self, call: _Call) -> None:
+        """``TokenBucket.acquire`` for a thread: block until a token is there (waking when it is
+        due or when a response changes the rate); raises DeadlineExceeded if the call's
+        deadline passes first."""
+        rl = self.rate_limiter
+        if rl is None:
+            return
+        with self._rate_cond:
+            while True:
+                now = self.clock.now()
+                wait = self._rate_ask(rl, call, now)
+                if wait == 0.0:
+                    return
+                self._rate_cond.wait(wait)
+
+    async def _arate_wait(self, call: _Call) -> None:
+        """The asyncio form of :meth:`_rate_wait`: sleep until the token is due and ask again."""
+        rl = self.rate_limiter
+        if rl is None:
+            return
+        while True:
+            with self._lock:
+                wait = self._rate_ask(rl, call, self.clock.now())
+            if wait == 0.0:
+                return
+            await asyncio.sleep(wait)
+
+    def _rate_ask(self, rl: AdaptiveRateLimiter, call: _Call, now: float) -> float:
+        """Under the lock: 0.0 with a token taken, else how long to wait (capped by the deadline)."""
+        wait = rl.acquire(now)
+        if wait > 0.0 and call.deadline_at is not None:
+            left = call.deadline_at - now
+            if left <= 0:
+                raise DeadlineExceeded(f"deadline of {self.deadline} s passed waiting for a rate-limit token")
+            wait = min(wait, left)
+        return wait
 
     def _admit(self, call: _Call) -> tuple[_Try | None, str, Exception | None]:
         """Throttle, breaker, bulkhead: (try, bulkhead verdict, local error)."""
@@ -348,6 +393,9 @@ class PolicyStack:
                 self.breaker.on_result(now, attempt.permit, outcome, now - attempt.start)
             if self.throttle is not None and outcome != CANCELLED:
                 self.throttle.record_outcome(now, outcome)
+            if self.rate_limiter is not None and outcome != CANCELLED:
+                self.rate_limiter.response(now, outcome in self._throttling)
+                self._rate_cond.notify()
             self._end_budget(now, call, outcome, sent=True)
         if woken is not None:
             woken.wake()  # type: ignore[attr-defined]

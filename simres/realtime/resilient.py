@@ -123,6 +123,7 @@ class Resilient(PolicyStack):
         while True:
             self._check_deadline(call, last)
             with self._one_try():
+                self._rate_wait(call)
                 attempt, verdict, local = self._admit(call)
                 if local is not None:
                     raise local from last
@@ -170,6 +171,7 @@ class Resilient(PolicyStack):
 
     def _attempt_body(self) -> Iterator[None]:
         call = self._begin()
+        self._rate_wait(call)
         attempt, verdict, local = self._admit(call)
         if local is not None:
             raise local
@@ -213,6 +215,7 @@ class Resilient(PolicyStack):
         while True:
             self._check_deadline(call, last)
             async with self._one_atry():
+                await self._arate_wait(call)
                 attempt, verdict, local = self._admit(call)
                 if local is not None:
                     raise local from last
@@ -244,6 +247,7 @@ class Resilient(PolicyStack):
     @contextlib.asynccontextmanager
     async def _aattempt_body(self) -> AsyncIterator[None]:
         call = self._begin()
+        await self._arate_wait(call)
         attempt, verdict, local = self._admit(call)
         if local is not None:
             raise local

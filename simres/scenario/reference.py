@@ -87,6 +87,7 @@ EXAMPLES: dict[str, str] = {
     "LimitWindowConfig": "window: {min_time: 0.5, sample: percentile, percentile: 0.9}\n",
     "EnvoyGradientConfig": "envoy: {interval: 30, concurrency_update_interval: 0.05}  # kind: envoy_gradient\n",
     "CodelConfig": "codel: {target: 0.005, interval: 0.1}\n",
+    "AdaptiveRateConfig": "rate_limiter: {scope: per_client}  # in retry:, as the aws_adaptive preset sets it\n",
     "HedgeConfig": "hedge: {preset: grpc, max_attempts: 3, delay: 0.05}\n",
     "Scenario": """\
 name: checkout
