@@ -141,7 +141,8 @@ class Mapping:
         self.data = {k: (None if v is None else v.model_dump(mode="json")) if hasattr(v, "model_dump") or v is None
                      else v for k, v in dumped.items()}
         self.flat = flatten(self.data)
-        self.used: set[str] = set(irrelevant(self.data))
+        self.used: set[str] = set()
+        self.skipped: set[str] = set(irrelevant(self.data))
         self.notes: list[str] = []
         self.instance = "backend"
         """The name of the library object (Resilience4j instance, Envoy cluster, gRPC service)."""
@@ -200,8 +201,9 @@ class Mapping:
                 self.used.add(path)
 
     # -- the guard
-    def _is_used(self, path: str) -> bool:
-        return any(path == u or path.startswith(u + ".") for u in self.used)
+    def _is_used(self, path: str, *, mapped_only: bool = False) -> bool:
+        done = self.used if mapped_only else self.used | self.skipped
+        return any(path == u or path.startswith(u + ".") for u in done)
 
     def leftovers(self) -> list[str]:
         """Notes for every unused field that differs from its neutral value; the notes, in order."""
@@ -213,8 +215,10 @@ class Mapping:
             if value is None or not isinstance(value, MappingABC):
                 continue
             leaves = [p for p in self.flat if _under(p, root)]
-            if leaves and not any(self._is_used(p) for p in leaves) and any(p in pending for p in leaves):
-                shown = {k: v for k, v in value.items() if k not in IGNORED}
+            if leaves and not any(self._is_used(p, mapped_only=True) for p in leaves) and \
+                    any(p in pending for p in leaves):
+                shown = {k: v for k, v in value.items() if k not in IGNORED
+                         and not self._is_used(f"{root}.{k}")}
                 self.note(f"{root}: {show(shown)}: {self.library} has no equivalent")
                 done.update(leaves)
         for p in pending:

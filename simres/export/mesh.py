@@ -117,7 +117,7 @@ def _outlier(m: Mapping, istio: bool = False) -> dict[str, Any] | None:
                "interval": seconds(m.v("outlier_detection.interval")),
                "baseEjectionTime": seconds(m.v("outlier_detection.base_ejection_time")),
                "maxEjectionPercent": m.v("outlier_detection.max_ejection_percent"),
-               "minHealthPercent": round(m.v("outlier_detection.healthy_panic_threshold") * 100, 9),
+               "minHealthPercent": m.v("outlier_detection.healthy_panic_threshold"),
                "splitExternalLocalOriginErrors": m.v("outlier_detection.split_external_local_origin_errors"),
                "consecutiveLocalOriginFailures": m.v("outlier_detection.consecutive_local_origin_failure")}
         # Istio enforces the gateway-error rule only when consecutiveGatewayErrors is set
@@ -163,7 +163,7 @@ def envoy(m: Mapping) -> str:
     if outlier is not None:
         cluster["outlier_detection"] = outlier
         cluster["common_lb_config"] = {"healthy_panic_threshold": {
-            "value": round(m.raw("outlier_detection.healthy_panic_threshold") * 100, 9)}}
+            "value": m.raw("outlier_detection.healthy_panic_threshold")}}
     route = {"name": name, "match": {"prefix": "/"}, "route": _route(m, name)}
     head = ("# Envoy v3: the cluster goes under static_resources.clusters, the route under a\n"
             "# route_config virtual_host's routes. Limits not set by simres are written as 4294967295\n"
@@ -294,7 +294,7 @@ def grpc(m: Mapping) -> dict[str, Any]:
         m.fixed("hedge", {k: v for k, v in lib.items() if k != "budget"}, "gRPC")
         budget_path = "hedge.budget"
     if budget_path and m.has(budget_path):
-        if m.raw(f"{budget_path}.kind") == "grpc":
+        if m.v(f"{budget_path}.kind") == "grpc":
             out["retryThrottling"] = {"maxTokens": m.v(f"{budget_path}.max_tokens"),
                                       "tokenRatio": m.v(f"{budget_path}.token_ratio")}
             retried = m.raw("retry.retry_on" if budget_path == "retry.budget" else "hedge.non_fatal")
