@@ -171,7 +171,14 @@ class Mapping:
         self.used.update(paths)
 
     def note(self, text: str) -> None:
-        """Name a setting the library cannot express, or expresses only approximately."""
+        """Name a setting the library cannot express, or expresses only approximately.
+
+        A note about a setting that cannot matter as configured (its path, before the first
+        ``:``, is irrelevant: the backoff of a single try) is dropped.
+        """
+        path = text.split(":", 1)[0]
+        if any(path == s or path.startswith(s + ".") for s in self.skipped):
+            return
         if text not in self.notes:
             self.notes.append(text)
 
