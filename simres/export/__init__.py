@@ -4,7 +4,9 @@ Pure functions: a resolved :class:`~simres.scenario.services.CallPolicy` in, tex
 of settings the library cannot express out. One mapper per library (:mod:`.pylibs`,
 :mod:`.frameworks`, :mod:`.mesh`); :mod:`._common` holds the guard that names every setting a
 mapper did not map, so nothing is dropped silently. Counting rules and units follow
-``docs/policies.md`` (see ``docs/export.md``).
+``docs/policies.md`` (see ``docs/export.md``). It may import only the foundations and
+:mod:`simres.policies` (the configs and presets it reads); never SimPy, the scenario (a call is
+any object with the CallPolicy fields), the model, experiments or the CLI.
 """
 
 from __future__ import annotations
