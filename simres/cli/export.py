@@ -159,6 +159,7 @@ def export_config(source: str, library: str, call: str | None, variant: str | No
     (--reps, default 5; --no-measure to skip).
     """
     from simres.export import NothingToExport, export_call
+    from simres.export._common import show
     from simres.scenario.loading import load_scenario, parse_overrides
 
     library = library.lower()
@@ -183,7 +184,7 @@ def export_config(source: str, library: str, call: str | None, variant: str | No
     sc = load_scenario(scenario, overrides=overrides or None, variant=variant)
     key, target, policy = _pick_call(sc, call, scenario)
     flags = [f"--variant {shlex.quote(variant)}"] if variant else []
-    flags += [f"--set {shlex.quote(f'{k}={v}')}" for k, v in overrides.items()]
+    flags += [f"--set {shlex.quote(f'{k}={show(v)}')}" for k, v in overrides.items()]
     header.append(f"scenario: {scenario}" + (f" {' '.join(flags)}" if flags else "") + f"; call {key}")
     try:
         exported = export_call(policy, library, instance=target, header=())

@@ -184,8 +184,16 @@ class Mapping:
 
     def cannot(self, path: str, why: str) -> None:
         """Name ``path`` (with its value) as not expressible, and mark it handled."""
-        self.note(f"{path}: {show(self.raw(path))}: {why}")
+        self.note(f"{path}: {show(self.shown(path))}: {why}")
         self.use(path)
+
+    def shown(self, path: str) -> Any:
+        """The value at ``path`` as a note shows it: a mapping without its preset, scope and irrelevant fields."""
+        value = self.raw(path)
+        if not isinstance(value, MappingABC):
+            return value
+        return {k: self.shown(f"{path}.{k}") for k in value if k not in IGNORED and value[k] is not None
+                and not any(f"{path}.{k}" == s or f"{path}.{k}".startswith(s + ".") for s in self.skipped)}
 
     def fixed(self, prefix: str, library_values: MappingABC[str, Any], what: str | None = None) -> None:
         """Compare every unused field under ``prefix`` with the library's fixed behaviour; name each difference.
@@ -224,9 +232,7 @@ class Mapping:
             leaves = [p for p in self.flat if _under(p, root)]
             if leaves and not any(self._is_used(p, mapped_only=True) for p in leaves) and \
                     any(p in pending for p in leaves):
-                shown = {k: v for k, v in value.items() if k not in IGNORED
-                         and not self._is_used(f"{root}.{k}")}
-                self.note(f"{root}: {show(shown)}: {self.library} has no equivalent")
+                self.note(f"{root}: {show(self.shown(root))}: {self.library} has no equivalent")
                 done.update(leaves)
         for p in pending:
             if p not in done:
