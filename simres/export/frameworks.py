@@ -73,7 +73,10 @@ def _r4j_breaker(m: Mapping) -> dict[str, Any]:
             out["slidingWindowSize"] = int(size)
         else:
             m.cannot("breaker.window", "Resilience4j windows are COUNT_BASED or TIME_BASED (1 s buckets)")
-        out["minimumNumberOfCalls"] = m.v("breaker.minimum_calls")
+        least = m.v("breaker.minimum_calls")
+        if least < 1:
+            m.note("breaker.minimum_calls: 0: Resilience4j needs at least 1; written as 1")
+        out["minimumNumberOfCalls"] = max(1, least)
         out["failureRateThreshold"] = _pct(m.v("breaker.threshold")) if trip == "failure_rate" else 100
         slow = m.v("breaker.slow_threshold")
         if slow is None:
@@ -84,6 +87,13 @@ def _r4j_breaker(m: Mapping) -> dict[str, Any]:
             out["slowCallRateThreshold"] = _pct(slow)
         out["slowCallDurationThreshold"] = millis(m.v("breaker.slow_call_duration"))
     out["waitDurationInOpenState"] = millis(m.v("breaker.open_for"))
+    growth = m.v("breaker.open_for_multiplier")
+    if growth != 1 and m.raw("breaker.open_for_jitter") == "none":
+        # IntervalFunction.ofExponentialBackoff(waitDurationInOpenState, multiplier[, max]) per consecutive open
+        out["enableExponentialBackoff"] = True
+        out["exponentialBackoffMultiplier"] = growth
+        if m.v("breaker.open_for_max") is not None:
+            out["exponentialMaxWaitDurationInOpenState"] = millis(m.raw("breaker.open_for_max"))
     if m.raw("breaker.half_open") == "permits":
         out["permittedNumberOfCallsInHalfOpenState"] = m.v("breaker.half_open_permits")
     wait = m.v("breaker.half_open_max_wait")

@@ -80,16 +80,24 @@ def urllib3(m: Mapping) -> str:
 
 # ---------------------------------------------------------------------------- botocore
 
+_BOTOCORE_FORMS = {"aws_standard": "", "aws_standard_dynamodb": " (as botocore runs it for DynamoDB clients)",
+                   "aws_standard_2_0": " (botocore <= 1.42, retry mode 2.0)"}
+
 
 def botocore(m: Mapping) -> str:
     """``Config(retries={"total_max_attempts": N, "mode": "standard"}, ...)``: total_max_attempts counts tries."""
     if not m.has("retry") and not m.has("timeout"):
         raise NothingToExport("botocore exports a retry policy or a per-try timeout; this call has neither")
     args: list[tuple[str, str]] = []
+    form = ""
     if m.has("retry"):
         tries = m.v("retry.max_attempts")
-        # botocore's standard mode is the aws_standard preset: nothing but the tries can be set
-        m.fixed("retry", resolved(RetryConfig, "aws_standard"), "botocore standard mode")
+        # botocore's standard mode is the aws_standard preset (its DynamoDB and 1.42 forms too): nothing but the
+        # tries can be set
+        preset = m.raw("retry.preset")
+        preset = preset if preset in _BOTOCORE_FORMS else "aws_standard"
+        m.fixed("retry", resolved(RetryConfig, preset), f"botocore standard mode{_BOTOCORE_FORMS[preset]}")
+        form = _BOTOCORE_FORMS[preset].strip(" ()")
         args.append(("retries", f'{{"total_max_attempts": {tries}, "mode": "standard"}}'))
     else:
         args.append(("retries", '{"total_max_attempts": 1, "mode": "standard"}'))
@@ -101,6 +109,7 @@ def botocore(m: Mapping) -> str:
     _timeouts_elsewhere(m, "deadline")
     return ("from botocore.config import Config\n\n"
             "# total_max_attempts counts every try; Config(retries={'max_attempts': N}) would count retries\n"
+            + (f"# standard mode {form}\n" if form else "") +
             f"config = Config(\n{_args(args)})\n")
 
 

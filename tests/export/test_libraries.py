@@ -54,6 +54,8 @@ def test_botocore_preset_is_standard_mode_counting_tries() -> None:
     assert notes == []
     ns, notes = export("botocore", retry={"preset": "aws_standard", "max_attempts": 5})
     assert ns["config"].retries["total_max_attempts"] == 5 and notes == []
+    ns, notes = export("botocore", retry={"preset": "aws_standard_dynamodb"})  # botocore's DynamoDB form
+    assert ns["config"].retries["total_max_attempts"] == 4 and notes == []
 
 
 def test_tenacity_preset_is_its_documented_recipe() -> None:
@@ -147,6 +149,15 @@ def test_istio_from_envoys_presets_names_what_istio_lacks() -> None:
     assert od["consecutive5xxErrors"] == 5 and od["minHealthPercent"] == 50
     assert any("budget_percent" in n for n in notes)          # Istio has no retry_budget
     assert any("enforcing_success_rate" in n for n in notes)  # Istio turns success-rate ejection off
+
+
+def test_resilience4j_grows_the_open_state_wait_exponentially() -> None:
+    doc, notes = export("resilience4j", breaker={"preset": "resilience4j", "open_for": 5, "open_for_multiplier": 2,
+                                                 "open_for_max": 300, "minimum_calls": 0})
+    cb = doc["resilience4j"]["circuitbreaker"]["instances"]["db"]
+    assert (cb["enableExponentialBackoff"], cb["exponentialBackoffMultiplier"]) == (True, 2.0)
+    assert cb["exponentialMaxWaitDurationInOpenState"] == "300000ms" and cb["minimumNumberOfCalls"] == 1
+    assert notes == ["breaker.minimum_calls: 0: Resilience4j needs at least 1; written as 1"]
 
 
 # ---------------------------------------------------------------------------- counting and units
