@@ -74,7 +74,8 @@ def export_call(policy: Any, library: str, *, instance: str = "backend",
     notes = m.leftovers()
     lines = list(header)
     if notes:
-        lines += ["", f"Not expressible in {library} (left out or approximated as said):"]
+        lines += [""] if lines else []
+        lines += [f"Not expressible in {library} (left out or approximated as said):"]
         lines += [f"  - {n}" for n in notes]
     if language == "json":
         text = json.dumps({"_comment": lines, **body}, indent=2, ensure_ascii=False) + "\n"

@@ -244,3 +244,90 @@ def test_a_retry_feature_no_library_has_is_named_by_every_library(library: str) 
 def test_a_call_with_nothing_in_the_librarys_domain_is_an_error(library: str, policy: dict[str, Any]) -> None:
     with pytest.raises(NothingToExport):
         export_call(CallPolicy(**policy), library)
+
+
+# ---------------------------------------------------------------------------- the waits themselves
+
+
+def simres_waits(retry: dict[str, Any]) -> list[float]:
+    """The waits simres computes between the tries of one call that keeps failing (no jitter: no draws)."""
+    import numpy as np
+
+    from simres.policies import RetryConfig
+
+    call = RetryConfig(**retry).new_call()
+    waits = []
+    rng = np.random.default_rng(0)
+    while True:
+        call.on_try()
+        wait = call.next_delay("error", rng)
+        if wait is None:
+            return waits
+        waits.append(wait)
+
+
+@pytest.mark.parametrize("retry", [{"preset": "urllib3"}, {"preset": "urllib3", "backoff": {"base": 0.3, "cap": 2}},
+                                   {"preset": "urllib3", "max_attempts": 8}])
+def test_urllib3_waits_are_simres_waits(retry: dict[str, Any]) -> None:
+    from urllib3.util.retry import RequestHistory
+
+    r = export("urllib3", retry=retry)[0]["retry"]
+    expected = simres_waits(retry)
+    assert len(expected) == r.total
+    got = [r.new(history=(RequestHistory("GET", "/", None, 503, None),) * k).get_backoff_time()
+           for k in range(1, r.total + 1)]
+    assert got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("retry", [{"preset": "tenacity"}, {"preset": "tenacity", "backoff": {"floor": 2.5}},
+                                   {"max_attempts": 5, "jitter": "none", "backoff": {"kind": "linear", "base": 0.2}},
+                                   {"max_attempts": 4, "jitter": "none", "backoff": {"kind": "constant", "base": 0.7}},
+                                   {"max_attempts": 6, "jitter": "none",
+                                    "backoff": {"base": 0.1, "multiplier": 3, "cap": 2}}])
+def test_tenacity_waits_are_simres_waits(retry: dict[str, Any]) -> None:
+    import tenacity
+
+    r = export("tenacity", retry=retry)[0]["retrying"]
+    expected = simres_waits(retry)
+    state = tenacity.RetryCallState(r, fn=None, args=(), kwargs={})
+    got = []
+    for attempt in range(1, r.stop.max_attempt_number):
+        state.attempt_number = attempt
+        got.append(r.wait(state))
+    assert got == pytest.approx(expected)
+
+
+def _bundled_calls() -> list[tuple[str, str | None]]:
+    from pathlib import Path
+
+    from simres.scenario.loading import load_scenario
+
+    root = Path(__file__).resolve().parents[2] / "scenarios"
+    out: list[tuple[str, str | None]] = []
+    for path in sorted(root.glob("*.yaml")):
+        sc = load_scenario(path.stem)
+        out += [(path.stem, None), *((path.stem, v) for v in sc.variants)]
+    return out
+
+
+@pytest.mark.parametrize(("name", "variant"), _bundled_calls())
+def test_every_bundled_call_exports_to_every_library_or_says_why_not(name: str, variant: str | None) -> None:
+    from simres.export import call_policies, has_policy
+    from simres.scenario.loading import load_scenario
+
+    sc = load_scenario(name, variant=variant)
+    for key, (target, call) in call_policies(sc).items():
+        if not has_policy(call):
+            continue
+        for library in LIBRARIES:
+            try:
+                e = export_call(call, library, instance=target)
+            except NothingToExport:
+                continue
+            if e.language == "python":
+                exec(compile(e.text, f"<{name} {key} {library}>", "exec"), {})
+            elif e.language == "json":
+                json.loads(e.text)
+            else:
+                assert list(yaml.safe_load_all(e.text)), (name, key, library)
+            assert all(n.split(":", 1)[0] for n in e.unexpressed)
