@@ -203,6 +203,15 @@ class Mapping:
         """
         what = what or self.library
         lib = flatten(library_values, prefix)
+        # a sub-object (a budget) of another kind than the library's, or missing where the library
+        # always has one, is named once as a whole
+        for sub in [p.rsplit(".", 1)[0] for p in lib if p.endswith(".kind") and p.count(".") >= 2]:
+            mine, theirs = self.raw(sub), _unflat(lib, sub)
+            if self._is_used(sub) or (isinstance(mine, MappingABC) and mine.get("kind") == theirs.get("kind")):
+                continue
+            theirs = {k: v for k, v in theirs.items() if k not in IGNORED and v is not None}
+            self.note(f"{sub}: {show(self.shown(sub))}: {what} always has {show(theirs)}")
+            self.used.add(sub)
         for path in [p for p in self.flat if _under(p, prefix) and not self._is_used(p)]:
             if path.rsplit(".", 1)[-1] in IGNORED:
                 continue
@@ -238,6 +247,10 @@ class Mapping:
             if p not in done:
                 self.note(f"{p}: {show(self.flat[p])}: not expressible in {self.library}")
         return self.notes
+
+
+def _unflat(flat: MappingABC[str, Any], prefix: str) -> dict[str, Any]:
+    return {p[len(prefix) + 1:]: v for p, v in flat.items() if p.startswith(prefix + ".")}
 
 
 def _under(path: str, prefix: str) -> bool:

@@ -225,6 +225,8 @@ def test_settings_a_library_lacks_are_named_never_dropped() -> None:
     assert any("breaker.trip: failure_rate" in n for n in notes)
     _, notes = export("botocore", retry={"preset": "aws_standard", "backoff": {"base": 0.2}})
     assert any(n.startswith("retry.backoff.base: 0.2") for n in notes)
+    _, notes = export("botocore", retry={"preset": "aws_standard", "budget": None})  # botocore always has its quota
+    assert [n.split(": ")[:2] for n in notes] == [["retry.budget", "null"]]
     _, notes = export("resilience4j", retry={"preset": "resilience4j", "jitter": "full"})
     assert any(n.startswith("retry.jitter: full") for n in notes)
     _, notes = export("envoy", retry={"preset": "envoy"}, limit={"kind": "aimd"})
