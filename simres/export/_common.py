@@ -205,9 +205,10 @@ class Mapping:
         lib = flatten(library_values, prefix)
         # a sub-object (a budget) of another kind than the library's, or missing where the library
         # always has one, is named once as a whole
-        for sub in [p.rsplit(".", 1)[0] for p in lib if p.endswith(".kind") and p.count(".") >= 2]:
+        for sub in [p.rsplit(".", 1)[0] for p in lib if p.endswith(".budget.kind")]:
             mine, theirs = self.raw(sub), _unflat(lib, sub)
-            if self._is_used(sub) or (isinstance(mine, MappingABC) and mine.get("kind") == theirs.get("kind")):
+            mapped = any(self._is_used(p, mapped_only=True) for p in self.flat if _under(p, sub))
+            if mapped or (isinstance(mine, MappingABC) and mine.get("kind") == theirs.get("kind")):
                 continue
             theirs = {k: v for k, v in theirs.items() if k not in IGNORED and v is not None}
             self.note(f"{sub}: {show(self.shown(sub))}: {what} always has {show(theirs)}")

@@ -151,6 +151,17 @@ def test_istio_from_envoys_presets_names_what_istio_lacks() -> None:
     assert any("enforcing_success_rate" in n for n in notes)  # Istio turns success-rate ejection off
 
 
+def test_a_mapped_backoff_of_another_kind_than_the_presets_is_not_named() -> None:
+    doc, notes = export("resilience4j", retry={"max_attempts": 3, "jitter": {"kind": "proportional", "fraction": 0.5},
+                                               "retry_on": ["timeout", "connection"],
+                                               "backoff": {"base": 0.1, "cap": 3, "multiplier": 1.5}})
+    r = doc["resilience4j"]["retry"]["instances"]["db"]
+    assert (r["waitDuration"], r["exponentialBackoffMultiplier"], r["exponentialMaxWaitDuration"]) == \
+        ("100ms", 1.5, "3000ms")
+    assert (r["enableRandomizedWait"], r["randomizedWaitFactor"]) == (True, 0.5)
+    assert notes == []
+
+
 def test_resilience4j_grows_the_open_state_wait_exponentially() -> None:
     doc, notes = export("resilience4j", breaker={"preset": "resilience4j", "open_for": 5, "open_for_multiplier": 2,
                                                  "open_for_max": 300, "minimum_calls": 0})
