@@ -90,7 +90,10 @@ def _from_results(source: str, minimize: str | None, maximize: str | None, const
     df = load_results(source)
     meta = df.attrs.get("sweep") or {}
     scenario = meta.get("scenario")
-    if not scenario or scenario == "<mapping>":
+    if not scenario:
+        fail(f"SOURCE {source}: expected a scenario or a sweep's results; this holds no sweep results "
+             "(no manifest naming the swept scenario)")
+    if scenario == "<mapping>":
         fail(f"SOURCE {source}: the sweep's scenario is not a file or bundled name (it was given as a mapping); "
              "write it to a YAML file and export that")
     try:

@@ -152,7 +152,6 @@ def envoy(m: Mapping) -> str:
             if m.v("bulkhead.max_wait"):
                 m.note(f"bulkhead.max_wait: {m.raw('bulkhead.max_wait')}: Envoy's pending requests wait without a "
                        "time limit of their own (the route timeout); written as max_pending_requests 0")
-        m.fixed("bulkhead", {}, "Envoy")
     else:
         thresholds["max_requests"] = UNLIMITED
         thresholds["max_pending_requests"] = UNLIMITED

@@ -99,6 +99,12 @@ BAD = [
 ]
 
 
+def test_a_directory_without_sweep_results_is_one_line(tmp_path: Path) -> None:
+    r = invoke(str(tmp_path), "--library", "envoy")
+    assert r.exit_code == 2 and r.output.count("\n") == 1
+    assert "this holds no sweep results" in r.output
+
+
 @pytest.mark.parametrize(("argv", "expected"), BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_exit_2(argv: list[str], expected: str) -> None:
     r = invoke(*argv)
