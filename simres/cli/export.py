@@ -68,11 +68,18 @@ def _interval(metric: str, mean: float, lo: float, hi: float) -> str:
     return f"{metric} {fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
 
 
-def _measure_lines(rows: Any, metrics: list[str], confidence: float, what: str) -> list[str]:
+def _measure_lines(rows: Any, metrics: list[str], confidence: float, what: str,
+                   chosen: Any = None) -> list[str]:
+    """Mean and interval of each metric over ``rows``; ``chosen`` (the winner's row of simres best) gives
+    the intervals best printed for the metrics it holds (a bootstrap for tail percentiles)."""
     from simres.metrics.stats import aggregate_replications
 
     metrics = [m for m in dict.fromkeys(metrics) if m in rows.columns]
     agg = aggregate_replications(rows, metrics=metrics, confidence=confidence).set_index("metric")
+    if chosen is not None:
+        for m in metrics:
+            if f"{m}_mean" in chosen.index and m in agg.index:
+                agg.loc[m, ["mean", "lo", "hi"]] = [chosen[f"{m}_{k}"] for k in ("mean", "lo", "hi")]
     n = int(agg["n"].max()) if len(agg) else 0
     parts = [_interval(m, *(float(agg.at[m, k]) for k in ("mean", "lo", "hi"))) for m in metrics if m in agg.index]
     return [f"measured: {what}, {n} replication(s), mean [{round(confidence * 100)}% CI]:",
@@ -115,7 +122,7 @@ def _from_results(source: str, minimize: str | None, maximize: str | None, const
              f"{'maximize' if choice.maximize else 'minimize'} {choice.objective} subject to {subject}",
              f"  reproduce: {choice.command}"]
     metrics = [choice.objective, *(c.metric for c in choice.constraints), *MEASURED]
-    return str(scenario), variant, overrides, lines, (pick, metrics)
+    return str(scenario), variant, overrides, lines, (pick, metrics, row)
 
 
 @click.command(name="export-config", short_help="Write a call's policies in a library's own config format.",
@@ -194,8 +201,8 @@ def export_config(source: str, library: str, call: str | None, variant: str | No
     except NothingToExport as e:
         fail(f"--library {library}: {e} (call {key})")
     if measured is not None:
-        rows, metrics = measured
-        header += _measure_lines(rows, metrics, confidence, "the sweep's runs of this setting")
+        rows, metrics, chosen = measured
+        header += _measure_lines(rows, metrics, confidence, "the sweep's runs of this setting", chosen)
     elif no_measure:
         header.append("measured: not run (--no-measure)")
     else:

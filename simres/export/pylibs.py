@@ -71,7 +71,9 @@ def urllib3(m: Mapping) -> str:
         m.fixed("retry", lib, "urllib3")
         if not honour:
             m.use("retry.retry_after_mode", "retry.retry_after_max", "retry.retry_on_hint")
-        lines += ["retry = Retry(", _args(args).rstrip("\n"), ")"]
+        lines += ["# urllib3 retries reads and statuses only for allowed_methods (GET, PUT, DELETE, HEAD, OPTIONS,",
+                  "# TRACE by default); a POST is retried after a connection failure only",
+                  "retry = Retry(", _args(args).rstrip("\n"), ")"]
     if m.has("timeout"):
         lines += [f"timeout = Timeout(total={num(m.v('timeout'))})  # per try: connect and read together"]
     _timeouts_elsewhere(m, "deadline")

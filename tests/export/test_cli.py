@@ -112,3 +112,10 @@ def test_bad_input_is_one_line_exit_2(argv: list[str], expected: str) -> None:
     assert r.output.count("\n") == 1 and r.output.startswith("error: "), r.output
     assert expected in r.output, r.output
     assert "Traceback" not in r.output
+
+
+def test_the_example_in_docs_export_md_is_what_the_command_prints() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "export.md").read_text(encoding="utf-8")
+    r = invoke("baseline", "--call", "api->db", "--library", "urllib3", "-n", "2", "-j", "1", "-q")
+    assert r.exit_code == 0, r.output
+    assert f"```python\n{r.stdout}```" in doc
