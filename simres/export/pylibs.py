@@ -171,6 +171,8 @@ def tenacity(m: Mapping) -> str:
     stop = f"stop_after_attempt({m.v('retry.max_attempts')})"
     if m.has("deadline"):
         stop += f" | stop_before_delay({num(m.v('deadline'))})"
+        m.note(f"deadline: {num(m.raw('deadline'))}: stop_before_delay stops retrying before a wait that would end "
+               "past it, but tenacity cannot cut a running try short at the deadline")
     wait = _tenacity_wait(m)
     if m.v("retry.first_retry_index"):
         m.cannot("retry.first_retry_index", "tenacity's first retry is always attempt 1")
