@@ -33,13 +33,13 @@ _ENVOY_OUTLIER = ("consecutive_5xx", "consecutive_gateway_failure", "consecutive
 _ENVOY_OUTLIER_TIMES = ("interval", "base_ejection_time", "max_ejection_time", "max_ejection_time_jitter")
 
 
-def _retry_on(m: Mapping) -> tuple[str, list[int]]:
-    """Envoy's retry_on tokens and retriable_status_codes for the retried outcomes."""
-    retry_on = m.v("retry.retry_on")
+def _retry_on(m: Mapping, path: str = "retry.retry_on") -> tuple[str, list[int]]:
+    """Envoy's retry_on tokens and retriable_status_codes for the retried outcomes at ``path``."""
+    retry_on = m.v(path)
     if "error" in retry_on:
         missing = [o for o in REMOTE if o not in retry_on]
         if missing:
-            m.note(f"retry.retry_on: {show(retry_on)}: Envoy's 5xx also retries {show(missing)} (resets, connect "
+            m.note(f"{path}: {show(retry_on)}: Envoy's 5xx also retries {show(missing)} (resets, connect "
                    "failures, per-try timeouts and every 5xx)")
         return "5xx", []
     tokens = []
@@ -49,7 +49,7 @@ def _retry_on(m: Mapping) -> tuple[str, list[int]]:
     if statuses:
         tokens.append("retriable-status-codes")
     if "timeout" in retry_on:
-        m.note("retry.retry_on: timeout without error: Envoy retries a per-try timeout only under 5xx or "
+        m.note(f"{path}: timeout without error: Envoy retries a per-try timeout only under 5xx or "
                "gateway-error; not written")
     return ",".join(tokens), sorted(statuses)
 
@@ -94,13 +94,48 @@ def _route(m: Mapping, cluster: str) -> dict[str, Any]:
         lib = resolved(RetryConfig, "envoy")
         m.fixed("retry", {k: v for k, v in lib.items() if k != "budget"}, "Envoy")
         route["retry_policy"] = policy
+    elif m.has("hedge") and not isinstance(m.raw("hedge.delay"), str) and m.raw("hedge.delay") > 0:
+        _hedge(m, route)
     else:
         limit = min([t for t in (per_try, deadline) if t] or [0])
         route["timeout"] = seconds(limit) if limit else "0s"
-    if m.has("hedge"):
-        m.cannot("hedge", "Envoy hedges only when a per-try timeout fires (hedge_policy.hedge_on_per_try_timeout); "
-                 "no hedging delay, attempts or budget")
+        if m.has("hedge"):
+            m.cannot("hedge", "Envoy hedges only when a per-try timeout fires (hedge_policy.hedge_on_per_try_timeout): "
+                     "a fixed positive delay is needed")
     return route
+
+
+def _hedge(m: Mapping, route: dict[str, Any]) -> None:
+    """A hedge after a fixed delay: Envoy's per_try_timeout with hedge_on_per_try_timeout (the first try keeps
+    running, a hedged retry on a per-try timeout is always allowed while retries are left)."""
+    deadline, per_try, delay = m.raw("deadline"), m.raw("timeout"), m.raw("hedge.delay")
+    tries = m.v("hedge.max_attempts")
+    cap = m.v("hedge.max_attempts_cap")
+    hedges = (tries if cap is None else min(tries, cap)) - 1
+    if deadline:
+        route["timeout"] = seconds(deadline)
+    elif per_try:
+        route["timeout"] = seconds(per_try + hedges * delay)  # when the last hedge's try would time out
+    else:
+        route["timeout"] = "0s"
+    tokens, statuses = _retry_on(m, "hedge.non_fatal")
+    policy: dict[str, Any] = {"retry_on": tokens, "num_retries": hedges,
+                              "per_try_timeout": seconds(m.v("hedge.delay")),
+                              "retry_back_off": {"base_interval": "0.001s", "max_interval": "0.001s"}}
+    if statuses:
+        policy["retriable_status_codes"] = statuses
+    if m.v("hedge.hedge_on_failure"):
+        m.note("hedge.hedge_on_failure: true: Envoy sends the next try after a failure once its back-off has passed "
+               "(written as 1 ms, its shortest)")
+    else:
+        m.note("hedge.hedge_on_failure: false: Envoy also retries after a non-fatal failure (retry_on)")
+    if m.has("timeout"):
+        m.cannot("timeout", "with an Envoy hedge the per_try_timeout is the hedging delay; each try then runs "
+                 "until the route timeout" + ("" if deadline else f" (written as {route['timeout']}: when the "
+                                              "last hedge would time out)"))
+    m.fixed("hedge", {"cancel_losers": True}, "Envoy")
+    route["retry_policy"] = policy
+    route["hedge_policy"] = {"hedge_on_per_try_timeout": True}
 
 
 def _outlier(m: Mapping, istio: bool = False) -> dict[str, Any] | None:
@@ -138,8 +173,8 @@ def _outlier(m: Mapping, istio: bool = False) -> dict[str, Any] | None:
 
 def envoy(m: Mapping) -> str:
     """A cluster (circuit_breakers, retry_budget, outlier_detection) and a route (timeout, retry_policy)."""
-    if not any(m.has(k) for k in ("retry", "timeout", "deadline", "bulkhead", "outlier_detection")):
-        raise NothingToExport("Envoy exports a retry policy, timeouts, a bulkhead or outlier detection; "
+    if not any(m.has(k) for k in ("retry", "timeout", "deadline", "bulkhead", "outlier_detection", "hedge")):
+        raise NothingToExport("Envoy exports a retry policy, timeouts, a bulkhead, outlier detection or a hedge; "
                               "this call has none of them")
     name = m.instance
     thresholds: dict[str, Any] = {"priority": "DEFAULT"}
@@ -157,6 +192,8 @@ def envoy(m: Mapping) -> str:
         thresholds["max_pending_requests"] = UNLIMITED
     if m.has("retry"):
         _budget_thresholds(m, thresholds)
+    elif m.has("hedge"):
+        thresholds["max_retries"] = UNLIMITED  # Envoy counts hedged tries as retries (default limit 3)
     cluster: dict[str, Any] = {"name": name, "circuit_breakers": {"thresholds": [thresholds]}}
     outlier = _outlier(m)
     if outlier is not None:

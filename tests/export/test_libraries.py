@@ -171,6 +171,19 @@ def test_resilience4j_grows_the_open_state_wait_exponentially() -> None:
     assert notes == ["breaker.minimum_calls: 0: Resilience4j needs at least 1; written as 1"]
 
 
+def test_envoy_hedges_on_a_per_try_timeout_of_the_hedging_delay() -> None:
+    doc, notes = export("envoy", timeout=1.0, hedge={"max_attempts": 3, "delay": 0.05,
+                                                     "non_fatal": ["connection", "error", "rejected", "shed"]})
+    route = doc["routes"][0]["route"]
+    assert route["hedge_policy"] == {"hedge_on_per_try_timeout": True}
+    assert route["retry_policy"]["per_try_timeout"] == "0.05s" and route["retry_policy"]["num_retries"] == 2
+    assert route["timeout"] == "1.1s"  # the last hedge, sent at 0.1 s, times out at 1.1 s
+    assert doc["clusters"][0]["circuit_breakers"]["thresholds"][0]["max_retries"] == 4294967295
+    assert {n.split(":")[0] for n in notes} == {"hedge.hedge_on_failure", "timeout", "hedge.non_fatal"}
+    _, notes = export("envoy", hedge={"delay": "p95"})
+    assert any(n.startswith("hedge:") for n in notes)
+
+
 # ---------------------------------------------------------------------------- counting and units
 
 
