@@ -26,12 +26,13 @@ ALLOWED: dict[str, set[str]] = {
     "experiments": {"foundations", "policies", "metrics", "scenario", "model", "experiments"},
     "reporting": {"foundations", "policies", "metrics", "scenario", "model", "experiments", "reporting"},
     "realtime": {"foundations", "policies", "realtime"},
+    "export": {"foundations", "policies", "export"},
     "cli": {"foundations", "policies", "metrics", "scenario", "model", "experiments", "reporting", "realtime",
-            "cli"},
+            "export", "cli"},
 }
 """Which layers a module of each layer may import (itself included)."""
 
-NO_SIMPY = {"foundations", "policies", "metrics", "scenario", "realtime"}
+NO_SIMPY = {"foundations", "policies", "metrics", "scenario", "realtime", "export"}
 """Layers that must not import SimPy: the policies are driven by the model and by real calls alike."""
 
 

@@ -93,6 +93,7 @@ def _register() -> None:
     """Attach every command: one module per command family, each thin over the API."""
     from simres.cli.authoring import init, schema
     from simres.cli.check import check
+    from simres.cli.export import export_config
     from simres.cli.report import plot, report
     from simres.cli.run import compare, list_scenarios, run, show
     from simres.cli.sweep import best_cmd, sweep_cmd
@@ -101,6 +102,7 @@ def _register() -> None:
     for cmd in (run, show, check, compare, list_scenarios, init, schema, plot, report, sweep_cmd, best_cmd,
                 validate):
         main.add_command(cmd)
+    main.add_command(export_config)
 
 
 _register()
