@@ -41,7 +41,7 @@ NEUTRAL: dict[str, Any] = {
     "retry.connect_retries": None, "retry.read_retries": None, "retry.status_retries": None,
     "retry.budget": None, "retry.backoff.floor": 0.0, "retry.backoff.zero_first": False,
     "retry.jitter.kind": "none", "breaker.open_for_multiplier": 1.0, "breaker.open_for_jitter": "none",
-    "breaker.half_open_max_wait": None, "hedge.budget": None,
+    "breaker.half_open_max_wait": None, "hedge.budget": None, "retry.rate_limiter": None,
 }
 """The value of a field that means the feature is off: a field at it needs no setting in any library."""
 
@@ -49,7 +49,7 @@ IGNORED = ("preset", "scope", "timespan")
 """Leaf names never named: a preset's name, a state's scope (the library object is shared as you share it),
 Polly's tick arithmetic (how a wait is rounded, not how long it is)."""
 
-ROOTS = ("retry.budget", "retry.throttling_backoff", "hedge.budget", *POLICY_KEYS)
+ROOTS = ("retry.budget", "retry.throttling_backoff", "retry.rate_limiter", "hedge.budget", *POLICY_KEYS)
 """The objects a whole-object note names at once, when none of their fields could be mapped."""
 
 

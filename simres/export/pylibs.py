@@ -83,7 +83,8 @@ def urllib3(m: Mapping) -> str:
 # ---------------------------------------------------------------------------- botocore
 
 _BOTOCORE_FORMS = {"aws_standard": "", "aws_standard_dynamodb": " (as botocore runs it for DynamoDB clients)",
-                   "aws_standard_2_0": " (botocore <= 1.42, retry mode 2.0)"}
+                   "aws_standard_2_0": " (botocore <= 1.42, retry mode 2.0)",
+                   "aws_adaptive": " (adaptive mode: standard mode plus the client rate limiter)"}
 
 
 def botocore(m: Mapping) -> str:
@@ -97,10 +98,14 @@ def botocore(m: Mapping) -> str:
         # botocore's standard mode is the aws_standard preset (its DynamoDB and 1.42 forms too): nothing but the
         # tries can be set
         preset = m.raw("retry.preset")
+        # a client rate limiter is botocore's adaptive mode, whatever the preset
+        mode = "adaptive" if m.raw("retry.rate_limiter") is not None else "standard"
+        if mode == "adaptive":
+            preset = "aws_adaptive"
         preset = preset if preset in _BOTOCORE_FORMS else "aws_standard"
-        m.fixed("retry", resolved(RetryConfig, preset), f"botocore standard mode{_BOTOCORE_FORMS[preset]}")
+        m.fixed("retry", resolved(RetryConfig, preset), f"botocore {mode} mode{_BOTOCORE_FORMS[preset]}")
         form = _BOTOCORE_FORMS[preset].strip(" ()")
-        args.append(("retries", f'{{"total_max_attempts": {tries}, "mode": "standard"}}'))
+        args.append(("retries", f'{{"total_max_attempts": {tries}, "mode": "{mode}"}}'))
     else:
         args.append(("retries", '{"total_max_attempts": 1, "mode": "standard"}'))
     if m.has("timeout"):
@@ -111,7 +116,7 @@ def botocore(m: Mapping) -> str:
     _timeouts_elsewhere(m, "deadline")
     return ("from botocore.config import Config\n\n"
             "# total_max_attempts counts every try; Config(retries={'max_attempts': N}) would count retries\n"
-            + (f"# standard mode {form}\n" if form else "") +
+            + (f"# {form}\n" if form else "") +
             f"config = Config(\n{_args(args)})\n")
 
 

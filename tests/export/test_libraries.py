@@ -58,6 +58,15 @@ def test_botocore_preset_is_standard_mode_counting_tries() -> None:
     assert ns["config"].retries["total_max_attempts"] == 4 and notes == []
 
 
+def test_botocore_adaptive_mode_is_the_rate_limiter() -> None:
+    ns, notes = export("botocore", retry={"preset": "aws_adaptive"})
+    assert ns["config"].retries == {"total_max_attempts": 3, "mode": "adaptive"} and notes == []
+    # constants botocore does not let you set are named, not dropped
+    ns, notes = export("botocore", retry={"preset": "aws_adaptive", "rate_limiter": {"beta": 0.5}})
+    assert ns["config"].retries["mode"] == "adaptive"
+    assert any("retry.rate_limiter.beta" in n for n in notes)
+
+
 def test_tenacity_preset_is_its_documented_recipe() -> None:
     import tenacity
 
