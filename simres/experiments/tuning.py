@@ -646,7 +646,11 @@ class TuneResult:
             agg = self.spec.aggregate + (f" (weights {self.spec.weights})" if self.spec.weights else "")
             lines.append(f"tuned across {len(self.members)} members: {', '.join(m.label for m in self.members)}; "
                          f"objective aggregated by {agg}; constraints must hold in every member")
+        raced = int((t["state"] == "raced out").sum())
         if self.choice is not None:
+            if raced:
+                lines.append(f"{raced} setting(s) stopped early by racing (clearly worse than the reference after "
+                             "their first replications) are left out of the comparison below; see trials.csv")
             lines += ["", str(self.choice)]
         if self.front is not None:
             lines += ["", f"Pareto front ({len(self.front)} settings; no single best: choose by preference):"]
@@ -864,7 +868,10 @@ def _result(study: Any, tuner: _Tuner, directory: Path | None) -> TuneResult:
     choice = front = by_member = None
     if evs:
         if len(plan.objectives) == 1:
-            choice = _choose(tuner, evs)
+            # the settings racing stopped were already found clearly worse than a reference: the
+            # comparison (tie set, Holm correction) is among the ones measured to the end
+            survivors = [ev for ev in evs if not ev.raced] or evs
+            choice = _choose(tuner, survivors)
             by_member = _by_member(tuner, evs, choice)
         else:
             front = _front(tuner, evs)
