@@ -30,7 +30,7 @@ from simres.cli._util import (
                                "{max_attempts: 1},{max_attempts: 3}' -o t",
                                "simres tune baseline --param clients.web.timeout=0.2:3:log --across normal,peak-load "
                                "--aggregate worst -o t",
-                               "simres tune scenarios/sweeps/tune-example.yaml -o results/tune --resume",
+                               "simres tune scenarios/tune/hedging-delay.yaml -o results/hedge-tune --resume",
                                note="A TUNE_FILE (YAML with top-level 'scenario' and 'params' keys) holds the same "
                                     "settings; flags given here are added to it or replace its values."))
 @click.argument("target", metavar="SCENARIO|TUNE_FILE")

@@ -383,13 +383,22 @@ def _sampler(plan: _Plan, number: int) -> Any:
     import optuna
 
     seed = _trial_seed(plan.seed, number)
-    cons = _constraints_of if plan.constraints else None
+    # Optuna 5 reads constraints a trial sets itself (Trial.set_constraint, see _evaluate_batch);
+    # before 5 they come from the sampler's constraints_func
+    cons = _constraints_of if plan.constraints and not _sets_constraints() else None
     if len(plan.objectives) > 1:
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, 2 * plan.spec.batch),
                                              constraints_func=cons)
     startup = max(4, min(10, plan.spec.trials // 3))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True,
                                       constraints_func=cons)
+
+
+def _sets_constraints() -> bool:
+    """Whether this Optuna has Trial.set_constraint (5.0 on; constraints_func is deprecated there)."""
+    from optuna.trial import Trial
+
+    return hasattr(Trial, "set_constraint")
 
 
 def _constraints_of(trial: Any) -> list[float]:
@@ -830,6 +839,11 @@ def _evaluate_batch(study: Any, tuner: _Tuner, batch: list[tuple[int, int, str, 
             attrs["rows"] = []
         for k, v in attrs.items():
             study._storage.set_trial_user_attr(trial_id, k, v)
+        if _sets_constraints():
+            from optuna.trial import Trial
+
+            for i, v in enumerate(cons):
+                Trial(study, trial_id).set_constraint(f"c{i}", v if math.isfinite(v) else 1e300)
         if ev.errors() or any(not math.isfinite(v) for v in values):
             study.tell(number, state=TrialState.FAIL)
         else:
