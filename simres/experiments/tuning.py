@@ -380,7 +380,7 @@ def _trial_seed(seed: int, number: int) -> int:
 
 
 def _sampler(plan: _Plan, number: int) -> Any:
-    import optuna
+    optuna = _import_optuna()
 
     seed = _trial_seed(plan.seed, number)
     # Optuna 5 reads constraints a trial sets itself (Trial.set_constraint, see _evaluate_batch);
@@ -686,7 +686,7 @@ def tune(spec: TuneSpec | Mapping[str, Any], *, executor: Executor | None = None
     ``runs.parquet``, ``best.yaml``); without it the study lives in memory. ``executor``
     as for sweeps (default: local processes, one per core; yours stays open).
     """
-    import optuna
+    optuna = _import_optuna()
 
     from simres.experiments.executors import ProcessExecutor
 
@@ -754,6 +754,14 @@ def tune(spec: TuneSpec | Mapping[str, Any], *, executor: Executor | None = None
         if owned:
             ex.close()  # type: ignore[union-attr]
     return _result(study, tuner, directory)
+
+
+def _import_optuna() -> Any:
+    """Optuna, imported without the TqdmWarning its tqdm.auto import prints in Jupyter without ipywidgets."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import optuna
+    return optuna
 
 
 def _exhausted(size: int | None, tuner: _Tuner, batch: list[tuple[int, int, str, dict[str, Any]]]) -> bool:
