@@ -198,3 +198,52 @@ def test_tune_finds_the_grid_best_with_a_third_of_the_simulations(tmp_path) -> N
     d = paired_difference(mine["latency_all_p99"].to_numpy(float), cell["latency_all_p99"].to_numpy(float))
     assert not (d.lo > 0), f"tune's winner is significantly worse than the grid's best: {d}"
     assert math.isfinite(d.mean)
+
+
+# ---------------------------------------------------------------------------- ties, several objectives, the CLI
+
+FAST = ["brooker-retries-independent-failures", "--set", "duration=2", "--set",
+        "clients.clients.retry={max_attempts: 2, retry_on: [error], backoff: {kind: none}, jitter: none}"]
+
+
+def test_a_tie_is_reported_as_a_tie_from_the_cli(tmp_path) -> None:
+    """Client timeouts the calls never reach: every setting gives identical results in every replicate,
+    racing cannot stop any of them, and the output says they tie instead of crowning one."""
+    out = tmp_path / "t"
+    res = CliRunner().invoke(main, ["tune", *FAST, "--param", "clients.clients.timeout=5,10",
+                                    "--maximize", "success_rate", "-n", "3", "--trials", "6", "-j", "1", "-q",
+                                    "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "2 settings are statistically indistinguishable from the best mean" in res.output, res.output
+    assert "chosen among them by rule" in res.output
+    assert "simulations" in res.output.splitlines()[0]
+    assert "--set clients.clients.timeout=" in res.output
+    assert simres.load_scenario(out / "best.yaml").clients["clients"].timeout in (5, 10)
+    again = CliRunner().invoke(main, ["tune", *FAST, "--param", "clients.clients.timeout=5,10",
+                                      "--maximize", "success_rate", "-n", "3", "--trials", "6", "-j", "1", "-q",
+                                      "-o", str(out)])
+    assert again.exit_code == 2 and "use --resume" in again.output
+
+
+def test_several_objectives_give_a_pareto_front_and_no_best(tmp_path) -> None:
+    spec = {"scenario": "brooker-retries-independent-failures", "overrides": {"duration": 2},
+            "params": {"clients.clients.retry": {"choices": [None, {"max_attempts": 2, "retry_on": ["error"]},
+                                                             {"max_attempts": 4, "retry_on": ["error"]}]}},
+            "maximize": ["success_rate"], "minimize": ["tries_per_request"], "trials": 6, "reps": 3, "batch": 3}
+    res = tune(spec, executor=SerialExecutor(), out=tmp_path / "t")
+    assert res.choice is None and res.front is not None
+    # more retries: more success and more load; every setting measured is a trade-off
+    assert len(res.front) == res.runs["trial"].nunique() >= 2
+    assert f"Pareto front ({len(res.front)} settings" in str(res)
+    assert not (tmp_path / "t" / "best.yaml").exists()
+
+
+def test_no_effect_needs_two_values_that_share_the_other_parameters() -> None:
+    """A tuned or sampled design has no two settings that differ in one parameter only: no verdict."""
+    import pandas as pd
+
+    from simres.experiments.choosing import no_effect
+
+    ok = pd.DataFrame({"a": [1.0, 1.0, 2.0, 2.0], "b": [1, 1, 2, 2], "replicate": [0, 1, 0, 1],
+                       "variant": "", "success_rate": [0.5, 0.6, 0.9, 0.8]})
+    assert no_effect(ok, ["a", "b"], "success_rate") == ()
