@@ -26,9 +26,9 @@ def _ids(path: Path) -> str:
     return path.stem
 
 
-def test_the_three_notebooks_exist() -> None:
+def test_the_notebooks_exist() -> None:
     names = {p.stem for p in NOTEBOOKS}
-    assert {"01-quickstart", "02-policy-comparison", "03-sweep-and-threshold"} <= names
+    assert {"01-quickstart", "02-policy-comparison", "03-sweep-and-threshold", "04-tune"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
@@ -103,11 +103,11 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert warning not in stderr, f"{path.name}: {warning} in the outputs: {stderr[:500]}"
     html = [out["data"]["text/html"] for out in outputs if "text/html" in out.get("data", {})]
     bars = [h for h in html if "simres-progress" in h]
-    # 02 and 03 pass progress=True to work of several seconds; 01's single quick run is too short for a bar
+    # 02, 03 and 04 pass progress=True to work of several seconds; 01's single quick run is too short for a bar
     assert bars or path.stem == "01-quickstart", f"{path.name}: no progress bar was shown"
     assert all("<progress" in h and " in " in h for h in bars)  # each closed as a one-line record
     shown = {"01-quickstart": "grouped summary", "02-policy-comparison": "comparison of 6 variant(s)",
-             "03-sweep-and-threshold": "configuration(s)"}[path.stem]
+             "03-sweep-and-threshold": "configuration(s)", "04-tune": "configuration(s)"}[path.stem]
     if path.stem == "01-quickstart":
         assert any("latency of successes" in h for h in html), "the run's grouped summary"
     else:

@@ -1,7 +1,7 @@
 """The ``simres`` command line: thin click commands that parse, call the API and print.
 
 One module per command family (:mod:`.run`: run, show, compare, list; :mod:`.authoring`:
-init, schema; :mod:`.report`: report, plot; :mod:`.sweep`: sweep, best; :mod:`.validate`),
+init, schema; :mod:`.report`: report, plot; :mod:`.sweep`: sweep, best; :mod:`.tune`; :mod:`.validate`),
 helpers in :mod:`._util`, the summary view in :mod:`.summary_view`.
 The top layer: it may import anything in the package, and nothing imports it.
 
@@ -97,10 +97,11 @@ def _register() -> None:
     from simres.cli.report import plot, report
     from simres.cli.run import compare, list_scenarios, run, show
     from simres.cli.sweep import best_cmd, sweep_cmd
+    from simres.cli.tune import tune_cmd
     from simres.cli.validate import validate
 
     for cmd in (run, show, check, compare, list_scenarios, init, schema, plot, report, sweep_cmd, best_cmd,
-                validate):
+                validate, tune_cmd):
         main.add_command(cmd)
     main.add_command(export_config)
 

@@ -289,12 +289,13 @@ def no_effect(ok: pd.DataFrame, params: Sequence[str], objective: str, *, confid
         if ok[p].astype(str).nunique() < 2:
             continue
         others = [q for q in (*params, "variant") if q != p and q in ok.columns]
-        identical, significant = True, False
+        identical, significant, compared = True, False, False
         for _, part in (ok.groupby([ok[q].astype(str) for q in others], sort=False) if others else [(None, ok)]):
             wide = part.pivot_table(index="replicate", columns=part[p].astype(str), values=objective,
                                     aggfunc="first")
             if wide.shape[1] < 2:
                 continue
+            compared = True
             arr = wide.to_numpy(float)
             if not np.allclose(arr, arr[:, :1], rtol=0, atol=0, equal_nan=True):
                 identical = False
@@ -310,6 +311,8 @@ def no_effect(ok: pd.DataFrame, params: Sequence[str], objective: str, *, confid
                 pv.append(paired_difference(wide[c].to_numpy(float), ref.to_numpy(float)).p_value)
             if pv and (holm(np.asarray(pv)) < 1 - confidence).any():
                 significant = True
+        if not compared:  # no two values of p share the other parameters (a sampled or tuned design): no verdict
+            continue
         if identical:
             why = ""
             if RULE_METRIC in ok.columns and (ok[RULE_METRIC] <= 1 + 1e-9).all():
