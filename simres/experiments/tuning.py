@@ -757,7 +757,7 @@ def tune(spec: TuneSpec | Mapping[str, Any], *, executor: Executor | None = None
 
 
 def _import_optuna() -> Any:
-    """Optuna, imported without the TqdmWarning its tqdm.auto import prints in Jupyter without ipywidgets."""
+    """Optuna, imported without the warning its progress-bar import prints in Jupyter without ipywidgets."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import optuna
