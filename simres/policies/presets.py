@@ -73,6 +73,18 @@ def _budget(name: str) -> dict[str, Any]:
     return {**BUDGET_PRESETS[name], "preset": name}
 
 
+_AWS_STANDARD: dict[str, Any] = {
+    "max_attempts": 3,
+    "retry_on": _REMOTE_FAILURES,
+    "backoff": {"kind": "exponential", "base": 0.05, "cap": 20.0, "multiplier": 2.0},
+    "throttling_outcomes": _AWS_THROTTLING,
+    "throttling_backoff": {"kind": "exponential", "base": 1.0, "cap": 20.0, "multiplier": 2.0},
+    "jitter": {"kind": "full"},
+    "retry_after_mode": "aws",
+    "budget": _budget("aws_standard"),
+}
+"""botocore 1.44 standard mode (retry mode 2.1): the base of the ``aws_*`` retry presets below."""
+
 RETRY_PRESETS: dict[str, dict[str, Any]] = {
     # Resilience4j RetryConfig defaults: maxAttempts 3 (total), waitDuration 500 ms fixed,
     # every exception retried.
@@ -115,41 +127,14 @@ RETRY_PRESETS: dict[str, dict[str, Any]] = {
     # default): 3 tries; wait rand() * min(base * 2^(attempt-1), 20 s) with base 1 s after a
     # throttling error and 50 ms otherwise; x-amz-retry-after raises the wait to
     # max(t, min(hint, t + 5)); quota 500 / 14 / throttling 5 / refund 1.
-    "aws_standard": {
-        "max_attempts": 3,
-        "retry_on": _REMOTE_FAILURES,
-        "backoff": {"kind": "exponential", "base": 0.05, "cap": 20.0, "multiplier": 2.0},
-        "throttling_outcomes": _AWS_THROTTLING,
-        "throttling_backoff": {"kind": "exponential", "base": 1.0, "cap": 20.0, "multiplier": 2.0},
-        "jitter": {"kind": "full"},
-        "retry_after_mode": "aws",
-        "budget": _budget("aws_standard"),
-    },
+    "aws_standard": _AWS_STANDARD,
     # AWS SDK adaptive mode (botocore 1.44 retries/adaptive.py): standard mode 2.1 as above,
     # plus a client-side rate limiter per client: after the first throttling error every try
     # waits for a token of a token bucket whose rate CUBIC sets from the measured send rate.
-    "aws_adaptive": {
-        "max_attempts": 3,
-        "retry_on": _REMOTE_FAILURES,
-        "backoff": {"kind": "exponential", "base": 0.05, "cap": 20.0, "multiplier": 2.0},
-        "throttling_outcomes": _AWS_THROTTLING,
-        "throttling_backoff": {"kind": "exponential", "base": 1.0, "cap": 20.0, "multiplier": 2.0},
-        "jitter": {"kind": "full"},
-        "retry_after_mode": "aws",
-        "budget": _budget("aws_standard"),
-        "rate_limiter": {},
-    },
+    "aws_adaptive": {**_AWS_STANDARD, "rate_limiter": {}},
     # The same for DynamoDB and DynamoDB Streams: 4 tries, 25 ms base for other errors.
-    "aws_standard_dynamodb": {
-        "max_attempts": 4,
-        "retry_on": _REMOTE_FAILURES,
-        "backoff": {"kind": "exponential", "base": 0.025, "cap": 20.0, "multiplier": 2.0},
-        "throttling_outcomes": _AWS_THROTTLING,
-        "throttling_backoff": {"kind": "exponential", "base": 1.0, "cap": 20.0, "multiplier": 2.0},
-        "jitter": {"kind": "full"},
-        "retry_after_mode": "aws",
-        "budget": _budget("aws_standard"),
-    },
+    "aws_standard_dynamodb": {**_AWS_STANDARD, "max_attempts": 4,
+                              "backoff": {"kind": "exponential", "base": 0.025, "cap": 20.0, "multiplier": 2.0}},
     # AWS SDK standard mode 2.0 (botocore <= 1.42): rand() * min(2^(attempt-1), 20 s) for every
     # error, no x-amz-retry-after, quota 500 / 5 / timeout 10 / refund 1.
     "aws_standard_2_0": {
