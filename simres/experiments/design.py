@@ -165,8 +165,8 @@ def load_sweep(path: str | os.PathLike[str]) -> SweepSpec:
     return spec
 
 
-def is_sweep_file(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a sweep file (a YAML mapping with a top-level ``scenario`` key)."""
+def yaml_has_keys(path: str | os.PathLike[str], *keys: str) -> bool:
+    """Whether ``path`` is a YAML file holding a mapping with every one of ``keys`` at the top level."""
     p = Path(path)
     if not p.is_file() or p.suffix not in (".yaml", ".yml"):
         return False
@@ -174,7 +174,12 @@ def is_sweep_file(path: str | os.PathLike[str]) -> bool:
         data = load_file(p)
     except ScenarioError:
         return False
-    return isinstance(data, dict) and "scenario" in data
+    return isinstance(data, dict) and all(k in data for k in keys)
+
+
+def is_sweep_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a sweep file (a YAML mapping with a top-level ``scenario`` key)."""
+    return yaml_has_keys(path, "scenario")
 
 
 def validate_spec(data: Mapping[str, Any], *, source: str = "sweep") -> SweepSpec:

@@ -46,7 +46,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from simres.errors import ScenarioError, SweepError
 from simres.experiments.choosing import RULE_METRIC, Constraint, parse_constraint
-from simres.experiments.design import RangeSpec, _check, _dtype, _encode, _Strict
+from simres.experiments.design import RangeSpec, _check, _dtype, _encode, _Strict, yaml_has_keys
 from simres.metrics.directions import direction
 from simres.progress import ProgressArg, reporter
 
@@ -146,16 +146,7 @@ def validate_tune_spec(data: Mapping[str, Any], *, source: str = "tune") -> Tune
 
 def is_tune_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a tune file: YAML with top-level ``scenario`` and ``params`` keys."""
-    from simres.scenario.yamlio import load_file
-
-    p = Path(path)
-    if not p.is_file() or p.suffix not in (".yaml", ".yml"):
-        return False
-    try:
-        data = load_file(p)
-    except ScenarioError:
-        return False
-    return isinstance(data, dict) and "scenario" in data and "params" in data
+    return yaml_has_keys(path, "scenario", "params")
 
 
 def load_tune(path: str | os.PathLike[str]) -> dict[str, Any]:
