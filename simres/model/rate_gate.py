@@ -55,11 +55,6 @@ class RateGate:
         """Whether sends must take tokens (after the first throttling response)."""
         return self.limiter.enabled
 
-    @property
-    def waiting(self) -> int:
-        """Tries waiting for a token now."""
-        return len(self._pool)
-
     def ask(self, deadline_at: float, resume: Any) -> bool:
         """``before-send``: True to send now; False when the try waits, and ``resume(granted)``
         runs later: True with its token, False at ``deadline_at`` if that comes first.

@@ -115,12 +115,9 @@ class AdaptiveRateLimiter:
 
     def send(self, now: float, waiter: Any = None) -> float:
         """``on_sending_request``: 0.0 to send now, else seconds until ``waiter`` asks again."""
-        if not self.enabled:
-            return 0.0
-        wait = self._take(now)
+        wait = self.acquire(now)
         if wait > 0:
             self.waiters.append(waiter)
-            return max(wait, MIN_WAIT)
         return wait
 
     def acquire(self, now: float) -> float:
