@@ -24,8 +24,10 @@ from simres.outcomes import RETRYABLE_KINDS
 REMOTE = tuple(RETRYABLE_KINDS)
 """Every remote failure outcome a retry may handle: timeout, connection, error, rejected, shed."""
 
-POLICY_KEYS = ("timeout", "deadline", "retry", "breaker", "bulkhead", "limit", "outlier_detection", "hedge")
-"""The fields of a CallPolicy, outermost first as the call driver applies them."""
+POLICY_KEYS = ("timeout", "deadline", "retry", "breaker", "bulkhead", "limit", "outlier_detection", "hedge",
+               "order")
+"""The fields of a CallPolicy, outermost first as the call driver applies them by default (then ``order``,
+which changes that: a library that cannot express it gets a note)."""
 
 HTTP_STATUS: dict[str, tuple[int, ...]] = {"error": (500, 502, 504), "rejected": (503,), "shed": (429,)}
 """The HTTP statuses a simulated reply outcome stands for (a full queue answers 503, a shedder 429)."""

@@ -132,8 +132,46 @@ def resilience4j(m: Mapping) -> str:
     if m.has("deadline"):
         m.cannot("deadline", "Resilience4j's TimeLimiter bounds one try (inside Retry); an overall deadline "
                  "needs a second TimeLimiter decorated outside Retry in code")
-    return "# decorators, outermost first: Retry, CircuitBreaker, Bulkhead, TimeLimiter\n" + yaml.safe_dump(
+    layers = ["Retry", "CircuitBreaker", "Bulkhead", "TimeLimiter"]
+    if m.has("order"):
+        layers = _r4j_aspect_order(m, doc)
+    return f"# decorators, outermost first: {', '.join(layers)}\n" + yaml.safe_dump(
         {"resilience4j": doc}, sort_keys=False)
+
+
+_R4J_ASPECT = {"retry": ("retry", "retryAspectOrder", "Retry"),
+               "breaker": ("circuitbreaker", "circuitBreakerAspectOrder", "CircuitBreaker"),
+               "bulkhead": ("bulkhead", "bulkheadAspectOrder", "Bulkhead")}
+_LOWEST = 2**31 - 1  # Spring's Ordered.LOWEST_PRECEDENCE; a lower order value is an outer aspect
+
+
+def _r4j_aspect_order(m: Mapping, doc: dict[str, Any]) -> list[str]:
+    """``order`` as the Spring Boot aspect orders (``resilience4j.retry.retryAspectOrder`` ...).
+
+    resilience4j-spring-boot's defaults are LOWEST_PRECEDENCE - 5 for Retry, - 4 for
+    CircuitBreaker, - 2 for TimeLimiter and - 1 for Bulkhead (RetryConfigurationProperties
+    and its siblings), and a lower value is an outer aspect. The layers ``order`` lists get
+    - 5, - 4, - 3 in its order; a bulkhead left inside the retry keeps its - 1, inside the
+    TimeLimiter, as by default. Written for every layer ``order`` lists, so the file says it.
+    """
+    order = [name for name in m.v("order") if name in _R4J_ASPECT and m.has(name)]
+    if "limit" in m.v("order"):
+        m.note("order: limit: Resilience4j has no adaptive concurrency limit; its place in the order is not written")
+    values: dict[str, int] = {}
+    for i, name in enumerate(order):
+        values[name] = _LOWEST - 5 + i
+    if order and order[-1] == "bulkhead" and order[-2:-1] == ["retry"]:
+        values["bulkhead"] = _LOWEST - 1
+    for name, value in values.items():
+        section, key, _ = _R4J_ASPECT[name]
+        doc.setdefault(section, {"instances": {}})
+        doc[section] = {key: value, **doc[section]}
+    m.use("order")
+    outer = sorted(values, key=values.__getitem__)
+    names = [_R4J_ASPECT[n][2] for n in outer]
+    timelimiter = _LOWEST - 2
+    pos = sum(1 for n in outer if values[n] < timelimiter)
+    return [*names[:pos], "TimeLimiter", *names[pos:]]
 
 
 # ---------------------------------------------------------------------------- Polly v8
@@ -225,4 +263,10 @@ def polly(m: Mapping) -> dict[str, Any]:
 
         m.fixed("hedge", resolved(HedgeConfig, "polly"), "Polly")
         out["Hedging"] = h
+    if m.has("order"):  # a pipeline runs its strategies in the order they were added, outermost first
+        sections = {"retry": "Retry", "breaker": "CircuitBreaker", "bulkhead": "ConcurrencyLimiter"}
+        middle = [sections[n] for n in m.v("order") if n in sections and sections[n] in out]
+        first = [k for k in ("TotalTimeout",) if k in out]
+        out = {k: out[k] for k in [*first, *middle, *(k for k in out if k not in first and k not in middle)]}
+        m.use("order")
     return out

@@ -1,12 +1,16 @@
 """The call driver: the one place where a remote call happens.
 
 A :class:`CallSite` is one caller's logical calls to one service under one policy stack.
-It asks the (pure) policies and acts on their answers with SimPy events, in this fixed
+It asks the (pure) policies and acts on their answers with SimPy events, in this
 order, outermost first:
 
     deadline -> retry loop -> adaptive throttle -> client rate limiter -> circuit breaker
     -> concurrency limit -> bulkhead -> per-try timeout -> network -> remote queue and work
     (-> network back)
+
+A call's ``order`` may move the breaker, the limit or the bulkhead outside the retry loop
+(``deadline -> breaker -> retry loop -> ...``): that layer then admits the logical call
+once and hears its final outcome (:meth:`CallSite._outer_enter`, :meth:`CallSite._outer_leave`).
 
 and the retry budget is consulted between a failed try and the next one. Every try,
 including one rejected locally, becomes a row of the ``attempts`` frame; every decision
@@ -114,6 +118,7 @@ class CallSite:
         "hedge",
         "limiter",
         "out_links",
+        "outer",
         "outstanding",
         "pick",
         "rate_limiter",
@@ -217,8 +222,10 @@ class CallSite:
             and self.bulkhead is None and self.throttle is None and self.limiter is None and self.hedge is None
         )
         """No policy at all: a request can be driven by callbacks alone (see :meth:`send`)."""
-        self.callbacks = self.bulkhead is None and self.limiter is None
-        """No bulkhead or limit: a logical call can run on callbacks (see :meth:`new_call`)."""
+        self.outer: frozenset[str] = getattr(policy, "outside_retry", frozenset())
+        """The layers (breaker, limit, bulkhead) that wrap the whole logical call instead of each try."""
+        self.callbacks = self.bulkhead is None and self.limiter is None and not self.outer
+        """No bulkhead, limit or reordered stack: a logical call can run on callbacks (see :meth:`new_call`)."""
         a = recorder
         self._code = a.site(caller, target.name, depth)
         """This site's code in the recorder (its caller, service and depth)."""
@@ -367,6 +374,15 @@ class CallSite:
         rl = self.rate_limiter
         if budget is not None:
             budget.on_request(now)
+        outer = self.outer
+        opermit = otoken = None
+        if outer:  # `order`: these layers admit the logical call once and hear its final outcome
+            breaker = None if "breaker" in outer else breaker
+            limiter = None if "limit" in outer else limiter
+            bulkhead = None if "bulkhead" in outer else bulkhead
+            refused, opermit, otoken = yield from self._outer_enter(req_id, deadline_at, parent)
+            if refused is not None:
+                return refused, 1
         attempt = 0
         wait = 0.0
         retry_cost: float | None = None  # what the budget charged for the retry under way
@@ -463,7 +479,71 @@ class CallSite:
             if delay > 0:
                 yield Timeout(env, delay)
             wait = delay
+        if outer:
+            self._outer_leave(now, opermit, otoken, outcome)
         return outcome, attempt
+
+    def _outer_enter(self, req_id: int, deadline_at: float, parent: int
+                     ) -> Generator[Event, Any, tuple[str | None, Any, Any]]:
+        """Admit a logical call through the layers ``order`` put outside the retry loop.
+
+        The same gates, in the same order, as a try passes inside the loop (breaker, limit,
+        bulkhead), but once for the whole call. Returns ``(None, breaker permit, limit
+        token)``, or ``(outcome, None, None)`` when a layer refused the call: then it is
+        recorded as one unsent try, as a refused first try is.
+        """
+        env = self.env
+        t0 = env.now
+        outer = self.outer
+        breaker = self.breaker if "breaker" in outer else None
+        limiter = self.limiter if "limit" in outer else None
+        bulkhead = self.bulkhead if "bulkhead" in outer else None
+        permit = token = None
+        if breaker is not None:
+            permit = breaker.allow(t0, True)
+            while permit == WAIT:
+                woken = Event(env)
+                breaker.wait(woken.succeed)
+                yield woken
+                t0 = env.now
+                permit = breaker.allow(t0, True) if t0 < deadline_at else None
+            if permit is None:
+                return self._reject(req_id, 1, t0, BREAKER_OPEN, None, None, 0.0, parent), None, None
+        if limiter is not None:
+            token = limiter.acquire_s(t0)
+            if token is None:
+                if breaker is not None:
+                    breaker.release(permit)
+                return self._reject(req_id, 1, t0, BULKHEAD_FULL, "limit_rejected", None, 0.0, parent), None, None
+        if bulkhead is not None:
+            decision = bulkhead.try_enter(t0)
+            if decision != "admit":
+                admitted = False
+                if decision == "wait":
+                    admitted = yield from self._bulkhead_wait(bulkhead, deadline_at)
+                if not admitted:
+                    if breaker is not None:
+                        breaker.release(permit)
+                    if token is not None:
+                        limiter.ignore(token)  # type: ignore[union-attr]
+                    return (self._reject(req_id, 1, t0, BULKHEAD_FULL, "bulkhead_rejected", None, 0.0, parent),
+                            None, None)
+        return None, permit, token
+
+    def _outer_leave(self, start: float, permit: Any, token: Any, outcome: str) -> None:
+        """The logical call is over: the outer layers hear its final outcome, innermost first,
+        as the per-try layers hear a try's (a breaker outside the retry counts one verdict
+        per call, over the call's whole duration)."""
+        t1 = self.env.now
+        outer = self.outer
+        if "bulkhead" in outer:
+            waiter = self.bulkhead.leave(t1)  # type: ignore[union-attr]
+            if waiter is not None:
+                waiter.succeed()
+        if token is not None:
+            self._limit_end(token, outcome, t1)
+        if "breaker" in outer:
+            self.breaker.on_result(t1, permit, outcome, t1 - start)  # type: ignore[union-attr]
 
     def _reject(self, req_id: int, attempt: int, t0: float, outcome: str, event: str | None,
                 retry_cost: float | None, wait: float, parent: int) -> str:

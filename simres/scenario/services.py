@@ -32,13 +32,16 @@ from simres.scenario._base import PositiveFloat, _Model
 
 # ---------------------------------------------------------------------------- calls
 
+LAYERS = ("breaker", "limit", "bulkhead")
+"""The layers ``order`` can move around the retry loop, in their fixed relative order."""
+
 
 class CallPolicy(_Model):
     """The policy stack of one logical call, applied outermost first.
 
     Order: deadline, retry loop, retry budget (inside ``retry``), circuit breaker,
     concurrency limit, bulkhead, per-try timeout, then the network, the remote queue and
-    the work.
+    the work. ``order`` moves the breaker, the limit or the bulkhead outside the retry loop.
     """
 
     timeout: PositiveFloat | None = Field(default=None, description="Per-try timeout (seconds); none = wait forever.")
@@ -72,12 +75,21 @@ class CallPolicy(_Model):
         "after a delay, the first success wins; not with retry (gRPC allows one of the two).",
     )
 
+    order: list[Literal["retry", "breaker", "limit", "bulkhead"]] | None = Field(
+        default=None,
+        description="The stack's order, outermost first, when it is not the default [retry, breaker, limit, "
+        "bulkhead]: a layer listed before retry wraps the whole logical call (one admission, one verdict for all "
+        "its tries: Resilience4j's CircuitBreaker(Retry(...)), Polly's AddCircuitBreaker before AddRetry), one "
+        "after it wraps each try. Lists retry and every one of the three this call has; breaker, limit and "
+        "bulkhead keep their relative order. The deadline is always outermost and the per-try timeout innermost.",
+    )
+
     @model_serializer(mode="wrap")
     def _drop_unset_new_policies(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # No `hedge: null` or `outlier_detection: null` in resolved scenarios: `show`, reports and sweep fingerprints of
-        # scenarios that do not hedge are unchanged.
+        # No `hedge: null`, `outlier_detection: null` or `order: null` in resolved scenarios: `show`, reports and
+        # sweep fingerprints of scenarios that do not use them are unchanged.
         out: dict[str, Any] = handler(self)
-        for key in ("hedge", "outlier_detection"):
+        for key in ("hedge", "outlier_detection", "order"):
             if out.get(key, 0) is None:
                 del out[key]
         return out
@@ -88,6 +100,35 @@ class CallPolicy(_Model):
         if problem:
             raise ValueError(problem)
         return self
+
+    @model_validator(mode="after")
+    def _order(self) -> CallPolicy:
+        if self.order is None:
+            return self
+        order = self.order
+        have = [name for name in LAYERS if getattr(self, name) is not None]
+        if self.retry is None:
+            raise ValueError("order: needs retry (without retries every layer sees each call once, in any order)")
+        if len(set(order)) != len(order):
+            raise ValueError(f"order: lists a layer twice: {order}")
+        missing = [name for name in have if name not in order]
+        extra = [name for name in order if name != "retry" and name not in have]
+        if missing or extra:
+            raise ValueError(f"order: must list retry and this call's {', '.join(have) or 'layers'}"
+                             + (f"; {', '.join(missing)} missing" if missing else "")
+                             + (f"; {', '.join(extra)} not set on this call" if extra else ""))
+        gates = [name for name in order if name != "retry"]
+        if gates != have:
+            raise ValueError(f"order: breaker, limit and bulkhead keep their relative order ({', '.join(have)}); "
+                             f"got {', '.join(gates)}; move retry between them instead")
+        return self
+
+    @property
+    def outside_retry(self) -> frozenset[str]:
+        """The layers that ``order`` puts outside the retry loop (none by default)."""
+        if self.order is None:
+            return frozenset()
+        return frozenset(self.order[: self.order.index("retry")])
 
     @model_validator(mode="after")
     def _client_limit(self) -> CallPolicy:

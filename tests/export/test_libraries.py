@@ -366,3 +366,28 @@ def test_every_bundled_call_exports_to_every_library_or_says_why_not(name: str, 
             else:
                 assert list(yaml.safe_load_all(e.text)), (name, key, library)
             assert all(n.split(":", 1)[0] for n in e.unexpressed)
+
+
+def test_an_order_with_the_breaker_outside_the_retry_is_written_where_the_library_can_say_it() -> None:
+    """Resilience4j: Spring Boot aspect orders (lower is outer; the defaults are Retry
+    LOWEST_PRECEDENCE - 5, CircuitBreaker - 4, Bulkhead - 1); Polly: the pipeline's order of
+    strategies; a library with a fixed order names ``order`` instead of dropping it."""
+    stack = {"retry": {"preset": "resilience4j"}, "breaker": {"preset": "resilience4j"},
+             "bulkhead": {"max_concurrent": 4}, "order": ["breaker", "retry", "bulkhead"]}
+    doc, notes = export("resilience4j", **stack)
+    r4j = doc["resilience4j"]
+    lowest = 2**31 - 1
+    assert r4j["circuitbreaker"]["circuitBreakerAspectOrder"] == lowest - 5
+    assert r4j["retry"]["retryAspectOrder"] == lowest - 4
+    assert r4j["bulkhead"]["bulkheadAspectOrder"] == lowest - 1  # still inside the retry (and the TimeLimiter)
+    assert not [n for n in notes if n.startswith("order")]
+    outer = export("resilience4j", **{**stack, "order": ["breaker", "bulkhead", "retry"]})[0]["resilience4j"]
+    assert outer["bulkhead"]["bulkheadAspectOrder"] == lowest - 4 and outer["retry"]["retryAspectOrder"] == lowest - 3
+    default = export("resilience4j", **{k: v for k, v in stack.items() if k != "order"})[0]["resilience4j"]
+    assert "retryAspectOrder" not in default["retry"]  # the default order writes nothing
+    polly, notes = export("polly", **stack)
+    assert [k for k in polly if k != "_comment"][:3] == ["CircuitBreaker", "Retry", "ConcurrencyLimiter"]
+    assert not [n for n in notes if n.startswith("order")]
+    _, notes = export("envoy", retry={"preset": "envoy"}, breaker={"preset": "resilience4j"},
+                      order=["breaker", "retry"])
+    assert any(n.startswith("order: [breaker, retry]") for n in notes), notes
