@@ -418,3 +418,14 @@ def test_sweep_files_are_type_strict_like_scenario_files(data: dict, expected: s
     ranges = {"services.db.workers": {"low": 1, "high": 4}}
     assert validate_spec({"scenario": "baseline", "sample": {"n": 2, "ranges": ranges}}).sample.ranges[
         "services.db.workers"].low == 1.0
+
+
+def test_overrides_never_write_into_the_callers_objects() -> None:
+    """An override whose value is a mapping, then a deeper override under it: the second
+    writes into the scenario's copy, not into the mapping the caller passed (a tuner or a
+    sweep that reuses one value for many points would otherwise see it change)."""
+    base = {"services": {"db": {}}, "clients": {"web": {"target": "db", "arrival": {"kind": "poisson", "rate": 1}}}}
+    retry = {"max_attempts": 3}
+    sc = load_scenario(base, overrides={"clients.web.retry": retry, "clients.web.retry.max_attempts": 5})
+    assert sc.clients["web"].retry.max_attempts == 5
+    assert retry == {"max_attempts": 3}

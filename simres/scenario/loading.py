@@ -95,6 +95,7 @@ def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any], *, sourc
     """
     out = copy.deepcopy(data)
     for path, value in overrides.items():
+        value = copy.deepcopy(value)  # a later, deeper override must not write into the caller's object
         keys = path.split(".")
         node: Any = out
         for depth, k in enumerate(keys[:-1]):
