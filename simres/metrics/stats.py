@@ -22,6 +22,14 @@ from simres.metrics._common import MetricsError
 SHARE_PREFIXES = ("recovered:", "relapsed:", "stable_at_end")
 """Summary keys that are 0/1 per run: their mean over replications is a share, with a Wilson interval."""
 
+BOUNDED: tuple[str, ...] = (
+    "success_rate", "error_rate", "timeout_rate", "connection_rate", "rejected_rate", "shed_rate", "throttled_rate",
+    "breaker_open_rate", "bulkhead_full_rate", "degraded_rate", "unfinished_rate", "slo_attainment",
+    "breaker_open_share", "utilization",
+)
+"""Summary keys (before any ``:group``) that are shares of one run, between 0 and 1: their t interval
+over replications is clipped to [0, 1] (with two replications it can otherwise pass 100 %)."""
+
 ID_COLUMNS: tuple[str, ...] = ("run_id", "replicate", "seed", "wall_time")
 """Columns of a sweep frame that identify a run rather than measure it."""
 
@@ -173,8 +181,8 @@ def aggregate_replications(df: pd.DataFrame, *, group_cols: Sequence[str] = (),
         ``hi``, ``halfwidth``, ``n`` (non-NaN replications) and ``method``. Metrics named
         ``recovered:*``, ``relapsed:*`` and ``stable_at_end`` are proportions and get a
         Wilson interval (method ``"wilson"``, ``halfwidth`` = half the interval's width); every
-        other metric gets Student t
-        (method ``"t"``). ``recovery_time:*`` is NaN for runs that did not recover, so its
+        other metric gets Student t (method ``"t"``), clipped to [0, 1] for the shares in
+        :data:`BOUNDED`. ``recovery_time:*`` is NaN for runs that did not recover, so its
         mean is conditional on recovery; use :func:`aggregate_recovery` for the verdict.
     """
     _check_confidence(confidence)
@@ -201,6 +209,10 @@ def aggregate_replications(df: pd.DataFrame, *, group_cols: Sequence[str] = (),
     tidy["method"] = "t"
     tidy.index = tidy.index.set_names([*(group_cols or ["_group"]), "metric"])
     tidy = tidy.reset_index()
+    bounded = tidy["metric"].astype(str).str.split(":", n=1).str[0].isin(BOUNDED).to_numpy()
+    if bounded.any():  # a share's interval stays a share: clipped, halfwidth still the t half-width
+        tidy.loc[bounded, "lo"] = tidy.loc[bounded, "lo"].clip(lower=0.0)
+        tidy.loc[bounded, "hi"] = tidy.loc[bounded, "hi"].clip(upper=1.0)
     prop = tidy["metric"].astype(str).str.startswith(SHARE_PREFIXES).to_numpy()
     if prop.any():
         # A handful of rows (faults x design points): a loop over them is fine.

@@ -146,3 +146,18 @@ def test_aggregate_recovery_reports_share_and_times_not_a_pooled_mean(sweep):
     assert fragile["share_not_recovered"] == pytest.approx(2 / 3)
     assert fragile["recovery_time_p50"] == 9.0
     assert "recovery_time_mean" not in agg.columns
+
+
+def test_aggregate_replications_keeps_a_shares_interval_inside_zero_and_one():
+    """Two replications at 99 % and 100 % success: the t interval (99.5 +- 6.4 %) would pass
+    100 %; a share's interval is clipped, an unbounded metric's is not."""
+    df = pd.DataFrame({"success_rate": [0.99, 1.0], "timeout_rate:client=web": [0.0, 0.01],
+                       "latency_p99": [0.99, 1.0], "arrival_rate": [0.99, 1.0]})
+    tidy = aggregate_replications(df).set_index("metric")
+    t = mean_ci(np.array([0.99, 1.0]))
+    assert t.hi > 1.0 and t.lo < 0.99  # the unclipped interval passes 100 %
+    assert tidy.at["success_rate", "hi"] == 1.0 and tidy.at["success_rate", "lo"] == pytest.approx(t.lo)
+    assert tidy.at["timeout_rate:client=web", "lo"] == 0.0
+    assert tidy.at["success_rate", "halfwidth"] == pytest.approx(t.halfwidth)
+    for unbounded in ("latency_p99", "arrival_rate"):
+        assert tidy.at[unbounded, "hi"] == pytest.approx(t.hi) and tidy.at[unbounded, "lo"] == pytest.approx(t.lo)
