@@ -13,7 +13,12 @@ DEGRADED = "degraded"
 ERROR = "error"
 """The server answered with an error reply (5xx)."""
 TIMEOUT = "timeout"
-"""The caller stopped waiting: a per-try timeout or the overall deadline fired."""
+"""The caller stopped waiting: a per-try timeout, a read timeout or the overall deadline fired."""
+CONNECT_TIMEOUT = "connect_timeout"
+"""The try did not reach the instance within the call's ``connect_timeout`` (a partition, a host
+that drops packets): the caller gave up connecting and the server never sees the request.
+Policies judge it as a ``connection`` failure, as urllib3 (the ``connect`` counter), botocore,
+Envoy (``connect-failure``) and gRPC (``UNAVAILABLE``) do; the frames keep which it was."""
 CONNECTION = "connection"
 """The connection was refused (crashed instance that refuses connections)."""
 REJECTED = "rejected"
@@ -41,7 +46,7 @@ RETRYABLE_KINDS: tuple[str, ...] = (TIMEOUT, CONNECTION, ERROR, REJECTED, SHED)
 """Remote failure kinds a retry policy may choose to retry on."""
 
 REQUEST_OUTCOMES: tuple[str, ...] = (
-    OK, DEGRADED, ERROR, TIMEOUT, CONNECTION, REJECTED, SHED, THROTTLED, BREAKER_OPEN,
+    OK, DEGRADED, ERROR, TIMEOUT, CONNECT_TIMEOUT, CONNECTION, REJECTED, SHED, THROTTLED, BREAKER_OPEN,
     BULKHEAD_FULL, UNFINISHED,
 )
 ATTEMPT_OUTCOMES: tuple[str, ...] = (*REQUEST_OUTCOMES, CANCELLED)

@@ -102,6 +102,10 @@ def test_policies_that_cannot_work_and_faults_outside_the_run() -> None:
     paths = {f.path for f in warnings_of(load_scenario(sc))}
     assert {"clients.web.timeout", "clients.web.retry.budget", "faults.1.at", "faults.2.at",
             "clients.late.start"} <= paths
+    # a connect or read timeout the per-try timeout always beats can never fire; a shorter one can
+    never = load_scenario(short_partition(timeout=1.0, connect_timeout=1.0, read_timeout=0.5))
+    assert {f.path for f in warnings_of(never)} >= {"clients.web.connect_timeout"}
+    assert "clients.web.read_timeout" not in {f.path for f in warnings_of(never)}
 
 
 def test_warnings_are_printed_once_before_run_and_never_change_results(tmp_path: Path) -> None:

@@ -25,9 +25,9 @@ REMOTE = tuple(RETRYABLE_KINDS)
 """Every remote failure outcome a retry may handle: timeout, connection, error, rejected, shed."""
 
 POLICY_KEYS = ("timeout", "deadline", "retry", "breaker", "bulkhead", "limit", "outlier_detection", "hedge",
-               "order")
+               "order", "connect_timeout", "read_timeout")
 """The fields of a CallPolicy, outermost first as the call driver applies them by default (then ``order``,
-which changes that: a library that cannot express it gets a note)."""
+which changes that, and the connect and read timeouts: a library that cannot express one gets a note)."""
 
 HTTP_STATUS: dict[str, tuple[int, ...]] = {"error": (500, 502, 504), "rejected": (503,), "shed": (429,)}
 """The HTTP statuses a simulated reply outcome stands for (a full queue answers 503, a shedder 429)."""

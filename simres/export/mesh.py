@@ -195,6 +195,9 @@ def envoy(m: Mapping) -> str:
     elif m.has("hedge"):
         thresholds["max_retries"] = UNLIMITED  # Envoy counts hedged tries as retries (default limit 3)
     cluster: dict[str, Any] = {"name": name, "circuit_breakers": {"thresholds": [thresholds]}}
+    if m.has("connect_timeout"):  # Envoy's cluster connect_timeout (default 5 s): the upstream TCP connect
+        cluster["connect_timeout"] = seconds(m.v("connect_timeout"))
+        m.use("connect_timeout")
     outlier = _outlier(m)
     if outlier is not None:
         cluster["outlier_detection"] = outlier
@@ -252,6 +255,9 @@ def istio(m: Mapping) -> str:
     policy: dict[str, Any] = {}
     if pool:
         policy["connectionPool"] = {"http": pool}
+    if m.has("connect_timeout"):  # connectionPool.tcp.connectTimeout: the upstream TCP connect
+        policy.setdefault("connectionPool", {})["tcp"] = {"connectTimeout": seconds(m.v("connect_timeout"))}
+        m.use("connect_timeout")
     outlier = _outlier(m, istio=True)
     if outlier is not None:
         policy["outlierDetection"] = outlier

@@ -74,8 +74,12 @@ def urllib3(m: Mapping) -> str:
         lines += ["# urllib3 retries reads and statuses only for allowed_methods (GET, PUT, DELETE, HEAD, OPTIONS,",
                   "# TRACE by default); a POST is retried after a connection failure only",
                   "retry = Retry(", _args(args).rstrip("\n"), ")"]
-    if m.has("timeout"):
-        lines += [f"timeout = Timeout(total={num(m.v('timeout'))})  # per try: connect and read together"]
+    parts = [(k, m.v(key)) for k, key in (("total", "timeout"), ("connect", "connect_timeout"),
+                                          ("read", "read_timeout")) if m.has(key)]
+    if parts:
+        say = ("  # per try: connect and read together" if len(parts) == 1 and parts[0][0] == "total"
+               else "  # connect: reaching the host; read: each wait for data")
+        lines += [f"timeout = Timeout({', '.join(f'{k}={num(v)}' for k, v in parts)}){say}"]
     _timeouts_elsewhere(m, "deadline")
     return "\n".join(lines) + "\n"
 
@@ -89,8 +93,8 @@ _BOTOCORE_FORMS = {"aws_standard": "", "aws_standard_dynamodb": " (as botocore r
 
 def botocore(m: Mapping) -> str:
     """``Config(retries={"total_max_attempts": N, "mode": "standard"}, ...)``: total_max_attempts counts tries."""
-    if not m.has("retry") and not m.has("timeout"):
-        raise NothingToExport("botocore exports a retry policy or a per-try timeout; this call has neither")
+    if not any(m.has(k) for k in ("retry", "timeout", "connect_timeout", "read_timeout")):
+        raise NothingToExport("botocore exports a retry policy or timeouts; this call has neither")
     args: list[tuple[str, str]] = []
     form = ""
     if m.has("retry"):
@@ -108,11 +112,16 @@ def botocore(m: Mapping) -> str:
         args.append(("retries", f'{{"total_max_attempts": {tries}, "mode": "{mode}"}}'))
     else:
         args.append(("retries", '{"total_max_attempts": 1, "mode": "standard"}'))
+    for key in ("connect_timeout", "read_timeout"):
+        if m.has(key):
+            args.append((key, num(m.v(key))))
     if m.has("timeout"):
         t = num(m.v("timeout"))
-        args += [("connect_timeout", t), ("read_timeout", t)]
+        unset = [k for k in ("connect_timeout", "read_timeout") if not m.has(k)]
+        args += [(k, t) for k in unset]
         m.note(f"timeout: {t}: botocore bounds each connect and each socket read (connect_timeout, read_timeout), "
-               "not a whole try; both written as the per-try timeout")
+               "not a whole try" + (f"; {' and '.join(unset)} written as the per-try timeout" if unset else
+                                    "; not written"))
     _timeouts_elsewhere(m, "deadline")
     return ("from botocore.config import Config\n\n"
             "# total_max_attempts counts every try; Config(retries={'max_attempts': N}) would count retries\n"

@@ -17,7 +17,7 @@ HIGHER = ("success_rate", "goodput", "slo_attainment", "recovered", "stable_at_e
 """Base names (before any ``:``) where more is better."""
 
 LOWER = (
-    "latency", "error_rate", "timeout_rate", "connection_rate", "rejected_rate", "shed_rate",
+    "latency", "error_rate", "timeout_rate", "connect_timeout_rate", "connection_rate", "rejected_rate", "shed_rate",
     "throttled_rate", "breaker_open_rate", "bulkhead_full_rate", "unfinished_rate", "degraded_rate",
     "budget_denied_rate", "tries_per_request", "work_per_success", "amplification", "recovery_time",
     "herd_peak_to_mean", "herd_synchrony", "peak_to_mean",

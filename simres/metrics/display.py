@@ -54,8 +54,8 @@ def _times(x: float) -> str:
     return f"{x:.3g}×"
 
 
-RATES = ("error_rate", "timeout_rate", "connection_rate", "rejected_rate", "shed_rate", "throttled_rate",
-         "breaker_open_rate", "bulkhead_full_rate", "degraded_rate", "unfinished_rate")
+RATES = ("error_rate", "timeout_rate", "connect_timeout_rate", "connection_rate", "rejected_rate", "shed_rate",
+         "throttled_rate", "breaker_open_rate", "bulkhead_full_rate", "degraded_rate", "unfinished_rate")
 
 # (group, key or pattern, label, formatter, hide when zero)
 _ROWS: tuple[tuple[str, str, str, Formatter, bool], ...] = (

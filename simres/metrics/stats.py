@@ -23,9 +23,9 @@ SHARE_PREFIXES = ("recovered:", "relapsed:", "stable_at_end")
 """Summary keys that are 0/1 per run: their mean over replications is a share, with a Wilson interval."""
 
 BOUNDED: tuple[str, ...] = (
-    "success_rate", "error_rate", "timeout_rate", "connection_rate", "rejected_rate", "shed_rate", "throttled_rate",
-    "breaker_open_rate", "bulkhead_full_rate", "degraded_rate", "unfinished_rate", "slo_attainment",
-    "breaker_open_share", "utilization",
+    "success_rate", "error_rate", "timeout_rate", "connect_timeout_rate", "connection_rate", "rejected_rate",
+    "shed_rate", "throttled_rate", "breaker_open_rate", "bulkhead_full_rate", "degraded_rate", "unfinished_rate",
+    "slo_attainment", "breaker_open_share", "utilization",
 )
 """Summary keys (before any ``:group``) that are shares of one run, between 0 and 1: their t interval
 over replications is clipped to [0, 1] (with two replications it can otherwise pass 100 %)."""

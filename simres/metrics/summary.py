@@ -42,6 +42,7 @@ from simres.metrics.utilization import service_load
 RATE_KEYS: dict[str, str] = {
     "error_rate": "error",
     "timeout_rate": "timeout",
+    "connect_timeout_rate": "connect_timeout",
     "connection_rate": "connection",
     "rejected_rate": "rejected",
     "shed_rate": "shed",

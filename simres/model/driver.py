@@ -28,12 +28,13 @@ from simpy.events import Timeout
 
 from simres.metrics.recorder import ATTEMPT_CODES, Recorder
 from simres.model.hedging import HedgedCall, hedged_process
-from simres.model.job import READ, WRITE, Job
+from simres.model.job import READ, WRITE, Job, PhasedJob
 from simres.model.rate_gate import RateGate
 from simres.model.service import Service
 from simres.outcomes import (
     BREAKER_OPEN,
     BULKHEAD_FULL,
+    CONNECT_TIMEOUT,
     CONNECTION,
     DEGRADED,
     OK,
@@ -112,6 +113,7 @@ class CallSite:
         "callbacks",
         "caller",
         "component",
+        "connect_timeout",
         "deadline",
         "depth",
         "env",
@@ -122,6 +124,7 @@ class CallSite:
         "outstanding",
         "pick",
         "rate_limiter",
+        "read_timeout",
         "recorder",
         "retry",
         "rng",
@@ -161,6 +164,9 @@ class CallSite:
         self.component = f"{caller}->{target.name}{suffix}"
         self.timeout = policy.timeout
         self.deadline = policy.deadline
+        self.connect_timeout: float | None = getattr(policy, "connect_timeout", None)
+        self.read_timeout: float | None = getattr(policy, "read_timeout", None)
+        """Connect and read timeouts: a try with either is a :class:`~simres.model.job.PhasedJob`."""
         self.retry = policy.retry
         # Every stream is keyed by the site's full identity: ``node_key`` names the calling
         # member (``web#3``: members of a population share their node name ``web``), and
@@ -219,6 +225,7 @@ class CallSite:
         self._throttling = frozenset(policy.retry.throttling_outcomes) if policy.retry is not None else frozenset()
         self.simple = (
             self.timeout is None and self.deadline is None and self.retry is None and self.breaker is None
+            and self.connect_timeout is None and self.read_timeout is None
             and self.bulkhead is None and self.throttle is None and self.limiter is None and self.hedge is None
         )
         """No policy at all: a request can be driven by callbacks alone (see :meth:`send`)."""
@@ -448,7 +455,8 @@ class CallSite:
             # -- the try --------------------------------------------------------------
             if budget is not None:
                 budget.on_try_start(t0, attempt > 1)
-            outcome, job, idx = yield from self._try(req_id, priority, deadline_at, parent=parent)
+            shown, job, idx = yield from self._try(req_id, priority, deadline_at, parent=parent)
+            outcome = CONNECTION if shown is CONNECT_TIMEOUT else shown  # what the policies judge
             t1 = env.now
             if bulkhead is not None:
                 waiter = bulkhead.leave(t1)
@@ -464,23 +472,27 @@ class CallSite:
                 self._rate_response(t1, outcome)
             if budget is not None:
                 budget.on_try_end(t1, outcome, attempt > 1, retry_cost)
-            self._record(req_id, attempt, idx, t0, t1, outcome, True, wait, job.try_id, parent, job.served)
+            self._record(req_id, attempt, idx, t0, t1, shown, True, wait, job.try_id, parent, job.served)
             if outcome is OK or outcome is DEGRADED or rc is None:
+                outcome = shown
                 break
             # -- retry decision: policy, then the deadline, then the budget --------------
             delay = rc.next_delay(outcome, self.rng, job.retry_after)
             if delay is None or t1 + delay >= deadline_at:
+                outcome = shown
                 break
             if budget is not None:
                 if not budget.try_acquire_retry(t1, outcome):
                     self.recorder.event(t1, "budget_denied", self.component, outcome, float(req_id))
+                    outcome = shown
                     break
                 retry_cost = getattr(budget, "last_cost", None)
             if delay > 0:
                 yield Timeout(env, delay)
             wait = delay
+            outcome = shown  # the call's outcome if the deadline ends it before the next try
         if outer:
-            self._outer_leave(now, opermit, otoken, outcome)
+            self._outer_leave(now, opermit, otoken, CONNECTION if outcome is CONNECT_TIMEOUT else outcome)
         return outcome, attempt
 
     def _outer_enter(self, req_id: int, deadline_at: float, parent: int
@@ -584,12 +596,19 @@ class CallSite:
         limit = deadline_at - now
         if self.timeout is not None and self.timeout < limit:
             limit = self.timeout
-        job = Job(env, req_id, priority, now + limit, self.back_links[idx], self.recorder.next_try(), parent)
+        ct, rt = self.connect_timeout, self.read_timeout
+        if ct is None and rt is None:
+            job = Job(env, req_id, priority, now + limit, self.back_links[idx], self.recorder.next_try(), parent)
+        else:
+            job = PhasedJob(env, req_id, priority, now + limit, self.back_links[idx], self.recorder.next_try(),
+                            parent, now + ct if ct is not None else INF, rt if rt is not None else INF)
         job.op = op
         job.version = version
         job.idx = idx
         if limit < INF:
             Timeout(env, limit).callbacks.append(job.expire)
+        if ct is not None and ct < limit:  # after the per-try timer: at a tie the try timed out
+            Timeout(env, ct).callbacks.append(job.connect_expire)  # type: ignore[attr-defined]
         self._send(job, idx)
         return job
 
@@ -626,7 +645,7 @@ class CallSite:
             self._record(req_id, attempt, idx, t0, env.now, outcome, True, wait, job.try_id, -1, job.served)
             if outcome is OK or rc is None:
                 break
-            delay = rc.next_delay(outcome, self.rng, None)
+            delay = rc.next_delay(CONNECTION if outcome is CONNECT_TIMEOUT else outcome, self.rng, None)
             if delay is None or env.now + delay >= deadline_at:
                 break
             if delay > 0:
@@ -781,7 +800,8 @@ class Call:
         """The try ended (reply or timer): tell the policies, record it, decide on a retry."""
         site = self.site
         site.outstanding[job.idx] -= 1
-        outcome = self.outcome = job._value
+        shown = self.outcome = job._value
+        outcome = CONNECTION if shown is CONNECT_TIMEOUT else shown  # what the policies judge
         t1 = site.env.now
         attempt = self.attempt
         if site.breaker is not None:
@@ -793,7 +813,7 @@ class Call:
         budget = site.budget
         if budget is not None:
             budget.on_try_end(t1, outcome, attempt > 1, self.retry_cost)
-        site._record(self.req_id, attempt, job.idx, self.t0, t1, outcome, True, self.wait, job.try_id,
+        site._record(self.req_id, attempt, job.idx, self.t0, t1, shown, True, self.wait, job.try_id,
                      self.parent, job.served)
         if outcome is OK or outcome is DEGRADED or site.retry is None:
             self.done(self)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from simpy import Event
 from simpy.events import PENDING, Timeout
 
-from simres.outcomes import BREAKER_OPEN, CANCELLED, THROTTLED, TIMEOUT
+from simres.outcomes import BREAKER_OPEN, CANCELLED, CONNECT_TIMEOUT, CONNECTION, THROTTLED, TIMEOUT
 from simres.policies.breaker import WAIT
 from simres.policies.hedging import FATAL, HEDGE, WIN
 
@@ -173,7 +173,8 @@ class HedgedCall:
         meta = self.tries.pop(job)
         attempt, t0, wait, permit, cost = meta
         site.outstanding[job.idx] -= 1
-        outcome = job._value
+        shown = job._value
+        outcome = CONNECTION if shown is CONNECT_TIMEOUT else shown  # what the policies judge
         t1 = site.env.now
         if site.breaker is not None:
             site.breaker.on_result(t1, permit, outcome, t1 - t0)
@@ -182,12 +183,12 @@ class HedgedCall:
         if site.budget is not None:
             site.budget.on_try_end(t1, outcome, attempt > 1, cost)
         site.hedge.observe(outcome, t1 - t0)  # type: ignore[union-attr]
-        site._record(self.req_id, attempt, job.idx, t0, t1, outcome, True, wait, job.try_id, self.parent,
+        site._record(self.req_id, attempt, job.idx, t0, t1, shown, True, wait, job.try_id, self.parent,
                      job.served)
         if self.finished:
             return  # a loser left running (cancel_losers: false)
         decision = self.hc.on_result(outcome, job.retry_after)
-        self.outcome = outcome
+        self.outcome = shown
         if decision == WIN:
             if attempt > 1:
                 site.recorder.event(t1, "hedge_won", site.component, "", float(self.req_id))

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from simpy import Environment, Event
-from simpy.events import NORMAL, PENDING
+from simpy.events import NORMAL, PENDING, Timeout
 
 from simres.outcomes import (
+    CONNECT_TIMEOUT,
     TIMEOUT,
 )
 
@@ -37,6 +38,10 @@ class Job(Event):
         "back", "deadline", "epoch", "gone", "idx", "member", "op", "parent", "priority", "req_id", "retry_after",
         "served", "t0", "try_id", "version",
     )
+
+    phased = False
+    """Whether the try has a connect and a read phase (:class:`PhasedJob`); a class constant,
+    so an instance checks it at no cost per try."""
 
     def __init__(self, env: Environment, req_id: int, priority: str, deadline: float, back: Link,
                  try_id: int = -1, parent: int = -1):
@@ -83,3 +88,47 @@ class Job(Event):
                 env.schedule(self, NORMAL, d)
         else:
             self.succeed(outcome)
+
+
+class PhasedJob(Job):
+    """A try with a connect timeout, a read timeout, or both (``timeout=(3, 10)`` in requests).
+
+    The connect phase lasts until the job reaches its instance and is admitted there (the
+    network out, then the instance being up to take it); the read phase from then until the
+    reply. The connect timer fires :data:`~simres.outcomes.CONNECT_TIMEOUT` if the job has not
+    connected by then, and the instance then never sees it (the caller gave up connecting).
+    The read timer starts on connecting and fires TIMEOUT. ``deadline`` (when a reply still
+    counts) is the connect deadline until the job connects, then the earlier of the read
+    deadline and the per-try one, so a reply on the way back when a timer fires is dropped
+    as for a plain try.
+    """
+
+    __slots__ = ("connected", "read_timeout", "try_end")
+
+    phased = True
+
+    def __init__(self, env: Environment, req_id: int, priority: str, deadline: float, back: Link,
+                 try_id: int, parent: int, connect_by: float, read_timeout: float):
+        super().__init__(env, req_id, priority, min(deadline, connect_by), back, try_id, parent)
+        self.connected = False
+        self.read_timeout = read_timeout
+        self.try_end = deadline
+
+    def connect_expire(self, _ev: Event) -> None:
+        """The connect timer fired: still not at the instance, the caller stops trying."""
+        if self._value is PENDING and not self.connected:
+            self.gone = True
+            self.succeed(CONNECT_TIMEOUT)
+
+    def connect(self) -> None:
+        """The job reached an instance that is up (and the caller had not given up connecting:
+        the instance drops such a job unseen): connected. Arms the read timer."""
+        self.connected = True
+        env = self.env
+        end = env.now + self.read_timeout
+        if end < self.try_end:
+            self.deadline = end
+            if self._value is PENDING:
+                Timeout(env, self.read_timeout).callbacks.append(self.expire)
+        else:
+            self.deadline = self.try_end

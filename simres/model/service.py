@@ -19,6 +19,7 @@ from simpy.events import AllOf, Timeout
 from simres.model.job import INF, READ, Job
 from simres.outcomes import (
     CANCELLED,
+    CONNECT_TIMEOUT,
     CONNECTION,
     DEGRADED,
     ERROR,
@@ -163,6 +164,11 @@ class Instance:
 
     def submit(self, job: Job) -> None:
         """A request arrives at this instance."""
+        if job.phased:
+            if job._value is CONNECT_TIMEOUT:
+                return  # the caller gave up connecting before it got here: never seen
+            if not self.down:
+                job.connect()  # type: ignore[attr-defined]
         self.arrivals += 1
         if self.down:
             if not self.blackhole:

@@ -284,6 +284,13 @@ def _policy_findings(sc: Scenario) -> Iterator[Finding]:
             yield Finding("warning", f"{path}.timeout", f"the per-try timeout ({pol.timeout:g} s) is longer than "
                                                         f"the deadline ({pol.deadline:g} s): the deadline always "
                                                         "ends a slow try first, so it is never retried")
+        bound = min(x for x in (pol.timeout, pol.deadline, float("inf")) if x is not None)
+        for name in ("connect_timeout", "read_timeout"):
+            value = getattr(pol, name, None)
+            if value is not None and value >= bound:
+                yield Finding("warning", f"{path}.{name}", f"the {name.replace('_', ' ')} ({value:g} s) is not "
+                                                           f"shorter than the per-try timeout or deadline "
+                                                           f"({bound:g} s): it can never fire")
         if pol.retry is not None and pol.retry.budget is not None:
             b = pol.retry.budget
             if b.kind == "token_bucket" and b.refund == 0 and b.refill_per_request == 0:

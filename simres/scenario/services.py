@@ -45,6 +45,17 @@ class CallPolicy(_Model):
     """
 
     timeout: PositiveFloat | None = Field(default=None, description="Per-try timeout (seconds); none = wait forever.")
+    connect_timeout: PositiveFloat | None = Field(
+        default=None,
+        description="Connect timeout (seconds): the try must reach its instance (the network out, the instance up "
+        "to take it) within this, or it ends as connect_timeout and the instance never sees it; policies judge it "
+        "as a connection failure. requests' timeout=(3, 10) is connect_timeout 3, read_timeout 10.",
+    )
+    read_timeout: PositiveFloat | None = Field(
+        default=None,
+        description="Read timeout (seconds): from reaching the instance to the reply; the try ends as timeout. "
+        "Both bound the try beside timeout (the whole try) and deadline (the whole call).",
+    )
     deadline: PositiveFloat | None = Field(
         default=None,
         description="Overall deadline over all tries and backoff waits (seconds).",
@@ -86,10 +97,11 @@ class CallPolicy(_Model):
 
     @model_serializer(mode="wrap")
     def _drop_unset_new_policies(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # No `hedge: null`, `outlier_detection: null` or `order: null` in resolved scenarios: `show`, reports and
+        # No `hedge: null`, `outlier_detection: null`, `order: null` (or unset connect/read timeouts) in resolved
+        # scenarios: `show`, reports and
         # sweep fingerprints of scenarios that do not use them are unchanged.
         out: dict[str, Any] = handler(self)
-        for key in ("hedge", "outlier_detection", "order"):
+        for key in ("hedge", "outlier_detection", "order", "connect_timeout", "read_timeout"):
             if out.get(key, 0) is None:
                 del out[key]
         return out

@@ -391,3 +391,24 @@ def test_an_order_with_the_breaker_outside_the_retry_is_written_where_the_librar
     _, notes = export("envoy", retry={"preset": "envoy"}, breaker={"preset": "resilience4j"},
                       order=["breaker", "retry"])
     assert any(n.startswith("order: [breaker, retry]") for n in notes), notes
+
+
+def test_connect_and_read_timeouts_go_where_each_library_has_them() -> None:
+    """urllib3 Timeout(connect=, read=), botocore connect_timeout / read_timeout, Envoy's cluster
+    connect_timeout, Istio's connectionPool.tcp.connectTimeout; a library without them names them."""
+    ns, notes = export("urllib3", retry={"preset": "urllib3"}, connect_timeout=3.0, read_timeout=10.0)
+    t = ns["timeout"]
+    assert t.connect_timeout == 3.0 and t.read_timeout == 10.0 and not notes
+    ns, notes = export("botocore", retry={"preset": "aws_standard"}, connect_timeout=2.0, timeout=5.0)
+    cfg = ns["config"]
+    assert cfg.connect_timeout == 2.0 and cfg.read_timeout == 5.0
+    assert any("read_timeout written as the per-try timeout" in n for n in notes), notes
+    doc, notes = export("envoy", retry={"preset": "envoy"}, connect_timeout=0.25, read_timeout=1.0)
+    cluster = doc[0] if isinstance(doc, list) else doc
+    assert "connect_timeout: 0.25s" in yaml.safe_dump(cluster)
+    assert any(n.startswith("read_timeout: 1") for n in notes), notes
+    docs, _ = export("istio", retry={"preset": "envoy"}, connect_timeout=0.25)
+    rule = next(d for d in docs if d["kind"] == "DestinationRule")
+    assert rule["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["connectTimeout"] == "0.25s"
+    _, notes = export("resilience4j", retry={"preset": "resilience4j"}, connect_timeout=1.0)
+    assert any(n.startswith("connect_timeout: 1") for n in notes), notes
