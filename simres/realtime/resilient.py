@@ -65,6 +65,7 @@ import concurrent.futures
 import contextlib
 import functools
 import inspect
+import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -75,6 +76,7 @@ from simres.outcomes import (
     OK,
 )
 from simres.policies.bulkhead import WAIT
+from simres.realtime._hedge import INF, HedgeRun, HedgeTry
 from simres.realtime._stack import PolicyStack
 from simres.realtime.errors import AttemptTimeout
 
@@ -98,6 +100,16 @@ class Resilient(PolicyStack):
             return fn(*args, timeout=max(timeout, 1e-3), **kwargs)
         if self.timeout_via == "both":
             kwargs = {**kwargs, "timeout": max(timeout, 1e-3)}
+        future = self._spawn(fn, args, kwargs, attempt)
+        done, _ = concurrent.futures.wait([future], timeout=max(timeout, 0.0))
+        if not done and self._abandon(attempt, future.done):
+            raise AttemptTimeout(f"try timed out after {timeout:.3g} s")
+        return future.result()
+
+    def _spawn(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
+               attempt: Any) -> concurrent.futures.Future[T]:
+        """Run ``fn`` in a daemon worker thread; its future has the result. When the call
+        returns, an abandoned try is counted out (and gives back a slot it kept)."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def work() -> None:
@@ -111,13 +123,60 @@ class Resilient(PolicyStack):
                 self._call_ended(attempt)
 
         threading.Thread(target=work, daemon=True, name="simres-try").start()
-        done, _ = concurrent.futures.wait([future], timeout=max(timeout, 0.0))
-        if not done and self._abandon(attempt, future.done):
-            raise AttemptTimeout(f"try timed out after {timeout:.3g} s")
-        return future.result()
+        return future
+
+    def _hedged_call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """A hedged call from a thread: every try runs in a worker thread (see :mod:`._hedge`).
+
+        The caller waits on one queue for the next reply, hedge time or per-try expiry. A
+        timed-out try and, at the end, every loser still running are abandoned (counted in
+        :attr:`abandoned`, bounded by ``max_abandoned``): Python cannot stop a thread.
+        """
+        run = HedgeRun(self)
+        replies: queue.SimpleQueue[HedgeTry] = queue.SimpleQueue()
+
+        def launch(tries: list[HedgeTry]) -> None:
+            for t in tries:
+                kw = kwargs
+                if self.timeout_via != "thread" and t.expires_at != INF:
+                    kw = {**kwargs, "timeout": max(t.expires_at - self.clock.now(), 1e-3)}
+                t.handle = future = self._spawn(fn, args, kw, t.attempt)
+
+                def on_done(_f: Any, t: HedgeTry = t) -> None:
+                    with run.mutex:
+                        late = t.late
+                    if late:
+                        run.late(t, *_outcome_of(t.handle))
+                    else:
+                        replies.put(t)
+                future.add_done_callback(on_done)
+
+        launch(run.start())
+        while not run.done:
+            wait = run.wait_time()
+            try:
+                t = replies.get(timeout=wait)
+            except queue.Empty:
+                for t in run.expired():
+                    if run.done:
+                        break
+                    if self._abandon(t.attempt, t.handle.done):
+                        launch(run.timed_out(t))
+                launch(run.due())
+                continue
+            launch(run.reply(t, *_outcome_of(t.handle)))
+            launch(run.due())
+        for t in run.losers():
+            if not t.attempt.abandoned:
+                self._abandon(t.attempt, t.handle.done)
+            if t.late and t.handle.done():
+                run.late(t, *_outcome_of(t.handle))  # it ended as the call did
+        return run.result()  # type: ignore[no-any-return]
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn(*args, **kwargs)`` through the policy stack (blocking)."""
+        if self.hedge is not None:
+            return self._hedged_call(fn, args, kwargs)
         call = self._begin()
         last: BaseException | None = None
         while True:
@@ -208,8 +267,52 @@ class Resilient(PolicyStack):
             raise AttemptTimeout(f"try timed out after {timeout:.3g} s")
         return task.result()
 
+    async def _hedged_acall(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...],
+                            kwargs: dict[str, Any]) -> T:
+        """A hedged call in an event loop: every try is a task; losers are cancelled."""
+        run = HedgeRun(self)
+        tasks: dict[asyncio.Future[Any], HedgeTry] = {}
+
+        def launch(tries: list[HedgeTry]) -> None:
+            for t in tries:
+                t.handle = task = asyncio.ensure_future(fn(*args, **kwargs))
+                tasks[task] = t
+
+        def stop(t: HedgeTry) -> None:
+            tasks.pop(t.handle, None)
+            t.handle.cancel()
+            t.handle.add_done_callback(_swallow)
+
+        try:
+            launch(run.start())
+            while not run.done:
+                done, _ = await asyncio.wait(set(tasks), timeout=run.wait_time(),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda k: tasks[k].number):
+                    t = tasks.pop(task)
+                    launch(run.reply(t, *_outcome_of(task)))
+                for t in run.expired():
+                    if run.done:
+                        break
+                    stop(t)
+                    launch(run.timed_out(t))
+                launch(run.due())
+        except asyncio.CancelledError:
+            for t in run.losers(cancel=True):  # the caller is gone: so is every try
+                stop(t)
+            raise
+        for t in run.losers():
+            if t.late:
+                tasks.pop(t.handle, None)
+                t.handle.add_done_callback(lambda task, t=t: run.late(t, *_outcome_of(task)))
+            else:
+                stop(t)
+        return run.result()  # type: ignore[no-any-return]
+
     async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Await ``fn(*args, **kwargs)`` through the policy stack."""
+        if self.hedge is not None:
+            return await self._hedged_acall(fn, args, kwargs)
         call = self._begin()
         last: BaseException | None = None
         while True:
@@ -265,6 +368,14 @@ class Resilient(PolicyStack):
             self._finish(call, attempt, CANCELLED)
             raise
         self._finish(call, attempt, OK)
+
+
+def _outcome_of(future: Any) -> tuple[Any, BaseException | None]:
+    """``(value, None)`` or ``(None, exception)`` of a finished future or task."""
+    if future.cancelled():
+        return None, asyncio.CancelledError()
+    exc = future.exception()
+    return (None, exc) if exc is not None else (future.result(), None)
 
 
 def _swallow(task: asyncio.Future[Any]) -> None:
