@@ -18,6 +18,7 @@ A try the classifier calls not retryable (``retryable`` False) is a fatal failur
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -242,8 +243,12 @@ class HedgeRun:
             if t.settled:
                 return
             t.settled = True
-        late_by = self.stack.clock.now() > t.expires_at
-        outcome = TIMEOUT if late_by else self.stack._classify(error if error is not None else value)[0]
+        if isinstance(error, asyncio.CancelledError):
+            outcome = CANCELLED  # its event loop cancelled it (e.g. at shutdown)
+        elif self.stack.clock.now() > t.expires_at:
+            outcome = TIMEOUT  # it overran its per-try timeout
+        else:
+            outcome = self.stack._classify(error if error is not None else value)[0]
         self._settle(t, outcome)
 
     # -- the result -------------------------------------------------------------------

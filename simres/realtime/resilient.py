@@ -1,13 +1,16 @@
 """The policy objects of :mod:`simres.policies` around real calls, on the wall clock.
 
 :class:`Resilient` applies a policy stack to a real callable, in the order the simulation
-applies it (outermost first): deadline, retry loop, retry budget, adaptive throttle,
-circuit breaker, bulkhead, per-try timeout. The same configs (or already-built state
-objects) that a scenario tunes are used here, so a tuned threshold is the deployed one::
+applies it (outermost first): deadline, retry loop or hedging (``hedge``), retry budget,
+adaptive throttle, circuit breaker, adaptive concurrency limit (``limit``), bulkhead,
+per-try timeout. The same configs (or already-built state objects) that a scenario tunes
+are used here, so a tuned threshold is the deployed one::
 
     guard = Resilient(timeout=0.5, deadline=2.0,
                       retry=RetryConfig(preset="aws_standard"),
-                      breaker=BreakerConfig(preset="resilience4j"))
+                      breaker=BreakerConfig(preset="resilience4j"),
+                      limit=LimitConfig(kind="gradient2"))
+    hedged = Resilient(timeout=1.0, hedge=HedgeConfig(delay="p95", max_attempts=2))
 
     @guard
     def fetch(url): ...
@@ -32,8 +35,34 @@ the bulkhead bounds what the dependency really sees. At most ``max_abandoned`` (
 32) may run at once; further tries are refused with :class:`AbandonedCallsError` until
 some return. :attr:`abandoned` is how many are running (docs/errors.md).
 
+Hedging (``hedge=HedgeConfig(...)``). The simulation's pure :class:`HedgeCall` and
+:class:`HedgePolicy` decide (:mod:`simres.realtime._hedge`): the first try at once, one
+more every ``delay`` from the latest send (a fixed delay, or a percentile of this guard's
+recent try latencies) up to ``max_attempts``; the first success wins; a non-fatal failure
+(``non_fatal``, or a per-try timeout) sends the next hedge at once, a fatal one (or one the
+classifier calls not retryable) ends the call. Each hedge must be granted by the budget
+(``hedge.budget``, or ``budget=``); a refusal, or a gate (throttle, breaker,
+``max_abandoned``) refusing a hedge, stops hedging while the tries in flight go on. Every
+try has its own per-try timeout, capped by the deadline; none is sent after it. Sync tries
+all run in worker threads (``timeout_via`` ``"argument"`` or ``"both"`` also passes
+``timeout=``); the losers are abandoned, counted in :attr:`abandoned` like timed-out calls.
+asyncio tries are tasks and the losers are cancelled. With ``cancel_losers`` the policies
+see a loser as ``cancelled`` when the call ends; without, its own outcome when it returns
+(a ``timeout`` if it overran its per-try timeout). Hedging with ``retry`` (or a bulkhead or
+a limit, as in the scenario schema) or with ``breaker_serialize`` is refused; an
+``attempt()`` block is one try and is not hedged.
+
+Concurrency limit (``limit=LimitConfig(...)``: aimd, vegas, gradient2, fixed from Netflix
+concurrency-limits; ``envoy_gradient`` is a server's filter and is refused). Each try takes
+a permit after the breaker; beyond the limit it is refused with
+:class:`ConcurrencyLimitError`. Its sample is its RTT in nanoseconds
+(:func:`time.monotonic_ns`, or the injected ``clock``) and the driver's rule: a success
+for ``ok``/``degraded``, a drop for ``connection``, ``rejected`` (a 429) or ``shed``, no
+sample for a timeout or an error reply. :attr:`concurrency_limit` is the limit now.
+
 Errors raised to the caller: :class:`BreakerOpenError`, :class:`BulkheadFullError`,
-:class:`ThrottledError` (local rejections, never retried), :class:`DeadlineExceeded`
+:class:`ConcurrencyLimitError`, :class:`ThrottledError` (local rejections, never retried),
+:class:`DeadlineExceeded`
 (the overall deadline passed, or the next wait would pass it), :class:`AttemptTimeout`
 (the last try timed out), or the last try's own exception once retries run out. A
 result that the classifier calls a failure is returned as it is once retries run out.
