@@ -356,6 +356,23 @@ def test_async_per_try_timeout_cancels_and_hedges(server: Server) -> None:
     assert asyncio.run(main()) == "ok" and log == ["start", "cancelled", "start"]
 
 
+def test_cancelling_the_async_caller_cancels_every_try(server: Server) -> None:
+    guard = Resilient(hedge=HedgeConfig(delay=0.05, max_attempts=3))
+    log: list[str] = []
+
+    async def main() -> None:
+        call = asyncio.ensure_future(guard.acall(aget, server, "/sleep/2", log))
+        await asyncio.sleep(0.3)  # all three tries are out
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await asyncio.sleep(0.01)
+        server.release.set()
+
+    asyncio.run(main())
+    assert log == ["start"] * 3 + ["cancelled"] * 3
+
+
 # ---------------------------------------------------------------- concurrency limit
 
 

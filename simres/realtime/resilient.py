@@ -180,21 +180,26 @@ class Resilient(PolicyStack):
                         replies.put(t)
                 future.add_done_callback(on_done)
 
-        launch(run.start())
-        while not run.done:
-            wait = run.wait_time()
-            try:
-                t = replies.get(timeout=wait)
-            except queue.Empty:
-                for t in run.expired():
-                    if run.done:
-                        break
-                    if self._abandon(t.attempt, t.handle.done):
-                        launch(run.timed_out(t))
+        try:
+            launch(run.start())
+            while not run.done:
+                try:
+                    t = replies.get(timeout=run.wait_time())
+                except queue.Empty:
+                    for t in run.expired():
+                        if run.done:
+                            break
+                        if self._abandon(t.attempt, t.handle.done):
+                            launch(run.timed_out(t))
+                    launch(run.due())
+                    continue
+                launch(run.reply(t, *_outcome_of(t.handle)))
                 launch(run.due())
-                continue
-            launch(run.reply(t, *_outcome_of(t.handle)))
-            launch(run.due())
+        except BaseException:  # e.g. KeyboardInterrupt, or the classifier raised: leave no try behind
+            for t in run.losers(cancel=True):
+                if not t.attempt.abandoned:
+                    self._abandon(t.attempt, t.handle.done)
+            raise
         for t in run.losers():
             if not t.attempt.abandoned:
                 self._abandon(t.attempt, t.handle.done)
@@ -308,6 +313,8 @@ class Resilient(PolicyStack):
                 tasks[task] = t
 
         def stop(t: HedgeTry) -> None:
+            if t.handle is None:  # fn raised before its task existed
+                return
             tasks.pop(t.handle, None)
             t.handle.cancel()
             t.handle.add_done_callback(_swallow)
@@ -326,8 +333,8 @@ class Resilient(PolicyStack):
                     stop(t)
                     launch(run.timed_out(t))
                 launch(run.due())
-        except asyncio.CancelledError:
-            for t in run.losers(cancel=True):  # the caller is gone: so is every try
+        except BaseException:  # cancelled (or the classifier raised): so is every try
+            for t in run.losers(cancel=True):
                 stop(t)
             raise
         for t in run.losers():
