@@ -3,7 +3,8 @@
 
 The server's behaviour is chosen per request by its path: ``/slowfirst/ID`` answers the
 first request for an ID after ``SLOW`` seconds and every later one at once, ``/slowfail/ID``
-answers the first with a 503 after 0.3 s and the others with 200 at once, ``/status/CODE``
+answers the first with a 503 after 0.3 s and the others with 200 at once,
+``/pushback/SECONDS/ID`` the first with a 503 and ``Retry-After: SECONDS``, ``/status/CODE``
 answers CODE, ``/sleep/SECONDS`` sleeps then answers 200. Margins are wide (a slow reply is
 ten times the hedging delay) so a loaded 2-core machine does not flake.
 """
@@ -70,6 +71,8 @@ class Server:
                     code = 200
                     if parts[0] == "slowfirst" and n == 1:
                         server.release.wait(SLOW)
+                    elif parts[0] == "pushback" and n == 1:
+                        code = 503
                     elif parts[0] == "slowfail" and n == 1:
                         time.sleep(0.3)
                         code = 503
@@ -78,6 +81,8 @@ class Server:
                     elif parts[0] == "status":
                         code = int(parts[1])
                     self.send_response(code)
+                    if code == 503 and parts[0] == "pushback":
+                        self.send_header("Retry-After", parts[1])
                     self.send_header("Content-Length", "2")
                     self.end_headers()
                     self.wfile.write(b"ok")
@@ -174,6 +179,15 @@ def test_non_fatal_failure_hedges_at_once(server: Server) -> None:
     t = time.monotonic()
     assert guard.call(fetch, server.url) == b"ok"
     assert time.monotonic() - t < 0.5 and len(calls) == 2
+
+
+def test_server_pushback_delays_the_next_hedge(server: Server) -> None:
+    # a 503 with Retry-After: 0.3 (gRFC A6 pushback): the hedge goes out 0.3 s later, not at once
+    guard = Resilient(hedge=HedgeConfig(delay=-1, max_attempts=2))
+    path = f"/pushback/0.3/{next(IDS)}"
+    t = time.monotonic()
+    assert guard.call(get, server.url + path) == b"ok"
+    assert 0.28 < time.monotonic() - t < 0.9 and server.hits[path] == 2
 
 
 def test_fatal_failure_ends_the_call_and_sends_no_more(server: Server) -> None:

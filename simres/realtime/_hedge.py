@@ -65,7 +65,6 @@ class HedgeRun:
         """Tries in flight, in send order."""
         self.next_at = INF
         """When the next hedge is due (timer or pushback); INF: none pending."""
-        self._reason = "delay"
         self.done = False
         self.value: Any = None
         self.error: BaseException | None = None
@@ -79,17 +78,14 @@ class HedgeRun:
 
     def start(self) -> list[HedgeTry]:
         """The first try (and, with a delay of 0, every hedge at once); the call may end here."""
-        sent = self._send("")
+        sent = self._send()
         if not sent and self.hc.in_flight == 0:
             self.done = True
         return sent
 
-    def _send(self, reason: str) -> list[HedgeTry]:
-        """Send the next try, then arm the timer from it; a delay of 0 sends the next at once.
-
-        Returns the tries to start (empty if none was sent). ``reason`` is what the
-        simulation's ``hedge`` event says (``delay``, ``failure``, ``pushback``, ``parallel``).
-        """
+    def _send(self) -> list[HedgeTry]:
+        """Send the next try, then arm the timer from it; a delay of 0 sends the next at once
+        (the simulation's ``parallel`` hedges). Returns the tries to start (empty: none sent)."""
         out: list[HedgeTry] = []
         while True:
             t = self._send_one()
@@ -104,7 +100,6 @@ class HedgeRun:
                 return out
             if d > 0:
                 self.next_at = t.sent_at + d
-                self._reason = "delay"
                 return out
             # gRPC hedgingDelay 0s / Polly Delay zero: all at once
 
@@ -142,7 +137,7 @@ class HedgeRun:
         """Send the hedge whose time has come, if any; the call may end here (nothing in flight)."""
         if self.done or self.next_at > self.stack.clock.now():
             return []
-        sent = self._send(self._reason)
+        sent = self._send()
         if not sent and self.hc.in_flight == 0:
             self._end()
         return sent
@@ -191,9 +186,8 @@ class HedgeRun:
             after = self.hc.hedge_after
             if after > 0:
                 self.next_at = self.stack.clock.now() + after  # the pushback replaces the timer
-                self._reason = "pushback"
                 return []
-            sent = self._send("failure")
+            sent = self._send()
             if not sent and self.hc.in_flight == 0:
                 self._end()
             return sent
