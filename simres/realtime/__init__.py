@@ -13,6 +13,7 @@ from simres.realtime.errors import (
     AttemptTimeout,
     BreakerOpenError,
     BulkheadFullError,
+    ConcurrencyLimitError,
     DeadlineExceeded,
     ThrottledError,
 )
@@ -20,6 +21,6 @@ from simres.realtime.resilient import Resilient
 
 __all__ = [
     "AttemptTimeout", "BreakerOpenError", "BulkheadFullError", "Classification", "Classifier",
-    "DeadlineExceeded", "Resilient", "ThrottledError", "aws_classify", "default_classify",
+    "ConcurrencyLimitError", "DeadlineExceeded", "Resilient", "ThrottledError", "aws_classify", "default_classify",
     "http_classify",
 ]

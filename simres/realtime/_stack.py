@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal, TypeVar
@@ -21,6 +22,9 @@ from simres.outcomes import (
     BREAKER_OPEN,
     BULKHEAD_FULL,
     CANCELLED,
+    CONNECTION,
+    REJECTED,
+    SHED,
     SUCCESS_OUTCOMES,
     THROTTLED,
     TIMEOUT,
@@ -29,6 +33,8 @@ from simres.policies.aws_adaptive import AdaptiveRateLimiter
 from simres.policies.breaker import BreakerConfig, CircuitBreaker
 from simres.policies.budget import RetryBudget
 from simres.policies.bulkhead import ADMIT, WAIT, Bulkhead, BulkheadConfig
+from simres.policies.hedging import HedgeConfig, HedgePolicy, check_hedge_stack
+from simres.policies.limits import ConcurrencyLimiter, LimitConfig, to_nanos
 from simres.policies.retry import RetryCall, RetryConfig
 from simres.policies.throttle import AdaptiveThrottle, ThrottleConfig
 from simres.realtime.classify import Classifier, default_classify
@@ -36,11 +42,17 @@ from simres.realtime.errors import (
     AbandonedCallsError,
     BreakerOpenError,
     BulkheadFullError,
+    ConcurrencyLimitError,
     DeadlineExceeded,
     ThrottledError,
 )
 
 T = TypeVar("T")
+
+_UNAVAILABLE = frozenset({CONNECTION, REJECTED, SHED})
+"""Outcomes the concurrency limit samples as drops, as in the simulation's driver (Netflix's
+gRPC client interceptor: UNAVAILABLE, the server refused); a timeout or an error reply gives
+no sample (``onIgnore``)."""
 
 
 # ---------------------------------------------------------------------------- waiters
@@ -94,12 +106,15 @@ class _Try:
     (``ended``), by whichever of the caller (``_finish``) and the thread comes last.
     """
 
-    __slots__ = ("abandoned", "ended", "finished", "permit", "slot", "start")
+    __slots__ = ("abandoned", "ended", "finished", "permit", "slot", "start", "token")
 
-    def __init__(self, permit: int | None, slot: bool, start: float) -> None:
+    def __init__(self, permit: int | None, slot: bool, start: float,
+                 token: tuple[int, int] | None = None) -> None:
         self.permit = permit
         self.slot = slot
         self.start = start
+        self.token = token
+        """The concurrency limit's ``(start_ns, inflight)`` token, if there is a limit."""
         self.abandoned = False
         self.ended = False
         self.finished = False
@@ -124,6 +139,8 @@ class PolicyStack:
         breaker: BreakerConfig | CircuitBreaker | None = None,
         bulkhead: BulkheadConfig | Bulkhead | None = None,
         throttle: ThrottleConfig | AdaptiveThrottle | None = None,
+        limit: LimitConfig | ConcurrencyLimiter | None = None,
+        hedge: HedgeConfig | HedgePolicy | None = None,
         rng: np.random.Generator | None = None,
         clock: Clock | None = None,
         classify: Classifier | None = None,
@@ -144,6 +161,14 @@ class PolicyStack:
             raise ValueError(f"max_abandoned: must be a whole number >= 1 or None, got {max_abandoned!r}")
         if not isinstance(breaker_serialize, bool):
             raise ValueError(f"breaker_serialize: must be True or False, got {breaker_serialize!r}")
+        hedge_cfg = hedge.config if isinstance(hedge, HedgePolicy) else hedge
+        problem = check_hedge_stack(hedge_cfg, retry=retry, bulkhead=bulkhead, limit=limit)
+        if problem:
+            raise ValueError(problem)  # the scenario schema's rule (CallPolicy._hedge_alone)
+        if hedge_cfg is not None and breaker_serialize:
+            raise ValueError("hedge: breaker_serialize runs one try at a time, hedged tries overlap; give one of them")
+        self.hedge: HedgePolicy | None = hedge.build() if isinstance(hedge, HedgeConfig) else hedge
+        """Hedged requests: the call site's latency window and delay (see :mod:`._hedge`)."""
         self.breaker_serialize = breaker_serialize
         """One try at a time, from admission to its outcome (pybreaker's ``call()``)."""
         self._serial = threading.RLock()
@@ -159,12 +184,17 @@ class PolicyStack:
         self.clock: Clock = clock if clock is not None else WallClock()
         self.classify: Classifier = classify if classify is not None else default_classify
         self.timeout_via = timeout_via
+        budget_cfg = (retry.budget if retry is not None
+                      else hedge_cfg.budget if hedge_cfg is not None else None)
         self.budget = budget if budget is not None else (
-            retry.budget.build() if retry is not None and retry.budget is not None else None)
+            budget_cfg.build() if budget_cfg is not None else None)
+        """The retry budget; with ``hedge`` it must grant each hedge (as in the simulation)."""
         self.breaker = (breaker.build(rng=self.rng) if isinstance(breaker, BreakerConfig)
                         else breaker)
         self.bulkhead = bulkhead.build() if isinstance(bulkhead, BulkheadConfig) else bulkhead
         self.throttle = throttle.build() if isinstance(throttle, ThrottleConfig) else throttle
+        self.limiter = self._build_limiter(limit)
+        """The client-side adaptive concurrency limit (Netflix concurrency-limits), or None."""
         self._lock = threading.Lock()
         self.rate_limiter = (AdaptiveRateLimiter(retry.rate_limiter, self.clock.now())
                              if retry is not None and retry.rate_limiter is not None else None)
@@ -174,10 +204,33 @@ class PolicyStack:
         self._rate_cond = threading.Condition(self._lock)
         """botocore's ``_new_fill_rate_condition``: a rate change wakes one waiting thread."""
 
+    def _build_limiter(self, limit: LimitConfig | ConcurrencyLimiter | None) -> ConcurrencyLimiter | None:
+        """The limiter for ``limit``; Envoy's gradient controller is refused (a server's filter)."""
+        if limit is None:
+            return None
+        kind = limit.kind if isinstance(limit, LimitConfig) else None
+        timed = isinstance(limit, ConcurrencyLimiter) and limit.timed
+        if kind == "envoy_gradient" or timed:
+            raise ValueError("limit: envoy_gradient is Envoy's inbound (server-side) filter, not a client "
+                             "limit; expected aimd, vegas, gradient2 or fixed")
+        return limit.build(rng=self.rng) if isinstance(limit, LimitConfig) else limit
+
     def __repr__(self) -> str:
         return (f"Resilient(timeout={self.timeout!r}, deadline={self.deadline!r}, "
                 f"retry={self.retry!r}, breaker={self.breaker!r}, bulkhead={self.bulkhead!r}, "
-                f"throttle={self.throttle!r})")
+                f"throttle={self.throttle!r}, limit={self.limiter!r}, hedge={self.hedge!r})")
+
+    @property
+    def concurrency_limit(self) -> int | None:
+        """The adaptive concurrency limit's current limit (None without ``limit=``)."""
+        return self.limiter.limit if self.limiter is not None else None
+
+    def _now_ns(self) -> int:
+        """Now in integer nanoseconds for the limit: :func:`time.monotonic_ns` on the wall clock
+        (the library's ``System.nanoTime``), else the injected clock's seconds converted."""
+        if type(self.clock) is WallClock:
+            return time.monotonic_ns()
+        return to_nanos(self.clock.now())
 
     # ------------------------------------------------------------------ serialised tries
 
@@ -258,7 +311,11 @@ class PolicyStack:
         return wait
 
     def _admit(self, call: _Call) -> tuple[_Try | None, str, Exception | None]:
-        """Throttle, breaker, bulkhead: (try, bulkhead verdict, local error)."""
+        """Throttle, breaker, concurrency limit, bulkhead: (try, bulkhead verdict, local error).
+
+        The order is the simulation's; a try the limit refuses is a ``bulkhead_full`` outcome
+        (the simulation's ``limit_rejected``), raised as :class:`ConcurrencyLimitError`.
+        """
         now = self.clock.now()
         with self._lock:
             if call.retry is not None:
@@ -278,19 +335,31 @@ class PolicyStack:
                     self._end_budget(now, call, BREAKER_OPEN)
                     return None, "", BreakerOpenError(
                         f"circuit breaker is {self.breaker.state}")
+            token = None
+            if self.limiter is not None:
+                token = self.limiter.acquire(self._now_ns())
+                if token is None:
+                    self._reject_bulkhead(now, call, permit, None)
+                    return None, "", ConcurrencyLimitError(
+                        f"concurrency limit of {self.limiter.limit} reached ({self.limiter.inflight} in flight)")
             verdict = ADMIT
             if self.bulkhead is not None:
                 verdict = self.bulkhead.try_enter(now)
                 if verdict not in (ADMIT, WAIT):
-                    self._reject_bulkhead(now, call, permit)
+                    self._reject_bulkhead(now, call, permit, token)
                     return None, "", BulkheadFullError("bulkhead is full")
             if verdict == ADMIT and self.budget is not None:
                 self.budget.on_try_start(now, call.is_retry)
-            return _Try(permit, verdict == ADMIT, now), verdict, None
+            return _Try(permit, verdict == ADMIT, now, token), verdict, None
 
-    def _reject_bulkhead(self, now: float, call: _Call, permit: int | None) -> None:
+    def _reject_bulkhead(self, now: float, call: _Call, permit: int | None,
+                         token: tuple[int, int] | None) -> None:
+        """A try refused by the limit or the bulkhead: give back the permit and the limit's
+        token (no sample, as the simulation's driver), and end it for the budget."""
         if self.breaker is not None and permit is not None:
             self.breaker.release(permit)
+        if token is not None:
+            self.limiter.ignore(token)  # type: ignore[union-attr]
         self._end_budget(now, call, BULKHEAD_FULL)
 
     def _end_budget(self, now: float, call: _Call, outcome: str, *, sent: bool = False) -> None:
@@ -310,7 +379,8 @@ class PolicyStack:
         now = self.clock.now()
         with self._lock:
             if self.bulkhead.abandon(waiter):  # type: ignore[union-attr]
-                self._reject_bulkhead(now, call, attempt.permit)
+                self._reject_bulkhead(now, call, attempt.permit, attempt.token)
+                attempt.token = None
                 if call.deadline_at is not None and now >= call.deadline_at:
                     return DeadlineExceeded(
                         f"deadline of {self.deadline} s passed waiting for the bulkhead")
@@ -391,6 +461,9 @@ class PolicyStack:
                 woken = self.bulkhead.leave(now)
             if self.breaker is not None and attempt.permit is not None:
                 self.breaker.on_result(now, attempt.permit, outcome, now - attempt.start)
+            if attempt.token is not None:
+                self._limit_end(attempt.token, outcome)
+                attempt.token = None
             if self.throttle is not None and outcome != CANCELLED:
                 self.throttle.record_outcome(now, outcome)
             if self.rate_limiter is not None and outcome != CANCELLED:
@@ -399,6 +472,20 @@ class PolicyStack:
             self._end_budget(now, call, outcome, sent=True)
         if woken is not None:
             woken.wake()  # type: ignore[attr-defined]
+
+    def _limit_end(self, token: tuple[int, int], outcome: str) -> None:
+        """Under the lock: the try's sample for the limit, as the simulation's driver gives it
+        (Netflix's gRPC client interceptor): a success with its RTT for a success, a drop for
+        a refusal (connection, rejected, shed), no sample for anything else (a timeout, an
+        error reply, a cancelled try)."""
+        limiter = self.limiter
+        assert limiter is not None
+        if outcome in SUCCESS_OUTCOMES:
+            limiter.success(token, self._now_ns())
+        elif outcome in _UNAVAILABLE:
+            limiter.dropped(token, self._now_ns())
+        else:
+            limiter.ignore(token)
 
     def _retry_delay(self, call: _Call, outcome: str, hint: float | None,
                      last: BaseException | None) -> float | None:

@@ -17,6 +17,14 @@ class AbandonedCallsError(BulkheadFullError):
     """Too many timed-out calls are still running in their threads (``max_abandoned``); never retried."""
 
 
+class ConcurrencyLimitError(BulkheadFullError):
+    """The adaptive concurrency limit had no permit free (``limit=``); a local rejection, never retried.
+
+    The simulation records such a try as ``bulkhead_full`` (event ``limit_rejected``), so it
+    is a :class:`BulkheadFullError` too.
+    """
+
+
 class ThrottledError(SimresError):
     """The adaptive throttle rejected the call locally."""
 

@@ -1,13 +1,16 @@
 """The policy objects of :mod:`simres.policies` around real calls, on the wall clock.
 
 :class:`Resilient` applies a policy stack to a real callable, in the order the simulation
-applies it (outermost first): deadline, retry loop, retry budget, adaptive throttle,
-circuit breaker, bulkhead, per-try timeout. The same configs (or already-built state
-objects) that a scenario tunes are used here, so a tuned threshold is the deployed one::
+applies it (outermost first): deadline, retry loop or hedging (``hedge``), retry budget,
+adaptive throttle, circuit breaker, adaptive concurrency limit (``limit``), bulkhead,
+per-try timeout. The same configs (or already-built state objects) that a scenario tunes
+are used here, so a tuned threshold is the deployed one::
 
     guard = Resilient(timeout=0.5, deadline=2.0,
                       retry=RetryConfig(preset="aws_standard"),
-                      breaker=BreakerConfig(preset="resilience4j"))
+                      breaker=BreakerConfig(preset="resilience4j"),
+                      limit=LimitConfig(kind="gradient2"))
+    hedged = Resilient(timeout=1.0, hedge=HedgeConfig(delay="p95", max_attempts=2))
 
     @guard
     def fetch(url): ...
@@ -32,8 +35,34 @@ the bulkhead bounds what the dependency really sees. At most ``max_abandoned`` (
 32) may run at once; further tries are refused with :class:`AbandonedCallsError` until
 some return. :attr:`abandoned` is how many are running (docs/errors.md).
 
+Hedging (``hedge=HedgeConfig(...)``). The simulation's pure :class:`HedgeCall` and
+:class:`HedgePolicy` decide (:mod:`simres.realtime._hedge`): the first try at once, one
+more every ``delay`` from the latest send (a fixed delay, or a percentile of this guard's
+recent try latencies) up to ``max_attempts``; the first success wins; a non-fatal failure
+(``non_fatal``, or a per-try timeout) sends the next hedge at once, a fatal one (or one the
+classifier calls not retryable) ends the call. Each hedge must be granted by the budget
+(``hedge.budget``, or ``budget=``); a refusal, or a gate (throttle, breaker,
+``max_abandoned``) refusing a hedge, stops hedging while the tries in flight go on. Every
+try has its own per-try timeout, capped by the deadline; none is sent after it. Sync tries
+all run in worker threads (``timeout_via`` ``"argument"`` or ``"both"`` also passes
+``timeout=``); the losers are abandoned, counted in :attr:`abandoned` like timed-out calls.
+asyncio tries are tasks and the losers are cancelled. With ``cancel_losers`` the policies
+see a loser as ``cancelled`` when the call ends; without, its own outcome when it returns
+(a ``timeout`` if it overran its per-try timeout). Hedging with ``retry`` (or a bulkhead or
+a limit, as in the scenario schema) or with ``breaker_serialize`` is refused; an
+``attempt()`` block is one try and is not hedged.
+
+Concurrency limit (``limit=LimitConfig(...)``: aimd, vegas, gradient2, fixed from Netflix
+concurrency-limits; ``envoy_gradient`` is a server's filter and is refused). Each try takes
+a permit after the breaker; beyond the limit it is refused with
+:class:`ConcurrencyLimitError`. Its sample is its RTT in nanoseconds
+(:func:`time.monotonic_ns`, or the injected ``clock``) and the driver's rule: a success
+for ``ok``/``degraded``, a drop for ``connection``, ``rejected`` (a 429) or ``shed``, no
+sample for a timeout or an error reply. :attr:`concurrency_limit` is the limit now.
+
 Errors raised to the caller: :class:`BreakerOpenError`, :class:`BulkheadFullError`,
-:class:`ThrottledError` (local rejections, never retried), :class:`DeadlineExceeded`
+:class:`ConcurrencyLimitError`, :class:`ThrottledError` (local rejections, never retried),
+:class:`DeadlineExceeded`
 (the overall deadline passed, or the next wait would pass it), :class:`AttemptTimeout`
 (the last try timed out), or the last try's own exception once retries run out. A
 result that the classifier calls a failure is returned as it is once retries run out.
@@ -65,6 +94,7 @@ import concurrent.futures
 import contextlib
 import functools
 import inspect
+import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -75,6 +105,7 @@ from simres.outcomes import (
     OK,
 )
 from simres.policies.bulkhead import WAIT
+from simres.realtime._hedge import INF, HedgeRun, HedgeTry
 from simres.realtime._stack import PolicyStack
 from simres.realtime.errors import AttemptTimeout
 
@@ -98,6 +129,16 @@ class Resilient(PolicyStack):
             return fn(*args, timeout=max(timeout, 1e-3), **kwargs)
         if self.timeout_via == "both":
             kwargs = {**kwargs, "timeout": max(timeout, 1e-3)}
+        future = self._spawn(fn, args, kwargs, attempt)
+        done, _ = concurrent.futures.wait([future], timeout=max(timeout, 0.0))
+        if not done and self._abandon(attempt, future.done):
+            raise AttemptTimeout(f"try timed out after {timeout:.3g} s")
+        return future.result()
+
+    def _spawn(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
+               attempt: Any) -> concurrent.futures.Future[T]:
+        """Run ``fn`` in a daemon worker thread; its future has the result. When the call
+        returns, an abandoned try is counted out (and gives back a slot it kept)."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def work() -> None:
@@ -111,13 +152,65 @@ class Resilient(PolicyStack):
                 self._call_ended(attempt)
 
         threading.Thread(target=work, daemon=True, name="simres-try").start()
-        done, _ = concurrent.futures.wait([future], timeout=max(timeout, 0.0))
-        if not done and self._abandon(attempt, future.done):
-            raise AttemptTimeout(f"try timed out after {timeout:.3g} s")
-        return future.result()
+        return future
+
+    def _hedged_call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """A hedged call from a thread: every try runs in a worker thread (see :mod:`._hedge`).
+
+        The caller waits on one queue for the next reply, hedge time or per-try expiry. A
+        timed-out try and, at the end, every loser still running are abandoned (counted in
+        :attr:`abandoned`, bounded by ``max_abandoned``): Python cannot stop a thread.
+        """
+        run = HedgeRun(self)
+        replies: queue.SimpleQueue[HedgeTry] = queue.SimpleQueue()
+
+        def launch(tries: list[HedgeTry]) -> None:
+            for t in tries:
+                kw = kwargs
+                if self.timeout_via != "thread" and t.expires_at != INF:
+                    kw = {**kwargs, "timeout": max(t.expires_at - self.clock.now(), 1e-3)}
+                t.handle = future = self._spawn(fn, args, kw, t.attempt)
+
+                def on_done(_f: Any, t: HedgeTry = t) -> None:
+                    with run.mutex:
+                        late = t.late
+                    if late:
+                        run.late(t, *_outcome_of(t.handle))
+                    else:
+                        replies.put(t)
+                future.add_done_callback(on_done)
+
+        try:
+            launch(run.start())
+            while not run.done:
+                try:
+                    t = replies.get(timeout=run.wait_time())
+                except queue.Empty:
+                    for t in run.expired():
+                        if run.done:
+                            break
+                        if self._abandon(t.attempt, t.handle.done):
+                            launch(run.timed_out(t))
+                    launch(run.due())
+                    continue
+                launch(run.reply(t, *_outcome_of(t.handle)))
+                launch(run.due())
+        except BaseException:  # e.g. KeyboardInterrupt, or the classifier raised: leave no try behind
+            for t in run.losers(cancel=True):
+                if not t.attempt.abandoned:
+                    self._abandon(t.attempt, t.handle.done)
+            raise
+        for t in run.losers():
+            if not t.attempt.abandoned:
+                self._abandon(t.attempt, t.handle.done)
+            if t.late and t.handle.done():
+                run.late(t, *_outcome_of(t.handle))  # it ended as the call did
+        return run.result()  # type: ignore[no-any-return]
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn(*args, **kwargs)`` through the policy stack (blocking)."""
+        if self.hedge is not None:
+            return self._hedged_call(fn, args, kwargs)
         call = self._begin()
         last: BaseException | None = None
         while True:
@@ -208,8 +301,54 @@ class Resilient(PolicyStack):
             raise AttemptTimeout(f"try timed out after {timeout:.3g} s")
         return task.result()
 
+    async def _hedged_acall(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...],
+                            kwargs: dict[str, Any]) -> T:
+        """A hedged call in an event loop: every try is a task; losers are cancelled."""
+        run = HedgeRun(self)
+        tasks: dict[asyncio.Future[Any], HedgeTry] = {}
+
+        def launch(tries: list[HedgeTry]) -> None:
+            for t in tries:
+                t.handle = task = asyncio.ensure_future(fn(*args, **kwargs))
+                tasks[task] = t
+
+        def stop(t: HedgeTry) -> None:
+            if t.handle is None:  # fn raised before its task existed
+                return
+            tasks.pop(t.handle, None)
+            t.handle.cancel()
+            t.handle.add_done_callback(_swallow)
+
+        try:
+            launch(run.start())
+            while not run.done:
+                done, _ = await asyncio.wait(set(tasks), timeout=run.wait_time(),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda k: tasks[k].number):
+                    t = tasks.pop(task)
+                    launch(run.reply(t, *_outcome_of(task)))
+                for t in run.expired():
+                    if run.done:
+                        break
+                    stop(t)
+                    launch(run.timed_out(t))
+                launch(run.due())
+        except BaseException:  # cancelled (or the classifier raised): so is every try
+            for t in run.losers(cancel=True):
+                stop(t)
+            raise
+        for t in run.losers():
+            if t.late:
+                tasks.pop(t.handle, None)
+                t.handle.add_done_callback(lambda task, t=t: run.late(t, *_outcome_of(task)))
+            else:
+                stop(t)
+        return run.result()  # type: ignore[no-any-return]
+
     async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Await ``fn(*args, **kwargs)`` through the policy stack."""
+        if self.hedge is not None:
+            return await self._hedged_acall(fn, args, kwargs)
         call = self._begin()
         last: BaseException | None = None
         while True:
@@ -265,6 +404,14 @@ class Resilient(PolicyStack):
             self._finish(call, attempt, CANCELLED)
             raise
         self._finish(call, attempt, OK)
+
+
+def _outcome_of(future: Any) -> tuple[Any, BaseException | None]:
+    """``(value, None)`` or ``(None, exception)`` of a finished future or task."""
+    if future.cancelled():
+        return None, asyncio.CancelledError()
+    exc = future.exception()
+    return (None, exc) if exc is not None else (future.result(), None)
 
 
 def _swallow(task: asyncio.Future[Any]) -> None:
