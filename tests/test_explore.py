@@ -255,3 +255,21 @@ def test_interrupt_keeps_the_finished_cells(tmp_path, monkeypatch) -> None:
     assert len(e.value.result.cells) == 8 and e.value.result.summary["interrupted"]
     assert json.loads((out / "summary.json").read_text())["interrupted"] is True
     assert len(pd.read_csv(out / "cells.csv")) == 8
+
+
+@pytest.mark.slow
+def test_the_bundled_example_budget_shrinks_the_stuck_region(tmp_path) -> None:
+    """scenarios/explore/retry-storm.yaml end to end (about a minute on 2 cores)."""
+    out = tmp_path / "storm"
+    res = CliRunner().invoke(main, ["explore", "scenarios/explore/retry-storm.yaml", "-j", "2", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    s = json.loads((out / "summary.json").read_text())
+    naive, budget = s["by_variant"]["naive"], s["by_variant"]["token-bucket"]
+    assert budget["stuck"] < naive["stuck"]
+    cells = pd.read_csv(out / "cells.csv")
+    first = cells[cells["round"] == 0].pivot_table(index=["faults.0.duration", "faults.0.factor", RATE],
+                                                  columns="variant", values="p_stuck")
+    assert (first["token-bucket"] <= first["naive"] + 0.34).all()  # nowhere clearly worse with the budget
+    assert first["naive"].mean() > 2 * first["token-bucket"].mean()
+    assert (first.xs(30, level=RATE) == 0).all().all()  # 30 % load always recovers
+    assert s["runs"] < s["full_grid_runs"] / 3
