@@ -1,8 +1,8 @@
 """The ``simres`` command line: thin click commands that parse, call the API and print.
 
 One module per command family (:mod:`.run`: run, show, compare, list; :mod:`.authoring`:
-init, schema; :mod:`.report`: report, plot; :mod:`.sweep`: sweep, best; :mod:`.tune`; :mod:`.validate`),
-helpers in :mod:`._util`, the summary view in :mod:`.summary_view`.
+init, schema; :mod:`.report`: report, plot; :mod:`.sweep`: sweep, best; :mod:`.tune`; :mod:`.explore`;
+:mod:`.validate`), helpers in :mod:`._util`, the summary view in :mod:`.summary_view`.
 The top layer: it may import anything in the package, and nothing imports it.
 
 Bad input (a scenario file, an override, a flag) prints one line naming the field and
@@ -93,6 +93,7 @@ def _register() -> None:
     """Attach every command: one module per command family, each thin over the API."""
     from simres.cli.authoring import init, schema
     from simres.cli.check import check
+    from simres.cli.explore import explore_cmd
     from simres.cli.export import export_config
     from simres.cli.report import plot, report
     from simres.cli.run import compare, list_scenarios, run, show
@@ -101,7 +102,7 @@ def _register() -> None:
     from simres.cli.validate import validate
 
     for cmd in (run, show, check, compare, list_scenarios, init, schema, plot, report, sweep_cmd, best_cmd,
-                validate, tune_cmd):
+                validate, tune_cmd, explore_cmd):
         main.add_command(cmd)
     main.add_command(export_config)
 

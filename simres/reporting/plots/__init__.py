@@ -32,6 +32,7 @@ from simres.reporting.plots._base import (
     sweep_parameters,
     variant_label,
 )
+from simres.reporting.plots.explore import stuck_map
 from simres.reporting.plots.headline import headline_figure, save_headline_figure
 from simres.reporting.plots.latency import PERCENTILES, latency_ccdf, latency_cdf, percentile_bars
 from simres.reporting.plots.sweeps import amplification, heatmap, pareto, pareto_front, pareto_points
@@ -63,6 +64,7 @@ __all__ = [
     "policy_lines",
     "save_figure",
     "save_headline_figure",
+    "stuck_map",
     "sweep_parameters",
     "timeline",
     "timeline_scale",
