@@ -79,6 +79,20 @@ def test_same_seed_same_trials_and_best_on_one_or_two_workers(tmp_path) -> None:
     assert study_digest(other) != study_digest(serial)
 
 
+def test_a_dask_cluster_gives_the_same_study_as_one_process(tmp_path) -> None:
+    """The same trials, intervals and best on a Dask LocalCluster, through its address as
+    `--dask tcp://HOST:8786` connects (the CLI's `--dask local` builds the same executor)."""
+    from simres.experiments.executors import DaskExecutor
+
+    small = {**SMALL, "trials": 3, "batch": 3}
+    serial = tune(small, executor=SerialExecutor(), out=tmp_path / "a")
+    with DaskExecutor("local", workers=2) as cluster, DaskExecutor(cluster.client.scheduler.address) as remote:
+        on_dask = tune(small, executor=remote, out=tmp_path / "b")
+    assert study_digest(serial) == study_digest(on_dask)
+    assert serial.sims == on_dask.sims and serial.choice is not None
+    assert on_dask.choice is not None and serial.choice.winner == on_dask.choice.winner
+
+
 def test_resume_continues_without_redoing_trials(tmp_path, monkeypatch) -> None:
     whole = tune(SMALL, executor=SerialExecutor(), out=tmp_path / "whole")
     first = tune({**SMALL, "trials": 3}, executor=SerialExecutor(), out=tmp_path / "t")
