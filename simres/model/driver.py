@@ -19,12 +19,14 @@ that changes state becomes an event.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Generator
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from simpy import Environment, Event
-from simpy.events import Timeout
+from simpy.events import NORMAL, PENDING, Timeout
 
 from simres.metrics.recorder import ATTEMPT_CODES, Recorder
 from simres.model.hedging import HedgedCall, hedged_process
@@ -106,6 +108,8 @@ class CallSite:
         "_lbu",
         "_rr",
         "_throttling",
+        "_wheel",
+        "_wheel_armed",
         "back_links",
         "breaker",
         "budget",
@@ -179,6 +183,9 @@ class CallSite:
                                        for inst in target.instances]
         self.rng: np.random.Generator = stream(seed, ident, "retry")
         self.outstanding = [0] * len(target.instances)
+        self._wheel: deque[tuple[float, Job]] = deque()
+        """The per-try timers of this site's tries, as (due, job) in start order (see :meth:`_sweep`)."""
+        self._wheel_armed = False
         """Tries this caller has in flight to each instance (what a least-request balancer sees)."""
         self._lbu = uniform_sampler(stream(seed, ident, "load_balancer"))
         n = len(target.instances)
@@ -606,11 +613,57 @@ class CallSite:
         job.version = version
         job.idx = idx
         if limit < INF:
-            Timeout(env, limit).callbacks.append(job.expire)
+            if limit == self.timeout:  # every such try's timer is due `timeout` after its start: one queue
+                due = now + limit
+                self._wheel.append((due, job))
+                if not self._wheel_armed:
+                    self._arm_wheel(due)
+            else:  # capped by a deadline: a timer of its own
+                Timeout(env, limit).callbacks.append(job.expire)
         if ct is not None and ct < limit:  # after the per-try timer: at a tie the try timed out
             Timeout(env, ct).callbacks.append(job.connect_expire)  # type: ignore[attr-defined]
         self._send(job, idx)
         return job
+
+    def _arm_wheel(self, due: float) -> None:
+        """Schedule the sweep of the per-try timers at the absolute time ``due``.
+
+        An already-triggered event pushed at ``due`` itself (``env.schedule`` takes a delay,
+        and ``now + (due - now)`` may round off ``due``), so a timer fires at exactly the
+        instant a Timeout made at the try's start would have.
+        """
+        env = self.env
+        ev = Event(env)
+        ev._ok = True
+        ev._value = None
+        heappush(env._queue, (due, NORMAL, next(env._eid), ev))  # type: ignore[attr-defined]
+        ev.callbacks.append(self._sweep)
+        self._wheel_armed = True
+
+    def _sweep(self, _ev: Event) -> None:
+        """Fire the per-try timers that are due, then arm for the next try still waiting.
+
+        With a per-try timeout every try needs a timer, and most tries are answered long
+        before it. SimPy cannot cancel a scheduled event, so one Timeout per try is an event
+        per try that fires for nothing. The site's timers are instead one queue, ordered
+        because every one is due ``timeout`` after its try's start: a sweep expires the due
+        tries still waiting and skips the answered ones, and the next sweep is armed for the
+        first try still waiting. The tries time out at the same instants as with a timer
+        each; only answered tries' timers are gone.
+        """
+        now = self.env.now
+        wheel = self._wheel
+        while wheel:
+            due, job = wheel[0]
+            if due > now:
+                if job._value is not PENDING:  # answered (or its reply is on the way): no timer needed
+                    wheel.popleft()
+                    continue
+                self._arm_wheel(due)
+                return
+            wheel.popleft()
+            job.expire(None)  # type: ignore[arg-type]
+        self._wheel_armed = False
 
     def _try(self, req_id: int, priority: str, deadline_at: float, op: int = 0, version: int = 0,
              parent: int = -1) -> Generator[Event, Any, tuple[str, Job, int]]:

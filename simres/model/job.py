@@ -74,8 +74,8 @@ class Job(Event):
         A reply that will arrive before the caller's timer fires triggers the job now, to
         be processed after the network delay (``env.schedule`` with a delay: the job is its
         own delivery, one event instead of a delivery timeout plus the job). One that would
-        arrive at or after the timer is dropped: the timer was scheduled first, so it wins
-        a tie, and the caller sees TIMEOUT either way.
+        arrive at or after the timer is dropped: the timer wins a tie, whichever of the two
+        events SimPy runs first at that instant, and the caller sees TIMEOUT either way.
         """
         d = self.back.delay()
         if d is None or self._value is not PENDING:
@@ -86,7 +86,7 @@ class Job(Event):
                 self._ok = True
                 self._value = outcome
                 env.schedule(self, NORMAL, d)
-        else:
+        elif env.now < self.deadline:  # a reply at the timer's instant loses, whichever event runs first
             self.succeed(outcome)
 
 
