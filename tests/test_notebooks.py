@@ -28,7 +28,8 @@ def _ids(path: Path) -> str:
 
 def test_the_notebooks_exist() -> None:
     names = {p.stem for p in NOTEBOOKS}
-    assert {"01-quickstart", "02-policy-comparison", "03-sweep-and-threshold", "04-tune"} <= names
+    assert {"01-quickstart", "02-policy-comparison", "03-sweep-and-threshold", "04-tune", "05-export-config",
+            "06-explore"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
@@ -103,12 +104,24 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert warning not in stderr, f"{path.name}: {warning} in the outputs: {stderr[:500]}"
     html = [out["data"]["text/html"] for out in outputs if "text/html" in out.get("data", {})]
     bars = [h for h in html if "simres-progress" in h]
-    # 02, 03 and 04 pass progress=True to work of several seconds; 01's single quick run is too short for a bar
+    # 02 to 06 pass progress=True to work of several seconds; 01's single quick run is too short for a bar
     assert bars or path.stem == "01-quickstart", f"{path.name}: no progress bar was shown"
     assert all("<progress" in h and " in " in h for h in bars)  # each closed as a one-line record
     shown = {"01-quickstart": "grouped summary", "02-policy-comparison": "comparison of 6 variant(s)",
-             "03-sweep-and-threshold": "configuration(s)", "04-tune": "configuration(s)"}[path.stem]
+             "03-sweep-and-threshold": "configuration(s)", "04-tune": "configuration(s)",
+             "05-export-config": "comparison of 3 variant(s)", "06-explore": "p_stuck"}[path.stem]
     if path.stem == "01-quickstart":
         assert any("latency of successes" in h for h in html), "the run's grouped summary"
     else:
         assert any(shown in h for h in html), f"{path.name}: the compact table ({shown}) was not shown"
+    stdout = "".join(out.get("text", "") for out in outputs if out.output_type == "stream" and out.name == "stdout")
+    printed = {
+        # the exported texts name what the library lacks (the retry budget in urllib3, a rate breaker in pybreaker)
+        "05-export-config": ("Not expressible in urllib3", "retry.budget named by:", "Not expressible in pybreaker",
+                             "breaker.trip: failure_rate"),
+        # the map's summary: both variants, and the runs refinement spent against the full grid
+        "06-explore": ("P(stuck after 'trigger')", "  naive: ", "  token-bucket: ",
+                       "a full grid at the final resolution"),
+    }.get(path.stem, ())
+    for text in printed:
+        assert text in stdout, f"{path.name}: {text!r} was not printed"
