@@ -253,3 +253,25 @@ def test_hedge_needs_the_call_workflow() -> None:
     data = tail_scenario({"delay": 0.05}, workflow="read_then_write")
     with pytest.raises(ScenarioError, match="workflow"):
         load_scenario(data)
+
+
+def test_envoy_hedges_after_the_soft_per_try_timeout_and_a_retry_backoff() -> None:
+    """preset envoy: the hedge goes the retry path, so it leaves a full-jitter backoff
+    (U[0, 25 ms) for the first retry) after the 0.05 s per-try timeout; polly's hedge with the
+    same delay leaves exactly at it. The backoff is drawn per hedge from the site's stream."""
+    def gaps(hedge: dict[str, Any]) -> np.ndarray:
+        r = run(load_scenario(tail_scenario(hedge)), seed=SEEDS[0])
+        a = r.attempts
+        first = a[a.attempt == 1].set_index("request_id").start
+        second = a[a.attempt == 2].set_index("request_id").start
+        return (second - first.loc[second.index]).to_numpy()
+
+    envoy = gaps({"preset": "envoy", "delay": 0.05})
+    polly = gaps({"preset": "polly", "delay": 0.05})
+    assert len(envoy) > 300 and len(polly) > 300
+    np.testing.assert_allclose(polly, 0.05, atol=1e-9)
+    wait = envoy - 0.05
+    assert wait.min() >= -1e-9 and wait.max() < 0.025
+    # uniform on [0, 25 ms): mean 12.5 ms within 4 standard errors
+    assert abs(wait.mean() - 0.0125) < 4 * 0.025 / np.sqrt(12 * len(wait))
+    assert load_scenario(tail_scenario({"preset": "envoy"})).clients["web"].hedge.budget.kind == "concurrency"

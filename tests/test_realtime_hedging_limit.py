@@ -145,6 +145,22 @@ def test_hedge_answers_from_the_fast_second_try(server: Server) -> None:
     wait_for(lambda: guard.abandoned == 0)  # ... and is counted out when it returns
 
 
+def test_an_envoy_hedge_waits_its_retry_backoff_after_the_delay(server: Server) -> None:
+    """preset envoy's hedge leaves a backoff after the per-try timeout: with a constant 0.2 s
+    backoff (no jitter) the hedge reaches the server no earlier than 0.05 + 0.2 s."""
+    from simres.policies.backoff import BackoffConfig
+
+    guard = Resilient(hedge=HedgeConfig(preset="envoy", delay=0.05,
+                                        backoff=BackoffConfig(kind="constant", base=0.2), jitter="none"))
+    path = slowfirst(server)
+    t = time.monotonic()
+    assert guard.call(get, server.url + path) == b"ok"
+    took = time.monotonic() - t
+    assert 0.25 <= took < SLOW / 2 and server.hits[path] == 2
+    server.release.set()
+    wait_for(lambda: guard.abandoned == 0)
+
+
 def test_without_hedging_the_same_call_waits_for_the_slow_reply(server: Server) -> None:
     path = slowfirst(server)
     t = time.monotonic()

@@ -124,11 +124,18 @@ def _hedge(m: Mapping, route: dict[str, Any]) -> None:
                               "retry_back_off": {"base_interval": "0.001s", "max_interval": "0.001s"}}
     if statuses:
         policy["retriable_status_codes"] = statuses
-    if m.v("hedge.hedge_on_failure"):
+    backoff = m.raw("hedge.backoff")
+    envoy_like = (backoff is not None and backoff.get("kind") == "exponential" and backoff.get("multiplier") == 2
+                  and m.raw("hedge.jitter.kind") == "full")
+    if envoy_like:  # the hedge's backoff is Envoy's own retry back-off (preset envoy)
+        policy["retry_back_off"] = {"base_interval": seconds(m.v("hedge.backoff.base")),
+                                    "max_interval": seconds(m.v("hedge.backoff.cap"))}
+        m.use("hedge.backoff", "hedge.jitter")
+    if not m.v("hedge.hedge_on_failure"):
+        m.note("hedge.hedge_on_failure: false: Envoy also retries after a non-fatal failure (retry_on)")
+    elif not envoy_like:
         m.note("hedge.hedge_on_failure: true: Envoy sends the next try after a failure once its back-off has passed "
                "(written as 1 ms, its shortest)")
-    else:
-        m.note("hedge.hedge_on_failure: false: Envoy also retries after a non-fatal failure (retry_on)")
     if m.has("timeout"):
         m.cannot("timeout", "with an Envoy hedge the per_try_timeout is the hedging delay; each try then runs "
                  "until the route timeout" + ("" if deadline else f" (written as {route['timeout']}: when the "

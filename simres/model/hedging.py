@@ -154,7 +154,20 @@ class HedgedCall:
         Timeout(self.site.env, d, self.gen).callbacks.append(self._timer)
 
     def _timer(self, ev: Event) -> None:
-        """A hedge timer fired: hedge if it is still current and the call still open."""
+        """A hedge timer fired: hedge if it is still current and the call still open (after
+        the hedge's backoff, drawn now, when it has one: Envoy's soft per-try timeout)."""
+        if self.finished or ev._value != self.gen:
+            return
+        if self.hc.backs_off:
+            b = self.hc.backoff(self.site.rng)
+            if b > 0:
+                self.gen += 1
+                Timeout(self.site.env, b, self.gen).callbacks.append(self._backed_off)
+                return
+        self._send("delay")
+
+    def _backed_off(self, ev: Event) -> None:
+        """The backoff after a hedge's delay is over: hedge if nothing superseded it."""
         if self.finished or ev._value != self.gen:
             return
         self._send("delay")
@@ -187,7 +200,7 @@ class HedgedCall:
                      job.served)
         if self.finished:
             return  # a loser left running (cancel_losers: false)
-        decision = self.hc.on_result(outcome, job.retry_after)
+        decision = self.hc.on_result(outcome, job.retry_after, site.rng)
         self.outcome = shown
         if decision == WIN:
             if attempt > 1:

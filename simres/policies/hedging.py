@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
 from simres.outcomes import CANCELLED, RETRYABLE_KINDS, SUCCESS_OUTCOMES, TIMEOUT
 from simres.policies._base import PolicyModel
+from simres.policies.backoff import BackoffConfig, Jitter, JitterConfig, Uniform, Waiter, waiter_params
 from simres.policies.budget import BudgetConfig
 
 INF = float("inf")
@@ -129,6 +131,13 @@ class HedgeConfig(PolicyModel):
         default=None,
         description="Retry budget that must grant each hedge (gRPC retry throttling, "
                     "Finagle's backup budget); None = unlimited.")
+    backoff: BackoffConfig | None = Field(
+        default=None,
+        description="A wait before each hedge, after its delay or a non-fatal failure, as a retry "
+                    "waits (Envoy: a hedge on a per-try timeout takes the retry path with its "
+                    "backoff); None = the hedge is sent at once.")
+    jitter: Jitter = Field(default_factory=JitterConfig,
+                           description="Jitter of that backoff (Envoy: full).")
     preset: str | None = Field(
         default=None, description="Name of a library preset whose values fill every field "
                                   "not given here.")
@@ -157,6 +166,22 @@ class HedgeConfig(PolicyModel):
         """Fresh per-call-site state."""
         return HedgePolicy(self)
 
+    @model_serializer(mode="wrap")
+    def _drop_unset_backoff(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # No `backoff: null` (nor its unused jitter) in resolved scenarios: `show`, reports and sweep
+        # fingerprints of hedges without a backoff are unchanged.
+        out: dict[str, Any] = handler(self)
+        if out.get("backoff", 0) is None:
+            del out["backoff"]
+            out.pop("jitter", None)
+        return out
+
+    @model_validator(mode="after")
+    def _backoff_waits(self) -> HedgeConfig:
+        if self.backoff is not None:
+            waiter_params(self.backoff, self.jitter)  # a jitter that cannot work is an error now
+        return self
+
 
 class HedgePolicy:
     """One call site's hedging state: the recent try latencies and the delay they give.
@@ -166,7 +191,7 @@ class HedgePolicy:
     values at or below it, as HdrHistogram's ``getValueAtPercentile``).
     """
 
-    __slots__ = ("_fixed", "_n", "_next_refresh", "_pct", "_pos", "_ring", "_value", "config",
+    __slots__ = ("_fixed", "_n", "_next_refresh", "_pct", "_pos", "_ring", "_value", "_waits", "config",
                  "max_attempts")
 
     def __init__(self, config: HedgeConfig) -> None:
@@ -178,6 +203,7 @@ class HedgePolicy:
         self._n = config.window
         self._value = INF  # no hedge by timer before the first percentile (Finagle: Int.MaxValue)
         self._next_refresh: float | None = None
+        self._waits = None if config.backoff is None else waiter_params(config.backoff, config.jitter)
 
     @property
     def tracks_latency(self) -> bool:
@@ -227,7 +253,8 @@ class HedgePolicy:
 
     def new_call(self) -> HedgeCall:
         """Fresh per-call state."""
-        return HedgeCall(self.max_attempts, frozenset(self.config.non_fatal), self.config.hedge_on_failure)
+        return HedgeCall(self.max_attempts, frozenset(self.config.non_fatal), self.config.hedge_on_failure,
+                         self._waits)
 
     def __repr__(self) -> str:
         return f"HedgePolicy(delay={self.config.delay!r}, samples={len(self._ring)}, config={self.config!r})"
@@ -236,9 +263,12 @@ class HedgePolicy:
 class HedgeCall:
     """The hedging state of one logical call: tries sent, tries in flight, whether to go on."""
 
-    __slots__ = ("_max", "_non_fatal", "_on_failure", "hedge_after", "in_flight", "sent", "stopped")
+    __slots__ = ("_max", "_non_fatal", "_on_failure", "_waiter", "hedge_after", "in_flight", "sent", "stopped")
 
-    def __init__(self, max_attempts: int, non_fatal: frozenset[str], hedge_on_failure: bool) -> None:
+    def __init__(self, max_attempts: int, non_fatal: frozenset[str], hedge_on_failure: bool,
+                 waits: tuple[Any, ...] | None = None) -> None:
+        self._waiter = None if waits is None else Waiter.from_params(waits)
+        """The backoff before each hedge (None: sent at once); its index counts the hedges."""
         self._max = max_attempts
         self._non_fatal = non_fatal
         self._on_failure = hedge_on_failure
@@ -268,12 +298,27 @@ class HedgeCall:
         """Send no more hedges for this call."""
         self.stopped = True
 
-    def on_result(self, outcome: str, retry_after: float | None = None) -> str:
+    @property
+    def backs_off(self) -> bool:
+        """Whether a hedge waits a backoff first (``backoff`` set)."""
+        return self._waiter is not None
+
+    def backoff(self, rng: Uniform) -> float:
+        """The wait before the hedge now due, in seconds (0 without ``backoff``); one draw per hedge.
+
+        Envoy's ``JitteredExponentialBackOffStrategy`` as its retries use it: the n-th hedge
+        (or retry) of the call waits ``U[0, min(base * 2^(n-1), max))``.
+        """
+        w = self._waiter
+        return 0.0 if w is None else w.next(rng)
+
+    def on_result(self, outcome: str, retry_after: float | None = None, rng: Uniform | None = None) -> str:
         """A try ended with ``outcome`` (and maybe a server pushback); returns the decision.
 
         One of :data:`WIN`, :data:`FATAL`, :data:`HEDGE` (then ``hedge_after`` is the wait),
         :data:`WAIT` or :data:`FAIL`. A negative pushback stops hedging (gRPC: "no further
-        hedged requests"); a pushback of n s sends the next hedge after n s.
+        hedged requests"); a pushback of n s sends the next hedge after n s. With ``backoff``
+        the hedge after a failure waits the backoff too (``rng`` draws it; the longer wait wins).
         """
         self.in_flight -= 1
         if outcome in SUCCESS_OUTCOMES:
@@ -287,6 +332,8 @@ class HedgeCall:
             else:
                 self.hedge_after = float(retry_after)
         if self._on_failure and self.may_send():
+            if self._waiter is not None and rng is not None:
+                self.hedge_after = max(self.hedge_after, self.backoff(rng))
             return HEDGE
         return WAIT if self.in_flight > 0 else FAIL
 

@@ -349,6 +349,21 @@ HEDGE_PRESETS: dict[str, dict[str, Any]] = {
         "non_fatal": _REMOTE_FAILURES, "hedge_on_failure": True, "cancel_losers": True,
         "budget": None,
     },
+    # Envoy route hedge_policy {hedge_on_per_try_timeout: true} with the envoy retry preset's
+    # retry_policy (source/common/router/router.cc onSoftPerTryTimeout, retry_state_impl.cc
+    # shouldHedgeRetryPerTryTimeout): the per-try timeout is soft (the try stays outstanding),
+    # and the hedge takes the ordinary retry path, shouldRetry(RetryWithBackoff): within
+    # num_retries (default 1: 2 tries) and the retry budget, after a jittered backoff
+    # (JitteredExponentialBackOffStrategy: U[0, base * 2^(n-1)), base 25 ms, max 10 x base). A
+    # retriable reply retries the same way; with no retry left the others are awaited; the
+    # first good reply wins and the others are reset. per_try_timeout (the delay) has no
+    # default: 0.5 s here, a simres choice.
+    "envoy": {
+        "max_attempts": 2, "delay": 0.5, "non_fatal": _REMOTE_FAILURES, "hedge_on_failure": True,
+        "cancel_losers": True, "budget": _budget("envoy"),
+        "backoff": {"kind": "exponential", "base": 0.025, "cap": 0.25, "multiplier": 2.0},
+        "jitter": {"kind": "full"},
+    },
     # Finagle BackupRequestFilter (finagle-core client/BackupRequestFilter.scala) as
     # MethodBuilder.idempotent(maxExtraLoad = 0.01) sets it up: one backup at the
     # (1 - maxExtraLoad) percentile of recent latencies (successes, timeouts, superseded

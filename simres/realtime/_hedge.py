@@ -65,6 +65,9 @@ class HedgeRun:
         """Tries in flight, in send order."""
         self.next_at = INF
         """When the next hedge is due (timer or pushback); INF: none pending."""
+        self.backing_off = False
+        """The wait before the next send is already the final one (a backoff after the delay, or a
+        pushback after a failure): send at ``next_at`` without backing off again."""
         self.done = False
         self.value: Any = None
         self.error: BaseException | None = None
@@ -106,6 +109,7 @@ class HedgeRun:
     def _send_one(self) -> HedgeTry | None:
         stack, hc, call = self.stack, self.hc, self.call
         self.next_at = INF  # a send replaces the pending timer (the simulation's generation bump)
+        self.backing_off = False
         now = stack.clock.now()
         if (call.deadline_at is not None and now >= call.deadline_at) or not hc.may_send():
             return None  # never a try after the deadline
@@ -137,6 +141,13 @@ class HedgeRun:
         """Send the hedge whose time has come, if any; the call may end here (nothing in flight)."""
         if self.done or self.next_at > self.stack.clock.now():
             return []
+        if self.hc.backs_off and not self.backing_off:  # the delay is over: back off first (Envoy)
+            with self.stack._lock:
+                b = self.hc.backoff(self.stack.rng)
+            if b > 0:
+                self.backing_off = True
+                self.next_at = self.stack.clock.now() + b
+                return []
         sent = self._send()
         if not sent and self.hc.in_flight == 0:
             self._end()
@@ -175,7 +186,8 @@ class HedgeRun:
         if outcome is None:
             outcome, hint, retryable = self.stack._classify(error if error is not None else value)
         self._settle(t, outcome)
-        decision = self.hc.on_result(outcome, hint)
+        with self.stack._lock:
+            decision = self.hc.on_result(outcome, hint, self.stack.rng)
         if not retryable and outcome not in SUCCESS_OUTCOMES:
             decision = FATAL  # the classifier says this failure is not to be tried again
         self.value, self.error, self.outcome = value, error, outcome
@@ -186,6 +198,7 @@ class HedgeRun:
             after = self.hc.hedge_after
             if after > 0:
                 self.next_at = self.stack.clock.now() + after  # the pushback replaces the timer
+                self.backing_off = True  # the pushback (and any backoff) is that wait: send when it is over
                 return []
             sent = self._send()
             if not sent and self.hc.in_flight == 0:

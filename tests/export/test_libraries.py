@@ -412,3 +412,11 @@ def test_connect_and_read_timeouts_go_where_each_library_has_them() -> None:
     assert rule["spec"]["trafficPolicy"]["connectionPool"]["tcp"]["connectTimeout"] == "0.25s"
     _, notes = export("resilience4j", retry={"preset": "resilience4j"}, connect_timeout=1.0)
     assert any(n.startswith("connect_timeout: 1") for n in notes), notes
+
+
+def test_the_envoy_hedge_preset_round_trips_to_envoys_retry_back_off() -> None:
+    doc, notes = export("envoy", hedge={"preset": "envoy"})
+    text = yaml.safe_dump(doc)
+    assert "hedge_on_per_try_timeout: true" in text and "per_try_timeout: 0.5s" in text
+    assert "base_interval: 0.025s" in text and "max_interval: 0.25s" in text
+    assert not [n for n in notes if n.startswith(("hedge.backoff", "hedge.jitter", "hedge.hedge_on_failure"))], notes

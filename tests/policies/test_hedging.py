@@ -30,7 +30,7 @@ def test_bad_config_names_the_field() -> None:
     with pytest.raises(ValidationError, match="non_fatal"):
         HedgeConfig(non_fatal=("ok",))
     with pytest.raises(ValidationError, match="unknown hedge preset"):
-        HedgeConfig(preset="envoy")
+        HedgeConfig(preset="istio")
 
 
 def test_grpc_preset_caps_max_attempts_at_5() -> None:
@@ -151,3 +151,20 @@ def test_stop_and_cancel_bookkeeping() -> None:
     assert call.in_flight == 1 and call.sent == 2 and call.may_send()
     call.stop()
     assert not call.may_send()
+
+
+def test_envoy_backoff_before_each_hedge_is_its_jittered_exponential_strategy() -> None:
+    """JitteredExponentialBackOffStrategy with base 25 ms and max 250 ms: the n-th hedge of a
+    call waits U[0, min(25 ms * 2^(n-1), 250 ms)); a failure's hedge waits it too; a hedge
+    without a backoff never waits (and the resolved config keeps no backoff key)."""
+    half = lambda: 0.5  # noqa: E731 - a uniform draw that is always 0.5
+    hc = HedgeConfig(preset="envoy", max_attempts=8).build().new_call()
+    assert hc.backs_off
+    assert [hc.backoff(half) for _ in range(6)] == pytest.approx([0.0125, 0.025, 0.05, 0.1, 0.125, 0.125])
+    hc = HedgeConfig(preset="envoy", max_attempts=3).build().new_call()
+    hc.on_send()
+    assert hc.on_result("error", None, half) == "hedge" and hc.hedge_after == pytest.approx(0.0125)
+    plain = HedgeConfig(preset="polly").build().new_call()
+    assert not plain.backs_off and plain.backoff(half) == 0.0
+    assert "backoff" not in HedgeConfig(preset="polly").model_dump()
+    assert HedgeConfig(preset="envoy").model_dump()["backoff"]["base"] == 0.025
