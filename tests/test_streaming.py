@@ -193,3 +193,16 @@ def test_compacted_timeline_keeps_every_timeout(monkeypatch) -> None:
     summary = simres.run("retry-storm-metastable", seed=1, overrides={"record": "summary"})
     assert_frame_equal(summary.timeline, full.timeline, check_exact=True)
     assert summary.summary["tries_per_request"] == full.summary["tries_per_request"]
+
+
+def test_hedge_keys_are_identical_in_summary_mode() -> None:
+    """hedges_sent / won, the win share and the extra load are counts of events by request id:
+    the same numbers from the frames and from summary mode (a hedged, budgeted overload)."""
+    from simres.scenario.loading import load_scenario
+
+    sc = load_scenario("hedging-under-overload", overrides={"duration": 20})
+    full = runs.run(sc, seed=3, variant="budget-5pct").summary
+    summ = runs.run(load_scenario(sc, overrides={"record": "summary"}), seed=3, variant="budget-5pct").summary
+    keys = ("hedges_sent", "hedges_won", "hedge_win_share", "hedge_extra_load")
+    assert full["hedges_sent"] > 100 and 0 < full["hedges_won"] < full["hedges_sent"]
+    assert [summ[k] for k in keys] == [full[k] for k in keys]

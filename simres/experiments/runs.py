@@ -283,6 +283,8 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
                 for n, s in sc.services.items()}
         for n, u in util.items():
             summary[f"utilization:{n}"] = u
+        if hedges(sc):
+            summary.update(acc.hedge_summary(events))
         empty = Recorder()
         result = RunResult(
             scenario=sc, seed=seed, variant=variant, requests=empty.requests_frame(),

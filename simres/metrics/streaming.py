@@ -50,8 +50,6 @@ UNAVAILABLE: tuple[str, ...] = (
     "relapsed:*",
     "recovery_time:*",
     "stable_at_end",
-    "hedges_*",
-    "hedge_*",
 )
 """Summary keys (globs) that ``record: summary`` does not compute: the try tree
 (``work_per_success``), arrivals in 0.1 s windows (peak-to-mean, herds) and per-window
@@ -344,6 +342,31 @@ class StreamSummary:
         _breakers(out, tiny_requests, tiny_attempts, events, warmup=self.warmup, duration=self.duration,
                   breaker_links=breaker_links)
         return out
+
+    def hedge_summary(self, events: pd.DataFrame) -> dict[str, float]:
+        """:func:`simres.metrics.hedging.hedge_summary` from the events frame and the counts.
+
+        The measured requests are those that start in ``[warmup, duration)``: request ids
+        grow with start time (one counter for every client) and no request starts after
+        ``duration``, so they are the ids from :attr:`first_measured_id` on, and their
+        number is the count of requests summarised.
+        """
+        n = int(self.req_counts.sum())
+        first = self.first_measured_id
+        kinds = events["kind"].astype(object).to_numpy()
+        values = events["value"].to_numpy(dtype=float)
+
+        def count(kind: str) -> float:
+            v = values[kinds == kind]
+            return float((v >= first).sum()) if first is not None and len(v) else 0.0
+
+        sent, won = count("hedge"), count("hedge_won")
+        return {
+            "hedges_sent": sent,
+            "hedges_won": won,
+            "hedge_win_share": won / sent if sent else float("nan"),
+            "hedge_extra_load": sent / n if n else float("nan"),
+        }
 
 
 __all__ = ["ALPHA", "UNAVAILABLE", "LatencySketch", "StreamSummary", "StreamedSummary", "UnavailableMetric",
