@@ -206,3 +206,16 @@ def test_hedge_keys_are_identical_in_summary_mode() -> None:
     keys = ("hedges_sent", "hedges_won", "hedge_win_share", "hedge_extra_load")
     assert full["hedges_sent"] > 100 and 0 < full["hedges_won"] < full["hedges_sent"]
     assert [summ[k] for k in keys] == [full[k] for k in keys]
+
+
+def test_peak_to_mean_and_herd_keys_are_identical_in_summary_mode() -> None:
+    """Sent tries per service in 0.1 s windows, on the steady-state grid and on each fault's
+    post-fault grid (anchored at the fault's end): the same numbers as the frames give."""
+    from simres.scenario.loading import load_scenario
+
+    sc = load_scenario("thundering-herd-after-partition", overrides={"duration": 40})
+    full = runs.run(sc, seed=2).summary
+    summ = runs.run(load_scenario(sc, overrides={"record": "summary"}), seed=2).summary
+    keys = [k for k in full if k.startswith(("peak_to_mean:", "herd_peak_to_mean:", "herd_synchrony:"))]
+    assert any(k.startswith("herd_synchrony:") for k in keys) and full[keys[0]] > 1
+    assert {k: summ[k] for k in keys} == {k: full[k] for k in keys}

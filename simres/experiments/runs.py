@@ -18,7 +18,7 @@ from simpy.events import Timeout
 from simres.errors import SimresError
 from simres.metrics.hedging import hedge_summary
 from simres.metrics.recorder import Recorder
-from simres.metrics.summary import summarize
+from simres.metrics.summary import HERD_PERIOD, HERD_WINDOW, summarize
 from simres.model.world import build, join_timeouts, timeline_frame, timeline_rows_frame
 from simres.progress import Progress
 from simres.rng import check_seed
@@ -228,6 +228,10 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
 
     rec = world.recorder
     acc = StreamSummary(warmup=sc.warmup, duration=sc.duration, slo=sc.slo, timeline_step=sc.timeline_step)
+    service_names = list(sc.services)
+    service_index = {name: i for i, name in enumerate(service_names)}
+    acc.count_herds(lambda: [service_index[svc] for _, svc, _ in rec.site_names()], len(service_names),
+                    [f.end for f in sc.faults if f.end is not None], window=HERD_WINDOW, period=HERD_PERIOD)
     spill = ParquetSpill(stream, rec) if stream is not None else None
 
     def first_measured(_: Any) -> None:
@@ -277,7 +281,7 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
                                   earlier=timeline_chunks)
         events = rec.events_frame()
         summary = acc.summary(groups=rec.group_names(), sites=sites, timeline=timeline, events=events,
-                              breaker_links=breaker_links(sc))
+                              breaker_links=breaker_links(sc), service_names=service_names)
         span = sc.duration - sc.warmup
         util = {n: (snaps["end"][n] - snaps["start"][n]) / (span * s.workers * s.instances)
                 for n, s in sc.services.items()}

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,7 @@ from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
 
 from simres.errors import SimresError
-from simres.metrics._common import QUANTILES, ratio
+from simres.metrics._common import EPS, QUANTILES, n_windows, ratio, window_index
 from simres.outcomes import ATTEMPT_OUTCOMES, PRIORITIES, REQUEST_OUTCOMES, SUCCESS_OUTCOMES, UNFINISHED
 
 ALPHA = 0.01
@@ -43,18 +43,15 @@ ALPHA = 0.01
 
 UNAVAILABLE: tuple[str, ...] = (
     "work_per_success",
-    "peak_to_mean:*",
-    "herd_peak_to_mean:*",
-    "herd_synchrony:*",
     "recovered:*",
     "relapsed:*",
     "recovery_time:*",
     "stable_at_end",
 )
 """Summary keys (globs) that ``record: summary`` does not compute: the try tree
-(``work_per_success``), arrivals in 0.1 s windows (peak-to-mean, herds) and per-window
-p99 series around faults (recovery, stability) need the whole frame. Compute them from
-the frames ``--stream`` wrote (:func:`simres.metrics.summary.summarize`)."""
+(``work_per_success``) and per-window p99 series around faults (recovery, stability)
+need the whole frame. Compute them from the frames ``--stream`` wrote
+(:func:`simres.metrics.summary.summarize`)."""
 
 
 def is_unavailable(key: str) -> bool:
@@ -183,6 +180,33 @@ class StreamSummary:
         self.site_steady = np.zeros(0, dtype=np.int64)  # tries sent starting in [warmup, duration)
         self.seen_sites = np.zeros(0, dtype=bool)
         self.timeouts: dict[tuple[float, int], int] = {}  # (timeline bucket, site) -> timed-out tries
+        self.herds: dict[float, np.ndarray] | None = None
+        """Sent tries per (service, 0.1 s window) on each herd grid, keyed by the grid's start:
+        ``warmup`` (peak-to-mean) and each fault's scheduled end (see :meth:`count_herds`)."""
+        self._site_service = np.zeros(0, dtype=np.int64)
+        self._site_service_of: Callable[[], Sequence[int]] | None = None
+        self._herd_step = 0.1
+
+    def count_herds(self, site_service: Callable[[], Sequence[int]], n_services: int, fault_ends: Iterable[float],
+                    *, window: float = 0.1, period: float = 10.0) -> None:
+        """Count sent tries per service in ``window`` s windows, as :func:`simres.metrics.herd.herd_stats` bins them.
+
+        Grids: ``[warmup, duration)`` (``peak_to_mean``) and, for each fault end the
+        scenario schedules, ``[end, min(end + period, duration))`` (the herd after it),
+        each anchored at its own start so every window is the frame's window. Memory is
+        one integer per service and window: it grows with the run's length, not its load.
+        ``site_service()`` gives the service index of every recorder site code so far (it is
+        asked again when a new site appears: call sites may be created as the run goes).
+        """
+        self._site_service_of = site_service
+        self._site_service = np.asarray(site_service(), dtype=np.int64)
+        grids = {float(self.warmup): n_windows(self.warmup, self.duration, window)}
+        for end in fault_ends:
+            t1 = min(end + period, self.duration)
+            if math.isfinite(end) and t1 - end >= window - EPS:
+                grids[float(end)] = n_windows(end, t1, window)
+        self._herd_step = window
+        self.herds = {t0: np.zeros((n_services, n), dtype=np.int32) for t0, n in grids.items()}
 
     # ------------------------------------------------------------------ ingest
 
@@ -225,6 +249,17 @@ class StreamSummary:
         sent = sent.astype(bool)
         steady = sent & (start >= self.warmup) & (start < self.duration)
         self.site_steady += np.bincount(s[steady], minlength=self.site_steady.size)
+        if self.herds is not None and sent.any():
+            if n_sites > self._site_service.size and self._site_service_of is not None:
+                self._site_service = np.asarray(self._site_service_of(), dtype=np.int64)
+            svc = self._site_service[s[sent]]
+            t = start[sent]
+            for t0, counts in self.herds.items():
+                n = counts.shape[1]
+                idx = window_index(t, t0, self._herd_step, n)
+                keep = idx >= 0
+                if keep.any():
+                    np.add.at(counts, (svc[keep], idx[keep]), 1)
         if self.first_measured_id is not None:
             measured = req >= self.first_measured_id
             self.site_sent += np.bincount(s[measured & sent], minlength=self.site_sent.size)
@@ -246,6 +281,9 @@ class StreamSummary:
             a, b = _grow(a, n), _grow(b, n)
             setattr(self, name, (a | b) if a.dtype == bool else a + b)
         self.slo_ok += other.slo_ok
+        if self.herds is not None and other.herds is not None:
+            for t0, counts in other.herds.items():
+                self.herds[t0] += counts
         for mine, theirs in ((self.success, other.success), (self.finished, other.finished)):
             for code, sk in theirs.items():
                 mine.setdefault(code, LatencySketch()).merge(sk)
@@ -268,7 +306,8 @@ class StreamSummary:
 
     def summary(self, *, groups: list[tuple[str, str, str]], sites: list[tuple[str, str, int]],
                 timeline: pd.DataFrame, events: pd.DataFrame,
-                breaker_links: set[str] | None = None) -> StreamedSummary:
+                breaker_links: set[str] | None = None,
+                service_names: Sequence[str] | None = None) -> StreamedSummary:
         """The summary keys this state can give (every key of ``summarize`` but :data:`UNAVAILABLE`),
         with the same names, formulas and NaN rules.
 
@@ -277,6 +316,8 @@ class StreamSummary:
             sites: site code -> (caller, service, depth), from the recorder.
             timeline, events: the run's (small) timeline and events frames.
             breaker_links: as :func:`simres.metrics.summary.summarize`.
+            service_names: the service of each index :meth:`count_herds` was given (the
+                peak-to-mean and herd keys need it).
         """
         from simres.metrics.summary import RATE_KEYS, _breakers
         from simres.metrics.utilization import service_load
@@ -341,7 +382,38 @@ class StreamSummary:
         })
         _breakers(out, tiny_requests, tiny_attempts, events, warmup=self.warmup, duration=self.duration,
                   breaker_links=breaker_links)
+        if self.herds is not None and service_names is not None:
+            self._herd_keys(out, services, sorted({sites[s][1] for s in used}), service_names, events)
         return out
+
+    def _herd_keys(self, out: dict[str, float], services: list[str], seen: list[str],
+                   service_names: Sequence[str], events: pd.DataFrame) -> None:
+        """``peak_to_mean:<svc>`` and the post-fault ``herd_*`` keys, as the full summary gives them."""
+        from simres.metrics.faults import fault_intervals
+        from simres.metrics.herd import _stats
+
+        assert self.herds is not None
+        index = {name: i for i, name in enumerate(service_names)}
+        steady = self.herds[float(self.warmup)]
+        for svc in services:
+            if svc in seen:
+                row = steady[index[svc]][None, :]
+                ptm = _stats(row, window=self._herd_step, top_share=0.1)["peak_to_mean"][0]
+                out[f"peak_to_mean:{svc}"] = float(ptm)
+            else:
+                out[f"peak_to_mean:{svc}"] = np.nan
+        faults = fault_intervals(events)
+        if len(faults) == 0:
+            return
+        for fault, end in zip(faults["fault"], faults["end"].astype(float), strict=True):
+            counts = self.herds.get(float(end)) if math.isfinite(end) else None
+            if counts is None:
+                continue
+            rows = np.stack([counts[index[svc]] for svc in seen]) if seen else counts[:0]
+            stats = _stats(rows, window=self._herd_step, top_share=0.1)
+            for i, svc in enumerate(seen):
+                out[f"herd_peak_to_mean:{svc}@{fault}"] = float(stats["peak_to_mean"][i])
+                out[f"herd_synchrony:{svc}@{fault}"] = float(stats["synchrony"][i])
 
     def hedge_summary(self, events: pd.DataFrame) -> dict[str, float]:
         """:func:`simres.metrics.hedging.hedge_summary` from the events frame and the counts.
