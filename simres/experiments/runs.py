@@ -18,7 +18,8 @@ from simpy.events import Timeout
 from simres.errors import SimresError
 from simres.metrics.hedging import hedge_summary
 from simres.metrics.recorder import Recorder
-from simres.metrics.summary import HERD_PERIOD, HERD_WINDOW, summarize
+from simres.metrics.streaming_recovery import schedule
+from simres.metrics.summary import HERD_PERIOD, HERD_WINDOW, RECOVERY_HOLD, RECOVERY_WINDOW, summarize
 from simres.model.world import build, join_timeouts, timeline_frame, timeline_rows_frame
 from simres.progress import Progress
 from simres.rng import check_seed
@@ -232,6 +233,8 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
     service_index = {name: i for i, name in enumerate(service_names)}
     acc.count_herds(lambda: [service_index[svc] for _, svc, _ in rec.site_names()], len(service_names),
                     [f.end for f in sc.faults if f.end is not None], window=HERD_WINDOW, period=HERD_PERIOD)
+    acc.judge_recovery(schedule(f for f in sc.faults if f.at < sc.end_time), window=RECOVERY_WINDOW,
+                       hold=RECOVERY_HOLD)
     spill = ParquetSpill(stream, rec) if stream is not None else None
 
     def first_measured(_: Any) -> None:

@@ -36,22 +36,16 @@ from ddsketch.mapping import LogarithmicMapping
 
 from simres.errors import SimresError
 from simres.metrics._common import EPS, QUANTILES, n_windows, ratio, window_index
+from simres.metrics.streaming_recovery import StreamRecovery
 from simres.outcomes import ATTEMPT_OUTCOMES, PRIORITIES, REQUEST_OUTCOMES, SUCCESS_OUTCOMES, UNFINISHED
 
 ALPHA = 0.01
 """Relative accuracy of the latency sketches: a percentile is within 1 % of the true order statistic."""
 
-UNAVAILABLE: tuple[str, ...] = (
-    "work_per_success",
-    "recovered:*",
-    "relapsed:*",
-    "recovery_time:*",
-    "stable_at_end",
-)
+UNAVAILABLE: tuple[str, ...] = ("work_per_success",)
 """Summary keys (globs) that ``record: summary`` does not compute: the try tree
-(``work_per_success``) and per-window p99 series around faults (recovery, stability)
-need the whole frame. Compute them from the frames ``--stream`` wrote
-(:func:`simres.metrics.summary.summarize`)."""
+(``work_per_success``) needs the whole frame. Compute it from the frames ``--stream``
+wrote (:func:`simres.metrics.summary.summarize`)."""
 
 
 def is_unavailable(key: str) -> bool:
@@ -185,6 +179,8 @@ class StreamSummary:
         ``warmup`` (peak-to-mean) and each fault's scheduled end (see :meth:`count_herds`)."""
         self._site_service = np.zeros(0, dtype=np.int64)
         self._site_service_of: Callable[[], Sequence[int]] | None = None
+        self.recovery: StreamRecovery | None = None
+        """The recovery verdict's and stable_at_end's inputs (see :meth:`judge_recovery`)."""
         self._herd_step = 0.1
 
     def count_herds(self, site_service: Callable[[], Sequence[int]], n_services: int, fault_ends: Iterable[float],
@@ -208,6 +204,13 @@ class StreamSummary:
         self._herd_step = window
         self.herds = {t0: np.zeros((n_services, n), dtype=np.int32) for t0, n in grids.items()}
 
+    def judge_recovery(self, faults: Sequence[tuple[float, float]], *, window: float = 1.0,
+                       hold: float = 5.0) -> None:
+        """Accumulate what ``recovered:*``, ``relapsed:*``, ``recovery_time:*`` and ``stable_at_end``
+        need (:mod:`simres.metrics.streaming_recovery`); ``faults`` is the schedule, ``(start, end)``."""
+        self.recovery = StreamRecovery(warmup=self.warmup, t_end=self.duration, faults=faults, window=window,
+                                       hold=hold)
+
     # ------------------------------------------------------------------ ingest
 
     def add_requests(self, group: np.ndarray, member: np.ndarray, start: np.ndarray, end: np.ndarray,
@@ -215,6 +218,11 @@ class StreamSummary:
         """One chunk of request rows (the recorder's codes)."""
         if group.size == 0:
             return
+        if self.recovery is not None:  # every request row (the baseline and the drain too), by start time
+            o = outcome.astype(np.int64) + 1
+            ok_all = _SUCCESS[o]
+            lat = np.where(ok_all & ~np.isnan(end) & (o != _UNFINISHED), end - start, np.nan)
+            self.recovery.add(start, ok_all, lat)
         g = group.astype(np.int64)
         n_groups = int(g.max()) + 1
         self.req_counts = _grow(self.req_counts, n_groups)
@@ -382,6 +390,13 @@ class StreamSummary:
         })
         _breakers(out, tiny_requests, tiny_attempts, events, warmup=self.warmup, duration=self.duration,
                   breaker_links=breaker_links)
+        if self.recovery is not None:
+            out["stable_at_end"] = self.recovery.stable_at_end()
+            for row in self.recovery.recovery(events):
+                fault, recovered = row["fault"], row["recovered"]
+                out[f"recovered:{fault}"] = np.nan if recovered is None else float(bool(recovered))
+                out[f"relapsed:{fault}"] = np.nan if recovered is None else float(row["status"] == "relapsed")
+                out[f"recovery_time:{fault}"] = float(row["recovery_time"])  # type: ignore[arg-type]
         if self.herds is not None and service_names is not None:
             self._herd_keys(out, services, sorted({sites[s][1] for s in used}), service_names, events)
         return out
