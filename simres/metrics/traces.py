@@ -29,6 +29,7 @@ or anything with ``requests``, ``attempts`` and ``events``): it lives with the m
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -486,7 +487,21 @@ def _any_value(v: Any) -> Any:
 def _key_values(attrs: dict[str, Any]) -> list[Any]:
     from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-    return [KeyValue(key=k, value=_any_value(v)) for k, v in attrs.items()]
+    out = []
+    for k, v in attrs.items():
+        if isinstance(v, (str, bool)):  # few distinct values (names, outcomes): built once
+            out.append(_shared_kv(k, v))
+        else:
+            out.append(KeyValue(key=k, value=_any_value(v)))
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_kv(key: str, value: str | bool) -> Any:
+    """A KeyValue of a string or bool attribute, shared (a repeated field copies it on append)."""
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    return KeyValue(key=key, value=_any_value(value))
 
 
 def traces_data(spans: Iterable[SpanRecord], *, epoch: int) -> Any:
