@@ -131,9 +131,10 @@ def test_same_seed_same_file_and_other_seed_other_ids(run: Any, exported: tuple[
                                                        tmp_path: Path) -> None:
     path, _ = exported
     again = simres.run(SCENARIO, variant="breaker", overrides=OVERRIDES)
-    write_trace(again, tmp_path / "again.jsonl", chunk=500)
-    assert (tmp_path / "again.jsonl").read_bytes() == path.read_bytes()
-    write_trace(run, tmp_path / "other.jsonl", chunk=500, seed=run.seed + 1)
+    write_trace(again, tmp_path / "again.jsonl", chunk=100, sample="1/4")
+    write_trace(run, tmp_path / "first.jsonl", chunk=100, sample="1/4")
+    assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "first.jsonl").read_bytes()
+    write_trace(run, tmp_path / "other.jsonl", sample="window:2:3", seed=run.seed + 1)
     first = json.loads((tmp_path / "other.jsonl").read_text().splitlines()[0])
     assert first["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] not in path.read_text()[:5000]
 
@@ -189,12 +190,13 @@ def test_hedges_and_their_events() -> None:
 def test_cli_run_trace_and_trace_run_dir_agree(run: Any, tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(main, ["run", SCENARIO, "--variant", "breaker", *(x for o in OVERRIDES for x in ("--set", o)),
-                               "-q", "-o", str(tmp_path / "run"), "--trace", str(tmp_path / "a.jsonl")])
+                               "-q", "-o", str(tmp_path / "run"), "--trace", str(tmp_path / "a.jsonl"),
+                               "--trace-sample", "1/20"])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(main, ["trace", str(tmp_path / "run"), "-o", str(tmp_path / "b.jsonl")])
+    res = runner.invoke(main, ["trace", str(tmp_path / "run"), "-o", str(tmp_path / "b.jsonl"), "--sample", "1/20"])
     assert res.exit_code == 0, res.output
     assert "requests" in res.output and "spans" in res.output
-    write_trace(run, tmp_path / "c.jsonl")
+    write_trace(run, tmp_path / "c.jsonl", sample="1/20")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes() \
         == (tmp_path / "c.jsonl").read_bytes()
 
