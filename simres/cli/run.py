@@ -100,8 +100,9 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
     if trace:
         from simres.model.faults import fault_name
 
+        traced = load_scenario(scenario, variant=variant, overrides=overrides) if variant else sc
         check_trace_flags(trace_sample, trace_epoch,
-                          faults=[fault_name(f, i) for i, f in enumerate(sc.faults)], prefix="--trace-")
+                          faults=[fault_name(f, i) for i, f in enumerate(traced.faults)], prefix="--trace-")
     if all_variants or reps > 1:
         from simres.experiments.replications import compare_table, replicate
 
