@@ -2,7 +2,7 @@
 
 One module per command family (:mod:`.run`: run, show, compare, list; :mod:`.authoring`:
 init, schema; :mod:`.report`: report, plot; :mod:`.sweep`: sweep, best; :mod:`.tune`; :mod:`.explore`;
-:mod:`.validate`), helpers in :mod:`._util`, the summary view in :mod:`.summary_view`.
+:mod:`.validate`; :mod:`.trace`: trace), helpers in :mod:`._util`, the summary view in :mod:`.summary_view`.
 The top layer: it may import anything in the package, and nothing imports it.
 
 Bad input (a scenario file, an override, a flag) prints one line naming the field and
@@ -98,11 +98,12 @@ def _register() -> None:
     from simres.cli.report import plot, report
     from simres.cli.run import compare, list_scenarios, run, show
     from simres.cli.sweep import best_cmd, sweep_cmd
+    from simres.cli.trace import trace_cmd
     from simres.cli.tune import tune_cmd
     from simres.cli.validate import validate
 
     for cmd in (run, show, check, compare, list_scenarios, init, schema, plot, report, sweep_cmd, best_cmd,
-                validate, tune_cmd, explore_cmd):
+                validate, tune_cmd, explore_cmd, trace_cmd):
         main.add_command(cmd)
     main.add_command(export_config)
 

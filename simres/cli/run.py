@@ -26,6 +26,7 @@ from simres.cli.check import announce, strict_option
 from simres.cli.estimate import announce_estimate, workers_for
 from simres.cli.summary_view import hidden_note, print_table, summary_json
 from simres.cli.summary_view import summary_table as view_table
+from simres.cli.trace import check_trace_flags, check_trace_path, export_trace, trace_options
 from simres.errors import SimresError
 from simres.metrics.display import grouped_rows
 
@@ -35,7 +36,8 @@ from simres.metrics.display import grouped_rows
                                "simres run baseline --set services.db.workers=2 --metrics 'latency_*'",
                                "simres run retry-storm-metastable --all-variants -n 5 -o results/storm",
                                "simres run baseline --json | jq .summary.latency_p99",
-                               "simres run baseline --set duration=1e5 --stream results/long"))
+                               "simres run baseline --set duration=1e5 --stream results/long",
+                               "simres run dependency-outage-breaker --trace run.otlp.jsonl --trace-sample failures"))
 @click.argument("scenario")
 @seed_option()
 @set_option()
@@ -54,12 +56,14 @@ from simres.metrics.display import grouped_rows
 @click.option("--metrics", "-m", "metrics", multiple=True, metavar="PATTERN",
               help="Metrics to show, by name or glob (repeatable; 'all' = every key) [default: the grouped view].")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole summary as JSON (for scripts).")
+@trace_options
 @dry_run_option
 @jobs_option
 @strict_option
 @friendly
 def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | None, all_variants: bool,
         reps: int, out: str | None, stream: str | None, fmt: str, quiet: bool, metrics: tuple[str, ...], as_json: bool,
+        trace: str | None, trace_format: str, trace_sample: str, trace_epoch: str | None,
         dry_run: bool, strict: bool, jobs: int | None) -> None:
     """Run SCENARIO (a file or a bundled name) and print its summary.
 
@@ -79,6 +83,10 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
             raise SimresError(f"--stream {stream}: cannot write results there: {e.strerror or e}") from None
     if all_variants and variant:
         raise click.UsageError("--variant and --all-variants exclude each other")
+    if trace and (all_variants or reps > 1):
+        raise click.UsageError("--trace writes the requests of one run; it excludes --reps and --all-variants")
+    if trace:
+        check_trace_path(trace, "--trace")
     # started first: the workers get ready while the modules are imported and the scenario is
     # loaded, checked and estimated
     ex = command_executor(jobs, needed=(all_variants or reps > 1) and not dry_run)
@@ -89,6 +97,12 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
     announce(load_scenario(scenario, variant=variant, overrides=overrides) if variant else sc,
              variants=list(sc.variants) if all_variants else (), strict=strict, label=scenario,
              source=scenario, overrides=overrides)
+    if trace:
+        from simres.model.faults import fault_name
+
+        traced = load_scenario(scenario, variant=variant, overrides=overrides) if variant else sc
+        check_trace_flags(trace_sample, trace_epoch,
+                          faults=[fault_name(f, i) for i, f in enumerate(traced.faults)], prefix="--trace-")
     if all_variants or reps > 1:
         from simres.experiments.replications import compare_table, replicate
 
@@ -138,6 +152,15 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
     if out:
         paths = result.write(out, fmt)
         click.echo(f"wrote {', '.join(str(p) for p in paths)}")
+    if trace:
+        frames: Any = result
+        if stream:
+            from types import SimpleNamespace
+
+            from simres.experiments.spill import read_stream
+
+            frames = SimpleNamespace(**read_stream(stream), seed=result.seed)  # the frames it streamed
+        export_trace(frames, trace, trace_format, trace_sample, trace_epoch, prefix="--trace-", quiet=quiet)
 
 
 @click.command(short_help="Print a scenario resolved, every default filled in, as YAML.",
