@@ -244,3 +244,15 @@ def test_cli_exits_2_with_one_line(data_dir: Path, command: str) -> None:
     assert out.exit_code == 2, out.output
     lines = [ln for ln in out.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "services.api.service_time.file: no column 'lat' in data/lat.csv" in lines[0]
+
+
+def test_histogram_from_a_scenario_file_accepts_yaml_inf(tmp_path: Path) -> None:
+    text = yaml.safe_dump(_scenario(0.01, {"kind": "poisson", "rate": 5}), sort_keys=False)
+    text = text.replace("service_time: 0.01", "service_time: {kind: histogram, buckets: [{le: 0.01, count: 3}, "
+                        "{le: .inf, count: 3}]}")
+    path = tmp_path / "h.yaml"
+    path.write_text(text)
+    sc = load_scenario(path)
+    st = sc.services["api"].service_time
+    assert isinstance(st, Histogram) and st.buckets[-1].le == "+Inf"
+    assert resolved_dict(sc)["services"]["api"]["service_time"]["buckets"][-1]["le"] == "+Inf"  # JSON-safe
