@@ -256,3 +256,18 @@ def test_histogram_from_a_scenario_file_accepts_yaml_inf(tmp_path: Path) -> None
     st = sc.services["api"].service_time
     assert isinstance(st, Histogram) and st.buckets[-1].le == "+Inf"
     assert resolved_dict(sc)["services"]["api"]["service_time"]["buckets"][-1]["le"] == "+Inf"  # JSON-safe
+
+
+def test_the_docs_example_loads_and_runs(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    section = text.split("### From measurements: data files and histograms", 1)[1]
+    csvs = [b.split("```", 1)[0] for b in section.split("```csv\n")[1:]]
+    scenario = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "latencies.csv").write_text(csvs[0])
+    (tmp_path / "data" / "rates.csv").write_text(csvs[1])
+    (tmp_path / "measured.yaml").write_text(scenario)
+    res = run(tmp_path / "measured.yaml")
+    assert res.summary["success_rate"] > 0.99
+    assert len(res.requests) > 2000  # the profile's mean rate is ~140 per second over 30 s
+    assert res.requests["latency"].min() >= 0.011  # no api time below the shortest measured one
