@@ -390,6 +390,25 @@ class Bucket(BaseModel):
     count: float = Field(ge=0, description="Observations <= le, cumulative as in a _bucket series.")
 
 
+def _histogram_rows(file: str, base_dir: str | None) -> tuple[Any, list[dict[str, Any]]]:
+    """(absolute path, buckets) from a file's ``le`` and ``count`` columns (``inf`` in ``le`` is ``+Inf``)."""
+    import pyarrow as pa
+
+    path, table, _ = datafiles.read_table(file, base_dir)
+    _, counts = datafiles.column(table, "count", file=file, what="count")
+    if "le" not in table.column_names:
+        raise ValueError(f"no le column in {file} (columns: {', '.join(table.column_names)})")
+    col = table.column("le")
+    if not pa.types.is_floating(col.type) and not pa.types.is_integer(col.type):
+        raise ValueError(f"le column of {file} is not numeric (type {col.type}); write +Inf as +Inf or inf")
+    les = np.asarray(col.to_numpy(zero_copy_only=False), dtype=float)
+    bad = np.flatnonzero(np.isnan(les) | (les == -np.inf))
+    if bad.size:
+        raise ValueError(f"le column of {file} has an empty or invalid value in data row {int(bad[0]) + 1}")
+    rows = [{"le": INF_BOUND if le == np.inf else le, "count": c} for le, c in zip(les.tolist(), counts.tolist())]
+    return path, rows
+
+
 class Histogram(_DistBase):
     """A histogram as Prometheus exports it: cumulative bucket counts; draws pick a bucket, then a uniform value in it.
 
@@ -400,28 +419,68 @@ class Histogram(_DistBase):
     first bucket) and its ``le``. The ``+Inf`` bucket has no upper bound: its observations
     are drawn up to ``max``, which must then be given; a ``+Inf`` bucket with no more
     observations than the last finite one (the usual case) is never drawn and needs no ``max``.
+
+    The buckets may also come from a CSV or Parquet ``file`` (relative to the scenario
+    file) with columns ``le`` and ``count``, one bucket per row (``+Inf`` or ``inf`` in the
+    last row's ``le``); a resolved scenario then shows the file's path and ``sha256``.
     """
 
     kind: Literal["histogram"] = "histogram"
-    buckets: list[Bucket] = Field(min_length=1, description="Bounds and cumulative counts, by increasing le.")
     min: float = Field(default=0.0, ge=0, description="Lower bound of the first bucket.")
     max: float | None = Field(default=None, gt=0, description="Upper bound for the +Inf bucket's observations "
                               "(required when it has any).")
     unit: Unit | None = Field(default=None, description="Unit of the bounds: s (default), ms or us.")
+    file: str | None = Field(default=None, description="CSV or Parquet file with columns le and count, one bucket "
+                             "per row, relative to the scenario file; instead of buckets.")
+    sha256: str | None = Field(default=None, validate_default=True, description="The file's SHA-256, filled in "
+                               "on load (a given value is replaced).")
+    buckets: list[Bucket] | None = Field(default=None, min_length=1, validate_default=True,
+                                         description="Bounds and cumulative counts, by increasing le; or give file.")
+
+    @field_validator("file")
+    @classmethod
+    def _read_file(cls, file: str | None, info: ValidationInfo) -> str | None:
+        if file is None:
+            return None
+        path, _ = _histogram_rows(file, datafiles.base_dir_of(info))
+        return str(path)
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, sha: str | None, info: ValidationInfo) -> str | None:
+        file = info.data.get("file")
+        return datafiles.digest(file) if file is not None else sha
+
+    @field_validator("buckets", mode="before")
+    @classmethod
+    def _buckets_from_file(cls, buckets: Any, info: ValidationInfo) -> Any:
+        file = info.data.get("file")
+        if file is None:
+            if buckets is None and "file" in info.data:
+                raise ValueError("give either 'buckets' or 'file' (a CSV or Parquet file with columns le, count)")
+            return buckets
+        if buckets is not None:
+            raise ValueError("give either 'buckets' or 'file', not both")
+        return _histogram_rows(file, None)[1]
 
     @model_validator(mode="after")
     def _cumulative(self) -> Histogram:
         bs = self.buckets
+        assert bs is not None  # filled from the file when one is given
+
+        def at(i: int, key: str) -> str:
+            return f"file: {key} in data row {i + 1} of {self.file}" if self.file else f"buckets.{i}.{key}"
+
         prev_le, prev_count = self.min, 0.0
         for i, b in enumerate(bs):
             if b.le == INF_BOUND:
                 if i != len(bs) - 1:
-                    raise ValueError(f"buckets.{i}.le: '+Inf' must be the last bucket")
+                    raise ValueError(f"{at(i, 'le')}: '+Inf' must be the last bucket")
             elif b.le <= prev_le:
                 what = "min" if i == 0 else f"the previous bound ({prev_le:g})"
-                raise ValueError(f"buckets.{i}.le: bounds must increase; {b.le:g} is not above {what}")
+                raise ValueError(f"{at(i, 'le')}: bounds must increase; {b.le:g} is not above {what}")
             if b.count < prev_count:
-                raise ValueError(f"buckets.{i}.count: cumulative counts (Prometheus _bucket series) must not "
+                raise ValueError(f"{at(i, 'count')}: cumulative counts (Prometheus _bucket series) must not "
                                  f"decrease; {b.count:g} after {prev_count:g}")
             prev_count = b.count
             if b.le != INF_BOUND:
@@ -443,14 +502,19 @@ class Histogram(_DistBase):
 
     @model_serializer(mode="wrap")
     def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _drop_none(handler(self), ("max", "unit"))
+        # A file's buckets are not inlined (the sha256 stands for them).
+        out: dict[str, Any] = handler(self)
+        if self.file is not None:
+            del out["buckets"]
+        return _drop_none(out, ("max", "unit", "file", "sha256"))
 
     def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(lower bounds, upper bounds, probabilities) of the buckets, in seconds; empty buckets dropped."""
+        bs = self.buckets or []
         scale = datafiles.UNITS[self.unit or "s"]
-        counts = np.array([b.count for b in self.buckets], dtype=float)
+        counts = np.array([b.count for b in bs], dtype=float)
         own = np.diff(counts, prepend=0.0)
-        finite = [float(b.le) for b in self.buckets if b.le != INF_BOUND]
+        finite = [float(b.le) for b in bs if b.le != INF_BOUND]
         top = self.max if self.max is not None else finite[-1]  # an empty +Inf bucket: dropped below
         hi = np.array([*finite, top][: len(counts)], dtype=float) / scale
         lo = np.concatenate(([self.min / scale], hi[:-1]))

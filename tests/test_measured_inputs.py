@@ -271,3 +271,22 @@ def test_the_docs_example_loads_and_runs(tmp_path: Path) -> None:
     assert res.summary["success_rate"] > 0.99
     assert len(res.requests) > 2000  # the profile's mean rate is ~140 per second over 30 s
     assert res.requests["latency"].min() >= 0.011  # no api time below the shortest measured one
+
+
+def test_histogram_from_a_file_equals_inline(data_dir: Path) -> None:
+    _write(data_dir, "hist.csv", "le,count\n" + "".join(f"{b['le']},{b['count']}\n" for b in BUCKETS))
+    path = _scenario_file(data_dir.parent, _scenario({"kind": "histogram", "file": "data/hist.csv"}, FILE_PROFILE))
+    sc = load_scenario(path)
+    h, inline = sc.services["api"].service_time, DIST.validate_python({"kind": "histogram", "buckets": BUCKETS})
+    assert isinstance(h, Histogram) and h.buckets == inline.buckets
+    np.testing.assert_array_equal(h.sample(np.random.default_rng(5), 1000), inline.sample(np.random.default_rng(5),
+                                                                                           1000))
+    dumped = resolved_dict(sc)["services"]["api"]["service_time"]
+    assert "buckets" not in dumped and len(dumped["sha256"]) == 64
+    assert load_scenario(resolved_dict(sc)) == sc
+    _write(data_dir, "hist.csv", "le,count\n0.1,10\n0.2,4\n")
+    with pytest.raises(ScenarioError, match=r"service_time: file: count in data row 2 of .*hist\.csv: cumulative"):
+        load_scenario(path)
+    _write(data_dir, "hist.csv", "bound,count\n0.1,10\n")
+    with pytest.raises(ScenarioError, match=r"service_time\.file: no le column in data/hist\.csv"):
+        load_scenario(path)
