@@ -44,6 +44,21 @@ def base_dir_of(info: Any) -> str | None:
     return ctx.get("base_dir") if isinstance(ctx, dict) else None
 
 
+def current_digest(file: str, given: str | None, info: Any) -> str:
+    """The SHA-256 of ``file`` now; with ``pinned`` in the validation context a different ``given`` one is an error.
+
+    The loader pins the digests when it re-validates a :class:`Scenario` object, so a data
+    file that changed after the scenario was loaded is not drawn from silently; a file
+    given by path (or changed by an override) is simply read again.
+    """
+    sha = digest(file)
+    ctx = getattr(info, "context", None)
+    if given is not None and given != sha and isinstance(ctx, dict) and ctx.get("pinned"):
+        raise ValueError(f"{file} changed since the scenario was loaded (sha256 now {sha[:12]}..., was "
+                         f"{given[:12]}...); load the scenario again")
+    return sha
+
+
 def _stat_key(path: Path, shown: str) -> tuple[str, int, int]:
     if not any(path.name.lower().endswith(s) for s in SUFFIXES):
         raise ValueError(f"{shown}: unknown file kind; expected one of {', '.join(SUFFIXES)}")

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from simres import datafiles
+from simres.errors import ScenarioError
 from simres.rng import batched
 
 Sampler = Callable[[], float]
@@ -341,7 +342,7 @@ class Empirical(_DistBase):
     @classmethod
     def _digest(cls, sha: str | None, info: ValidationInfo) -> str | None:
         file = info.data.get("file")
-        return datafiles.digest(file) if file is not None else sha
+        return datafiles.current_digest(file, sha, info) if file is not None else sha
 
     @model_validator(mode="after")
     def _one_source(self) -> Empirical:
@@ -363,7 +364,12 @@ class Empirical(_DistBase):
         if self.values is not None:
             return np.asarray(self.values, dtype=float)
         assert self.file is not None
-        return datafiles.values(self.file, None, self.column, self.unit)[2]
+        _, sha, arr = datafiles.values(self.file, None, self.column, self.unit)
+        if self.sha256 is not None and sha != self.sha256:
+            # the values drawn must be the ones the scenario (and its fingerprint) was loaded with
+            raise ScenarioError(f"changed since the scenario was loaded (sha256 {sha[:12]}..., was "
+                                f"{self.sha256[:12]}...); load the scenario again", source=self.file)
+        return arr
 
     @property
     def mean(self) -> float:
@@ -449,7 +455,7 @@ class Histogram(_DistBase):
     @classmethod
     def _digest(cls, sha: str | None, info: ValidationInfo) -> str | None:
         file = info.data.get("file")
-        return datafiles.digest(file) if file is not None else sha
+        return datafiles.current_digest(file, sha, info) if file is not None else sha
 
     @field_validator("buckets", mode="before")
     @classmethod

@@ -290,3 +290,12 @@ def test_histogram_from_a_file_equals_inline(data_dir: Path) -> None:
     _write(data_dir, "hist.csv", "bound,count\n0.1,10\n")
     with pytest.raises(ScenarioError, match=r"service_time\.file: no le column in data/hist\.csv"):
         load_scenario(path)
+
+
+def test_a_file_changed_after_loading_is_not_drawn_silently(data_dir: Path) -> None:
+    sc = load_scenario(_scenario_file(data_dir.parent, _scenario(FILE_DIST, FILE_PROFILE)))
+    _write(data_dir, "lat.csv", "host,latency_ms\nh0,99\n")
+    with pytest.raises(ScenarioError, match=r"services\.api\.service_time\.sha256: .*lat\.csv changed since the "
+                       r"scenario was loaded"):
+        run(sc)  # re-validates the Scenario object: its sha256 is pinned
+    assert load_scenario(_scenario_file(data_dir.parent, _scenario(FILE_DIST, FILE_PROFILE)))  # by path: read again

@@ -92,7 +92,7 @@ class ProfileArrivals(_Model):
     @classmethod
     def _digest(cls, sha: str | None, info: ValidationInfo) -> str | None:
         file = info.data.get("file")
-        return datafiles.digest(file) if file is not None else sha
+        return datafiles.current_digest(file, sha, info) if file is not None else sha
 
     @field_validator("points", mode="before")
     @classmethod

@@ -176,16 +176,18 @@ def _step(node: Any, k: str, where: str, source: str, *, create: bool, calls: bo
 
 
 def validate(data: Mapping[str, Any], *, source: str = "<scenario>",
-             base_dir: str | os.PathLike[str] | None = None) -> Scenario:
+             base_dir: str | os.PathLike[str] | None = None, pinned: bool = False) -> Scenario:
     """Validate a mapping into a :class:`Scenario`, turning pydantic errors into one line.
 
     ``base_dir`` is where relative data-file paths (``file:`` of an empirical distribution
     or a rate profile) are looked up: the scenario file's directory; the current one if None.
     A validated scenario holds those paths absolute, so its resolved dict validates anywhere.
+    ``pinned``: the data's ``sha256`` fields must match the files (a scenario re-validated
+    from a :class:`Scenario` object must not draw from a file changed since).
     """
     try:
         plain = plain_data(data)
-        ctx = {"base_dir": str(base_dir) if base_dir is not None else None}
+        ctx = {"base_dir": str(base_dir) if base_dir is not None else None, "pinned": pinned}
         scenario = Scenario.model_validate(plain, by_name=False, context=ctx)
         check_strict_types(scenario, plain)
     except ValidationError as e:
@@ -246,7 +248,7 @@ def load_scenario(
     else:
         base, source = read_raw(path_or_name)
         base_dir = Path(source).resolve().parent
-    scenario = validate(base, source=source, base_dir=base_dir)
+    scenario = validate(base, source=source, base_dir=base_dir, pinned=isinstance(path_or_name, Scenario))
     if not isinstance(path_or_name, Scenario):
         check_variants(scenario, source=source, base_dir=base_dir)
     if variant is None and not overrides:
