@@ -299,3 +299,18 @@ def test_a_file_changed_after_loading_is_not_drawn_silently(data_dir: Path) -> N
                        r"scenario was loaded"):
         run(sc)  # re-validates the Scenario object: its sha256 is pinned
     assert load_scenario(_scenario_file(data_dir.parent, _scenario(FILE_DIST, FILE_PROFILE)))  # by path: read again
+
+
+def test_a_sweep_in_worker_processes_draws_the_files_values(data_dir: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from simres.experiments.executors import ProcessExecutor
+    from simres.experiments.sweeping import sweep
+
+    path = _scenario_file(data_dir.parent, _scenario(FILE_DIST, FILE_PROFILE))
+    monkeypatch.chdir(tmp_path)  # workers get the resolved scenario: absolute paths, whatever their directory
+    grid = {"services.api.workers": [2, 4]}
+    inline = sweep(_scenario(INLINE_DIST, INLINE_PROFILE), grid=grid, executor=ProcessExecutor(workers=2))
+    from_file = sweep(path, grid=grid, executor=ProcessExecutor(workers=2))
+    assert len(from_file) == 2 and from_file["success_rate"].notna().all()
+    cols = ["count", "success_rate", "latency_p99"]
+    pd.testing.assert_frame_equal(from_file[cols].reset_index(drop=True), inline[cols].reset_index(drop=True))
