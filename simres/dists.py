@@ -12,8 +12,20 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
+from simres import datafiles
+from simres.errors import ScenarioError
 from simres.rng import batched
 
 Sampler = Callable[[], float]
@@ -282,23 +294,259 @@ class Gamma(_DistBase):
         return batched(lambda n: rng.gamma(k, scale, n))
 
 
+Unit = Literal["s", "ms", "us"]
+
+
+def _drop_none(out: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    for key in keys:
+        if out.get(key, 0) is None:
+            del out[key]
+    return out
+
+
 class Empirical(_DistBase):
-    """Draws uniformly from a list of observed ``values`` (with replacement)."""
+    """Draws uniformly from observed values (with replacement): inline ``values``, or a ``file`` column.
+
+    ``file`` is a CSV (header row first) or Parquet file, relative to the scenario file's
+    directory; ``column`` names the column (it may be left out when the file has one) and
+    ``unit`` its unit (s, ms or us; seconds by default). The values are read and checked
+    (numbers, finite, >= 0) once, when the scenario is loaded, and drawn exactly as inline
+    values are: the same values inline or from a file give the same run. A resolved
+    scenario shows the file's absolute path and ``sha256`` (filled in from its bytes on
+    every load, whatever was given) instead of the values, so its fingerprint follows the
+    file's contents.
+    """
 
     kind: Literal["empirical"] = "empirical"
-    values: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    values: list[Annotated[float, Field(ge=0)]] | None = Field(
+        default=None, min_length=1, description="Observed values (seconds); or give file.")
+    column: str | None = Field(default=None, description="The file's column to use (default: its only column).")
+    unit: Unit | None = Field(default=None, description="Unit of the file's column: s (default), ms or us.")
+    file: str | None = Field(default=None, description="CSV or Parquet file of observations, relative to the "
+                             "scenario file; instead of values.")
+    sha256: str | None = Field(default=None, validate_default=True, description="The file's SHA-256, filled in "
+                               "on load (a given value is replaced).")
+
+    @field_validator("file")
+    @classmethod
+    def _read_file(cls, file: str | None, info: ValidationInfo) -> str | None:
+        # Read and check the column now (errors name this field); the values stay cached by content.
+        if file is None or "column" not in info.data or "unit" not in info.data:
+            return file  # no file, or a bad column/unit that is reported on its own
+        if info.data.get("values") is not None:
+            raise ValueError("give either 'values' or 'file', not both")
+        path, _, _ = datafiles.values(file, datafiles.base_dir_of(info), info.data["column"], info.data["unit"])
+        return str(path)
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, sha: str | None, info: ValidationInfo) -> str | None:
+        file = info.data.get("file")
+        return datafiles.current_digest(file, sha, info) if file is not None else sha
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Empirical:
+        if self.values is None and self.file is None:
+            raise ValueError("give either 'values' (a list of observations) or 'file' (a CSV or Parquet file)")
+        if self.file is None:
+            for key in ("column", "unit", "sha256"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}: only with 'file' (inline values are in seconds)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Inline empirical dists dump as before ({kind, values}); a file's values are never inlined.
+        return _drop_none(handler(self), ("values", "file", "column", "unit", "sha256"))
+
+    def array(self) -> np.ndarray:
+        """The observations in seconds, inline or from the file (read-only, shared for a file)."""
+        if self.values is not None:
+            return np.asarray(self.values, dtype=float)
+        assert self.file is not None
+        _, sha, arr = datafiles.values(self.file, None, self.column, self.unit)
+        if self.sha256 is not None and sha != self.sha256:
+            # the values drawn must be the ones the scenario (and its fingerprint) was loaded with
+            raise ScenarioError(f"changed since the scenario was loaded (sha256 {sha[:12]}..., was "
+                                f"{self.sha256[:12]}...); load the scenario again", source=self.file)
+        return arr
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.values))
+        return float(np.mean(self.array()))
 
     @property
     def variance(self) -> float:
-        return float(np.var(self.values))
+        return float(np.var(self.array()))
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
-        arr = np.asarray(self.values, dtype=float)
+        arr = self.array()
         return batched(lambda n: rng.choice(arr, n))
+
+
+INF_BOUND = "+Inf"
+"""The ``le`` of a histogram's overflow bucket, spelled as in Prometheus (``le="+Inf"``)."""
+
+
+class Bucket(BaseModel):
+    """One bucket of a Prometheus-style histogram: ``count`` observations <= ``le`` (cumulative)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    le: float | Literal["+Inf"] = Field(description="Upper bound (inclusive), or '+Inf' for the overflow bucket.")
+    count: float = Field(ge=0, description="Observations <= le, cumulative as in a _bucket series.")
+
+
+def _histogram_rows(file: str, base_dir: str | None) -> tuple[Any, list[dict[str, Any]]]:
+    """(absolute path, buckets) from a file's ``le`` and ``count`` columns (``inf`` in ``le`` is ``+Inf``)."""
+    import pyarrow as pa
+
+    path, table, _ = datafiles.read_table(file, base_dir)
+    _, counts = datafiles.column(table, "count", file=file, what="count")
+    if "le" not in table.column_names:
+        raise ValueError(f"no le column in {file} (columns: {', '.join(table.column_names)})")
+    col = table.column("le")
+    if not pa.types.is_floating(col.type) and not pa.types.is_integer(col.type):
+        raise ValueError(f"le column of {file} is not numeric (type {col.type}); write +Inf as +Inf or inf")
+    les = np.asarray(col.to_numpy(zero_copy_only=False), dtype=float)
+    bad = np.flatnonzero(np.isnan(les) | (les == -np.inf))
+    if bad.size:
+        raise ValueError(f"le column of {file} has an empty or invalid value in data row {int(bad[0]) + 1}")
+    rows = [{"le": INF_BOUND if le == np.inf else le, "count": c} for le, c in zip(les.tolist(), counts.tolist())]
+    return path, rows
+
+
+class Histogram(_DistBase):
+    """A histogram as Prometheus exports it: cumulative bucket counts; draws pick a bucket, then a uniform value in it.
+
+    ``buckets`` are the ``_bucket{le=...}`` series: upper bounds ``le`` in increasing order
+    and *cumulative* counts (observations <= le, so never decreasing). A draw picks a bucket
+    with probability proportional to its own count (the difference of neighbouring
+    cumulative counts), then a value uniformly between the previous bound (``min`` for the
+    first bucket) and its ``le``. The ``+Inf`` bucket has no upper bound: its observations
+    are drawn up to ``max``, which must then be given; a ``+Inf`` bucket with no more
+    observations than the last finite one (the usual case) is never drawn and needs no ``max``.
+
+    The buckets may also come from a CSV or Parquet ``file`` (relative to the scenario
+    file) with columns ``le`` and ``count``, one bucket per row (``+Inf`` or ``inf`` in the
+    last row's ``le``); a resolved scenario then shows the file's path and ``sha256``.
+    """
+
+    kind: Literal["histogram"] = "histogram"
+    min: float = Field(default=0.0, ge=0, description="Lower bound of the first bucket.")
+    max: float | None = Field(default=None, gt=0, description="Upper bound for the +Inf bucket's observations "
+                              "(required when it has any).")
+    unit: Unit | None = Field(default=None, description="Unit of the bounds: s (default), ms or us.")
+    file: str | None = Field(default=None, description="CSV or Parquet file with columns le and count, one bucket "
+                             "per row, relative to the scenario file; instead of buckets.")
+    sha256: str | None = Field(default=None, validate_default=True, description="The file's SHA-256, filled in "
+                               "on load (a given value is replaced).")
+    buckets: list[Bucket] | None = Field(default=None, min_length=1, validate_default=True,
+                                         description="Bounds and cumulative counts, by increasing le; or give file.")
+
+    @field_validator("file")
+    @classmethod
+    def _read_file(cls, file: str | None, info: ValidationInfo) -> str | None:
+        if file is None:
+            return None
+        path, _ = _histogram_rows(file, datafiles.base_dir_of(info))
+        return str(path)
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, sha: str | None, info: ValidationInfo) -> str | None:
+        file = info.data.get("file")
+        return datafiles.current_digest(file, sha, info) if file is not None else sha
+
+    @field_validator("buckets", mode="before")
+    @classmethod
+    def _buckets_from_file(cls, buckets: Any, info: ValidationInfo) -> Any:
+        file = info.data.get("file")
+        if file is None:
+            if buckets is None and "file" in info.data:
+                raise ValueError("give either 'buckets' or 'file' (a CSV or Parquet file with columns le, count)")
+            return buckets
+        if buckets is not None:
+            raise ValueError("give either 'buckets' or 'file', not both")
+        return _histogram_rows(file, None)[1]
+
+    @model_validator(mode="after")
+    def _cumulative(self) -> Histogram:
+        bs = self.buckets
+        assert bs is not None  # filled from the file when one is given
+
+        def at(i: int, key: str) -> str:
+            return f"file: {key} in data row {i + 1} of {self.file}" if self.file else f"buckets.{i}.{key}"
+
+        prev_le, prev_count = self.min, 0.0
+        for i, b in enumerate(bs):
+            if b.le == INF_BOUND:
+                if i != len(bs) - 1:
+                    raise ValueError(f"{at(i, 'le')}: '+Inf' must be the last bucket")
+            elif b.le <= prev_le:
+                what = "min" if i == 0 else f"the previous bound ({prev_le:g})"
+                raise ValueError(f"{at(i, 'le')}: bounds must increase; {b.le:g} is not above {what}")
+            if b.count < prev_count:
+                raise ValueError(f"{at(i, 'count')}: cumulative counts (Prometheus _bucket series) must not "
+                                 f"decrease; {b.count:g} after {prev_count:g}")
+            prev_count = b.count
+            if b.le != INF_BOUND:
+                prev_le = float(b.le)
+        if bs[-1].count <= 0:
+            raise ValueError(f"buckets: no observations (the last cumulative count is {bs[-1].count:g})")
+        if bs[-1].le == INF_BOUND:
+            if len(bs) == 1:
+                raise ValueError("buckets: a '+Inf' bucket alone has no bounds; give the finite buckets too")
+            over = bs[-1].count - bs[-2].count
+            if over > 0 and self.max is None:
+                raise ValueError(f"max: needed: the '+Inf' bucket has {over:g} observation(s) above the last bound "
+                                 f"({bs[-2].le:g}); give max (their upper bound) or drop them")
+            if self.max is not None and self.max <= prev_le:
+                raise ValueError(f"max: must be above the last finite bound ({prev_le:g}), got {self.max:g}")
+        elif self.max is not None:
+            raise ValueError("max: only with a '+Inf' bucket")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A file's buckets are not inlined (the sha256 stands for them).
+        out: dict[str, Any] = handler(self)
+        if self.file is not None:
+            del out["buckets"]
+        return _drop_none(out, ("max", "unit", "file", "sha256"))
+
+    def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lower bounds, upper bounds, probabilities) of the buckets, in seconds; empty buckets dropped."""
+        bs = self.buckets or []
+        scale = datafiles.UNITS[self.unit or "s"]
+        counts = np.array([b.count for b in bs], dtype=float)
+        own = np.diff(counts, prepend=0.0)
+        finite = [float(b.le) for b in bs if b.le != INF_BOUND]
+        top = self.max if self.max is not None else finite[-1]  # an empty +Inf bucket: dropped below
+        hi = np.array([*finite, top][: len(counts)], dtype=float) / scale
+        lo = np.concatenate(([self.min / scale], hi[:-1]))
+        keep = own > 0
+        return lo[keep], hi[keep], own[keep] / own[keep].sum()
+
+    @property
+    def mean(self) -> float:
+        lo, hi, p = self.table()
+        return float(np.sum(p * (lo + hi) / 2))
+
+    @property
+    def variance(self) -> float:
+        lo, hi, p = self.table()
+        mid, w = (lo + hi) / 2, hi - lo
+        return float(np.sum(p * (w * w / 12 + mid * mid)) - self.mean**2)
+
+    def sampler(self, rng: np.random.Generator) -> Sampler:
+        lo, hi, p = self.table()
+        width, k = hi - lo, len(p)
+
+        def draw(n: int) -> np.ndarray:
+            idx = rng.choice(k, n, p=p)
+            return lo[idx] + rng.random(n) * width[idx]
+
+        return batched(draw)
 
 
 class Component(BaseModel):
@@ -347,7 +595,7 @@ def _number_is_constant(v: Any) -> Any:
 
 
 _Dists = Annotated[
-    Exponential | Constant | Uniform | Normal | LogNormal | Gamma | Empirical | Mixture,
+    Exponential | Constant | Uniform | Normal | LogNormal | Gamma | Empirical | Histogram | Mixture,
     Field(discriminator="kind"),
 ]
 
@@ -363,5 +611,5 @@ Mixture.model_rebuild()
 
 DIST_KINDS: tuple[str, ...] = (
     "exponential", "constant", "uniform", "normal", "lognormal", "gamma", "erlang",
-    "empirical", "mixture",
+    "empirical", "histogram", "mixture",
 )

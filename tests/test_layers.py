@@ -14,8 +14,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "simres"
 
-FOUNDATIONS = {"simres", "simres.errors", "simres.outcomes", "simres.dists", "simres.rng", "simres.clock",
-               "simres.progress"}
+FOUNDATIONS = {"simres", "simres.errors", "simres.outcomes", "simres.dists", "simres.datafiles", "simres.rng",
+               "simres.clock", "simres.progress"}
 
 ALLOWED: dict[str, set[str]] = {
     "foundations": {"foundations"},

@@ -75,6 +75,8 @@ def plain_data(data: Any, *, root: list[str] | None = None) -> Any:
                 if k == "preset" and v is not None and not isinstance(v, str):
                     # a policy preset is looked up by name; another type would fail there untidily
                     raise ValueError(f"{_join([*path, 'preset'])}: must be a preset name (a string), got {short(v)}")
+                if k == "le" and isinstance(v, float) and v == math.inf:
+                    v = "+Inf"  # a histogram bucket's bound written `.inf`: Prometheus spells it +Inf
                 out[k] = None
                 stack.append((v, [*path, str(k)], out, k))
         elif isinstance(value, list | tuple):

@@ -4,10 +4,18 @@
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
+from simres import datafiles
 from simres.dists import Dist
 from simres.policies import (
     ThrottleConfig,
@@ -41,27 +49,94 @@ class ConstantArrivals(_Model):
 
 
 class ProfileArrivals(_Model):
-    """Open loop: a Poisson process whose rate follows a piecewise profile (steps, spikes, ramps)."""
+    """Open loop: a Poisson process whose rate follows a piecewise profile (steps, spikes, ramps).
+
+    The points are inline (``points``) or a time series in a CSV or Parquet ``file``
+    (relative to the scenario file), its ``time`` column in seconds from the start of the
+    run and its ``rate`` column in requests per second per member, one point per row. A
+    file builds the very points the same numbers inline would, so both give the same run;
+    a resolved scenario shows the file's absolute path and ``sha256`` instead of the points.
+    """
 
     kind: Literal["profile"] = "profile"
-    points: list[RatePoint] = Field(min_length=1, description="Rate points sorted by time; the first applies from t=0.")
     shape: Literal["step", "linear"] = Field(
         default="step",
         description="Hold each rate until the next point (step), or interpolate (linear ramps).",
     )
+    time: str | None = Field(default=None, description="With file: the column of times (seconds from the start).")
+    rate: str | None = Field(default=None, description="With file: the column of rates (requests per second per "
+                             "member).")
+    file: str | None = Field(default=None, description="CSV or Parquet time series of rates, relative to the "
+                             "scenario file; instead of points.")
+    sha256: str | None = Field(default=None, description="The file's SHA-256, filled in on load (a given value "
+                               "is replaced).")
+    points: list[RatePoint] | None = Field(
+        default=None, min_length=1,
+        description="Rate points sorted by time; the first applies from t=0. Or give file.")
+
+    @field_validator("file")
+    @classmethod
+    def _read_file(cls, file: str | None, info: ValidationInfo) -> str | None:
+        # Read and check both columns now (errors name this field); the table stays cached by content.
+        if file is None or "time" not in info.data or "rate" not in info.data:
+            return file
+        missing = [k for k in ("time", "rate") if info.data[k] is None]
+        if missing:
+            raise ValueError(f"name the file's columns of times and rates in 'time' and 'rate' "
+                             f"(missing: {', '.join(missing)})")
+        path, _, _ = datafiles.series(file, datafiles.base_dir_of(info), info.data["time"], info.data["rate"],
+                                      x_what="time", y_what="rate")
+        return str(path)
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, sha: str | None, info: ValidationInfo) -> str | None:
+        file = info.data.get("file")
+        return datafiles.current_digest(file, sha, info) if file is not None else sha
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _points_from_file(cls, points: Any, info: ValidationInfo) -> Any:
+        file = info.data.get("file")
+        if file is None:
+            return points
+        if points is not None:
+            raise ValueError("give either 'points' or 'file', not both")
+        _, ats, rates = datafiles.series(file, None, info.data["time"], info.data["rate"],
+                                         x_what="time", y_what="rate")
+        return [{"at": a, "rate": r} for a, r in zip(ats.tolist(), rates.tolist())]
 
     @model_validator(mode="after")
     def _sorted(self) -> ProfileArrivals:
+        if self.points is None:
+            raise ValueError("give either 'points' (a list of {at, rate}) or 'file' (a CSV or Parquet time series)")
+        if self.file is None:
+            for key in ("time", "rate", "sha256"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}: only with 'file'")
         ats = [p.at for p in self.points]
         if ats != sorted(ats):
             raise ValueError("points: must be sorted by 'at'")
         if max(p.rate for p in self.points) <= 0:
-            raise ValueError("points: at least one rate must be > 0")
+            where = f"file: rate column '{self.rate}' of {self.file}" if self.file else "points"
+            raise ValueError(f"{where}: at least one rate must be > 0")
         return self
+
+    @model_serializer(mode="wrap")
+    def _points_or_file(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Inline profiles dump as before; a file's points are never inlined (the sha256 stands for them).
+        out: dict[str, Any] = handler(self)
+        if self.file is not None:
+            del out["points"]
+        for key in ("file", "time", "rate", "sha256"):
+            if out.get(key, 0) is None:
+                del out[key]
+        return out
 
     def rate_at(self, t: float) -> float:
         """The profile's rate at time ``t``."""
         pts = self.points
+        assert pts is not None  # filled from the file when one is given
         if t < pts[0].at:
             return pts[0].rate
         for a, b in itertools.pairwise(pts):
@@ -74,7 +149,7 @@ class ProfileArrivals(_Model):
     @property
     def max_rate(self) -> float:
         """The highest rate in the profile (the thinning bound)."""
-        return max(p.rate for p in self.points)
+        return max(p.rate for p in self.points or ())
 
 
 class ClosedArrivals(_Model):

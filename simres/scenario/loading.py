@@ -175,11 +175,20 @@ def _step(node: Any, k: str, where: str, source: str, *, create: bool, calls: bo
     return node[k]
 
 
-def validate(data: Mapping[str, Any], *, source: str = "<scenario>") -> Scenario:
-    """Validate a mapping into a :class:`Scenario`, turning pydantic errors into one line."""
+def validate(data: Mapping[str, Any], *, source: str = "<scenario>",
+             base_dir: str | os.PathLike[str] | None = None, pinned: bool = False) -> Scenario:
+    """Validate a mapping into a :class:`Scenario`, turning pydantic errors into one line.
+
+    ``base_dir`` is where relative data-file paths (``file:`` of an empirical distribution
+    or a rate profile) are looked up: the scenario file's directory; the current one if None.
+    A validated scenario holds those paths absolute, so its resolved dict validates anywhere.
+    ``pinned``: the data's ``sha256`` fields must match the files (a scenario re-validated
+    from a :class:`Scenario` object must not draw from a file changed since).
+    """
     try:
         plain = plain_data(data)
-        scenario = Scenario.model_validate(plain, by_name=False)
+        ctx = {"base_dir": str(base_dir) if base_dir is not None else None, "pinned": pinned}
+        scenario = Scenario.model_validate(plain, by_name=False, context=ctx)
         check_strict_types(scenario, plain)
     except ValidationError as e:
         raise ScenarioError(_format_error(e, plain), source=source) from None
@@ -191,7 +200,7 @@ def validate(data: Mapping[str, Any], *, source: str = "<scenario>") -> Scenario
     return scenario
 
 
-def check_variants(scenario: Scenario, *, source: str) -> None:
+def check_variants(scenario: Scenario, *, source: str, base_dir: str | os.PathLike[str] | None = None) -> None:
     """Validate every variant of ``scenario`` applied alone, so a typo in any of them is an error now.
 
     The error names the variant: ``<source>: variants.<name>: <field>: <what was expected>``.
@@ -201,7 +210,7 @@ def check_variants(scenario: Scenario, *, source: str) -> None:
     data = resolved_dict(scenario)  # variants stay: reference and controls name them
     for name, ov in scenario.variants.items():
         try:
-            validate(apply_overrides(data, ov, source=source), source=source)
+            validate(apply_overrides(data, ov, source=source), source=source, base_dir=base_dir)
         except ScenarioError as e:
             inner = f"{e.path}: {e.detail}" if e.path else e.detail
             raise ScenarioError(inner, source=source, path=f"variants.{name}") from None
@@ -231,15 +240,17 @@ def load_scenario(
     ``overrides`` are dotted paths (a mapping, or ``KEY=VALUE`` strings as on the CLI);
     ``variant`` applies one of the scenario's named variants first.
     """
+    base_dir: Path | None = None  # data files: a scenario file's own directory, else the current one
     if isinstance(path_or_name, Scenario):
         base, source = resolved_dict(path_or_name), f"<scenario {path_or_name.name}>"
     elif isinstance(path_or_name, Mapping):
         base, source = _plain_mapping(path_or_name), "<mapping>"
     else:
         base, source = read_raw(path_or_name)
-    scenario = validate(base, source=source)
+        base_dir = Path(source).resolve().parent
+    scenario = validate(base, source=source, base_dir=base_dir, pinned=isinstance(path_or_name, Scenario))
     if not isinstance(path_or_name, Scenario):
-        check_variants(scenario, source=source)
+        check_variants(scenario, source=source, base_dir=base_dir)
     if variant is None and not overrides:
         return scenario
     data = resolved_dict(scenario)
@@ -251,4 +262,4 @@ def load_scenario(
     if overrides:
         ov = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
         data = apply_overrides(data, ov)
-    return validate(data, source=source)
+    return validate(data, source=source, base_dir=base_dir)

@@ -119,7 +119,7 @@ def _clean_loc(loc: tuple[Any, ...], data: Any = None) -> list[str]:
 
 _DIST_TAGS = {
     "exponential", "constant", "uniform", "normal", "lognormal", "gamma", "erlang", "empirical",
-    "mixture", "poisson", "profile", "closed", "count", "time", "rolling", "token_bucket", "grpc",
+    "histogram", "mixture", "poisson", "profile", "closed", "count", "time", "rolling", "token_bucket", "grpc",
     "ratio", "concurrency", "failure_ratio", "partition", "latency", "slowdown", "capacity",
     "crash", "errors", "load", "chaos", "semaphore", "pool",
 }

@@ -43,7 +43,8 @@ arguments simulates.
 A *distribution* (`Dist`) is `{kind: ..., ...}` or a bare number (a constant); the kinds
 are [Exponential](#exponential), [Constant](#constant), [Uniform](#uniform),
 [Normal](#normal) (truncated or folded at 0), [LogNormal](#lognormal), [Gamma](#gamma) (`gamma` or
-`erlang`), [Empirical](#empirical) and [Mixture](#mixture).
+`erlang`), [Empirical](#empirical) (inline values or a CSV/Parquet column), [Histogram](#histogram)
+(Prometheus-style cumulative buckets) and [Mixture](#mixture).
 """
 
 
@@ -210,7 +211,25 @@ service_time: {kind: lognormal, median: 0.02, p99: 0.2}
 service_time: {kind: erlang, shape: 4, mean: 0.02}
 """,
     "Empirical": """\
+# or from a measurement file, relative to the scenario file (see docs/scenarios.md):
+#   service_time: {kind: empirical, file: data/latencies.csv, column: latency_ms, unit: ms}
 service_time: {kind: empirical, values: [0.011, 0.013, 0.012, 0.05, 0.014]}
+""",
+    "Histogram": """\
+# a Prometheus histogram's cumulative _bucket counts (le in seconds); nothing above 0.25 s
+service_time:
+  kind: histogram
+  buckets:
+    - {le: 0.005, count: 120}
+    - {le: 0.01, count: 480}
+    - {le: 0.025, count: 910}
+    - {le: 0.1, count: 990}
+    - {le: 0.25, count: 1000}
+    - {le: +Inf, count: 1000}
+""",
+    "Bucket": """\
+# service_time.buckets of a histogram: cumulative counts, the last bucket may be +Inf
+buckets: [{le: 0.01, count: 40}, {le: 0.1, count: 95}, {le: +Inf, count: 100}]
 """,
     "Mixture": """\
 # 95 % fast hits, 5 % slow misses
@@ -258,7 +277,9 @@ arrival: {kind: poisson, rate: 200}
 arrival: {kind: constant, rate: 10}
 """,
     "ProfileArrivals": """\
-# a ramp from 50 to 400 requests per second over 30 s, then back down
+# a ramp from 50 to 400 requests per second over 30 s, then back down; or from a time
+# series file (see docs/scenarios.md):
+#   arrival: {kind: profile, file: data/rates.csv, time: t, rate: rps, shape: linear}
 arrival:
   kind: profile
   shape: linear
