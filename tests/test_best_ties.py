@@ -86,3 +86,22 @@ def test_best_without_flags_chooses_by_the_swept_scenarios_own_objective() -> No
     assert choice.winner == {"clients.web.timeout": 5.0}
     # Flags still override the scenario's objective.
     assert best(df, maximize="success_rate").objective == "success_rate"
+
+
+def test_a_variant_that_fails_its_slow_requests_is_not_best_on_their_latency() -> None:
+    """A 50 ms timeout turns the slowest ~10 % of requests into failures, so the p99 of the
+    successes is short: compare must not crown it on latency_p99 (a metric of the successful
+    requests) while its success rate is significantly lower; on latency_all_p99, which
+    counts a failure at the time its client gave up, it may win."""
+    from simres.experiments.replications import compare
+
+    sc = single_queue(rate=20.0, mean=0.02, workers=8, duration=60)
+    sc["variants"] = {"cut": {"clients.web.timeout": 0.05}, "patient": {"clients.web.timeout": 2.0}}
+    cmp = compare(sc, reps=4, seed=3)
+    table = cmp.set_index(["metric", "variant"])
+    assert table.at[("success_rate", "patient"), "mean"] > table.at[("success_rate", "cut"), "mean"] + 0.05
+    assert table.at[("latency_p99", "cut"), "mean"] < table.at[("latency_p99", "patient"), "mean"]
+    best_p99 = cmp[(cmp.metric == "latency_p99") & cmp.best].variant.tolist()
+    assert best_p99 == ["patient"]
+    best_all = cmp[(cmp.metric == "latency_all_p99") & cmp.best].variant.tolist()
+    assert best_all == ["cut"]  # it answers (with a failure) by 50 ms: the all-requests tail is shorter

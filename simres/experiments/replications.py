@@ -164,7 +164,10 @@ def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
     ``best`` follows the metric's registered direction
     (:func:`simres.metrics.directions.direction`): a descriptive metric (utilisation,
     count, throughput, queue length) has no best, nor does a metric on which every
-    variant has the same mean. ``controls`` are compared but never best.
+    variant has the same mean. ``controls`` are compared but never best. On a metric of
+    the successful requests only (``latency_p99``, not ``latency_all_p99``) a variant whose
+    success rate is significantly below the best success rate cannot be best: its tail is
+    shorter because it failed its slow requests.
     """
     df = reps_df.copy()
     df["variant"] = df["variant"].fillna("").astype(str)
@@ -173,12 +176,15 @@ def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
         metrics = [c for c in df.columns if c not in id_cols and pd.api.types.is_numeric_dtype(df[c])
                    and not df[c].isna().all()]
     agg = aggregate_replications(df, group_cols=["variant"], metrics=list(metrics), confidence=confidence)
+    serving = _serving_variants(df, confidence)
     out = []
     for metric, part in agg.groupby("metric", sort=False):
         part = part.copy()
         means = part.set_index("variant")["mean"]
         best = None
         ranked = means.drop([c for c in controls if c in means.index]).dropna()
+        if serving is not None and _survivor_metric(str(metric)):
+            ranked = ranked[ranked.index.isin(serving)]  # a faster tail from failing more is no win
         way = direction(str(metric))
         if way is not None and len(ranked) and not _all_equal(means.dropna()):
             best = ranked.idxmin() if way == "lower" else ranked.idxmax()
@@ -207,6 +213,43 @@ def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
         out.append(part)
     res = pd.concat(out, ignore_index=True) if out else agg
     return res
+
+
+def _survivor_metric(metric: str) -> bool:
+    """Whether ``metric`` is measured over the successful requests only (``latency_*`` but
+    not ``latency_all_*``): a variant that fails more of its requests drops its slowest ones."""
+    base = metric.split(":", 1)[0]
+    return base.startswith("latency_") and not base.startswith("latency_all_")
+
+
+def _serving_variants(df: pd.DataFrame, confidence: float) -> set[str] | None:
+    """The variants whose success rate is not significantly below the best one's (paired
+    t-test over replications), or None without a success rate to judge by.
+
+    Only they can be best on a metric of the successful requests: a variant that times out
+    its slow requests has a lower ``latency_p99`` because it failed them.
+    """
+    if "success_rate" not in df.columns:
+        return None
+    means = df.groupby("variant")["success_rate"].mean().dropna()
+    if len(means) < 2:
+        return None
+    top = str(means.idxmax())
+    b = df[df.variant == top].sort_values("replicate")["success_rate"].to_numpy(dtype=float)
+    keep = {top}
+    for v in means.index:
+        if v == top:
+            continue
+        a = df[df.variant == v].sort_values("replicate")["success_rate"].to_numpy(dtype=float)
+        if len(a) != len(b) or len(a) < 2:
+            keep.add(str(v))
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            d = paired_difference(a, b, confidence=confidence)
+        if not (d.mean < 0 and d.p_value < 1 - confidence):
+            keep.add(str(v))
+    return keep
 
 
 def _all_equal(values: pd.Series) -> bool:
