@@ -166,8 +166,10 @@ def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
     count, throughput, queue length) has no best, nor does a metric on which every
     variant has the same mean. ``controls`` are compared but never best. On a metric of
     the successful requests only (``latency_p99``, not ``latency_all_p99``) a variant whose
-    success rate is significantly below the best success rate cannot be best: its tail is
-    shorter because it failed its slow requests.
+    success rate is significantly below the best one's, by more than a tenth of the share
+    above the statistic (0.1 % for a p99), cannot be best: its tail is shorter because it
+    failed its slow requests. When only one variant is comparable, it is best only if it
+    beats the others anyway; otherwise such a metric has no best.
     """
     df = reps_df.copy()
     df["variant"] = df["variant"].fillna("").astype(str)
@@ -176,15 +178,22 @@ def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
         metrics = [c for c in df.columns if c not in id_cols and pd.api.types.is_numeric_dtype(df[c])
                    and not df[c].isna().all()]
     agg = aggregate_replications(df, group_cols=["variant"], metrics=list(metrics), confidence=confidence)
-    serving = _serving_variants(df, confidence)
     out = []
     for metric, part in agg.groupby("metric", sort=False):
         part = part.copy()
         means = part.set_index("variant")["mean"]
         best = None
         ranked = means.drop([c for c in controls if c in means.index]).dropna()
-        if serving is not None and _survivor_metric(str(metric)):
-            ranked = ranked[ranked.index.isin(serving)]  # a faster tail from failing more is no win
+        tail = _survivor_tail(str(metric))
+        if tail is not None:  # a faster tail from failing more requests is no win
+            serving = _serving_variants(df, [str(v) for v in ranked.index], tail, confidence)
+            if serving is not None:
+                kept = ranked[ranked.index.isin(serving)]
+                if len(kept) == 1:  # the one variant that serves as well as the best is best only if it also
+                    better = kept.iloc[0] <= ranked.min() if direction(str(metric)) == "lower" else \
+                        kept.iloc[0] >= ranked.max()  # beats those that failed more: else nothing compares
+                    kept = kept if better else kept.iloc[:0]
+                ranked = kept
         way = direction(str(metric))
         if way is not None and len(ranked) and not _all_equal(means.dropna()):
             best = ranked.idxmin() if way == "lower" else ranked.idxmax()
@@ -215,32 +224,48 @@ def compare_frame(reps_df: pd.DataFrame, *, metrics: Sequence[str] | None = None
     return res
 
 
-def _survivor_metric(metric: str) -> bool:
-    """Whether ``metric`` is measured over the successful requests only (``latency_*`` but
-    not ``latency_all_*``): a variant that fails more of its requests drops its slowest ones."""
+def _survivor_tail(metric: str) -> float | None:
+    """For a metric of the successful requests only (``latency_*``, not ``latency_all_*``): the
+    share of requests above the statistic (0.01 for a p99, 0.5 for a median or the mean, 0
+    for the maximum); None for any other metric."""
     base = metric.split(":", 1)[0]
-    return base.startswith("latency_") and not base.startswith("latency_all_")
-
-
-def _serving_variants(df: pd.DataFrame, confidence: float) -> set[str] | None:
-    """The variants whose success rate is not significantly below the best one's (paired
-    t-test over replications), or None without a success rate to judge by.
-
-    Only they can be best on a metric of the successful requests: a variant that times out
-    its slow requests has a lower ``latency_p99`` because it failed them.
-    """
-    if "success_rate" not in df.columns:
+    if not base.startswith("latency_") or base.startswith("latency_all_"):
         return None
-    means = df.groupby("variant")["success_rate"].mean().dropna()
+    stat = base.removeprefix("latency_")
+    if stat == "max":
+        return 0.0
+    if stat.startswith("p") and stat[1:].isdigit():
+        digits = stat[1:]
+        return 1.0 - float(f"0.{digits}") if len(digits) > 1 else 0.5
+    return 0.5
+
+
+def _serving_variants(df: pd.DataFrame, variants: Sequence[str], tail: float,
+                      confidence: float) -> set[str] | None:
+    """Which ``variants`` are comparable on a statistic of the successes with ``tail`` share
+    above it: those whose success rate is not below the best one's by more than a tenth of
+    that tail and significantly (paired t-test over replications). None without a success
+    rate to judge by.
+
+    A variant that fails the slowest Δ of its requests moves such a statistic as if they
+    had been cut from the top: a p99 is shifted once Δ nears 1 %, a median only near 50 %.
+    """
+    if "success_rate" not in df.columns or len(variants) < 2:
+        return None
+    mine = df[df.variant.isin(variants)]
+    means = mine.groupby("variant")["success_rate"].mean().dropna()
     if len(means) < 2:
         return None
     top = str(means.idxmax())
-    b = df[df.variant == top].sort_values("replicate")["success_rate"].to_numpy(dtype=float)
+    b = mine[mine.variant == top].sort_values("replicate")["success_rate"].to_numpy(dtype=float)
     keep = {top}
     for v in means.index:
         if v == top:
             continue
-        a = df[df.variant == v].sort_values("replicate")["success_rate"].to_numpy(dtype=float)
+        if means[top] - means[v] <= 0.1 * tail:
+            keep.add(str(v))
+            continue
+        a = mine[mine.variant == v].sort_values("replicate")["success_rate"].to_numpy(dtype=float)
         if len(a) != len(b) or len(a) < 2:
             keep.add(str(v))
             continue

@@ -191,10 +191,11 @@ class DownstreamCall(CallPolicy):
         # An unnamed call dumps as before (no `name: null`): resolved scenarios, `show` and
         # sweep fingerprints of existing scenarios are unchanged.
         out: dict[str, Any] = handler(self)
-        if out.get("name", 0) is None:
-            del out["name"]
-        if out.get("hedge", 0) is None:
-            del out["hedge"]  # as CallPolicy._drop_no_hedge
+        # and, as CallPolicy's serializer (which this one replaces), no null for the fields added since
+        # (`outlier_detection: null` and `limit: null` were in dumps before, and stay for the fingerprints)
+        for key in ("name", "hedge", "order", "connect_timeout", "read_timeout"):
+            if out.get(key, 0) is None:
+                del out[key]
         return out
 
     @property
