@@ -162,3 +162,22 @@ def test_log_lines_are_json_with_finite_numbers(tmp_path) -> None:
     log.close()
     row = json.loads((tmp_path / "x.jsonl").read_text())
     assert row == {"event": "breaker", "time": 1.5, "component": "a->b", "rate": None, "until": None, "n": 3}
+
+
+@pytest.mark.filterwarnings("ignore::simres.errors.ScenarioWarning")  # shortened: faults may start in the drain
+@pytest.mark.parametrize("scenario", ["hedging-under-overload", "priority-shedding-overload",
+                                      "outlier-ejection-bad-host", "adaptive-limit-vs-bulkhead",
+                                      "congestive-collapse"])
+def test_the_log_changes_no_frame_of_any_policy(scenario, tmp_path) -> None:
+    """Hedges, budgets, shedding, ejections, limits and bulkheads: the frames with the log on
+    are those with it off, every variant (each shortened), and every line is a known event."""
+    from simres.scenario.loading import load_scenario
+
+    sc = load_scenario(scenario)
+    short = {"duration": min(sc.duration, 20.0), "warmup": min(sc.warmup, 2.0)}
+    for variant in [None, *sc.variants]:
+        off = run(scenario, variant=variant, overrides=short)
+        on = run(scenario, variant=variant, overrides=short, decision_log=tmp_path / "d.jsonl")
+        for name in ("requests", "attempts", "timeline", "events"):
+            pd.testing.assert_frame_equal(getattr(on, name), getattr(off, name))
+        assert {d["event"] for d in read_log(tmp_path / "d.jsonl")} <= set(EVENTS)

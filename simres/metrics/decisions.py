@@ -44,6 +44,8 @@ EVENTS: dict[str, str] = {
     "hedge_won": "a hedge's reply came first",
     "ejected": "outlier detection ejected an instance (reason)",
     "unejected": "an ejected instance returned to the pool",
+    "probation": "an ejected instance is let back on probation (Finagle's failure accrual)",
+    "probe_failed": "an instance on probation failed its probe and is ejected again",
     "rate_limit": "a throttling reply lowered the client rate limiter's fill rate",
     "fault_start": "a fault began (kind, duration)",
     "fault_end": "a fault ended (kind)",

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-STATE_CHANGES = ("breaker", "ejected", "unejected", "rate_limit", "fault_start", "fault_end")
+STATE_CHANGES = ("breaker", "ejected", "unejected", "probation", "probe_failed", "rate_limit", "fault_start",
+                 "fault_end")
 """The events :func:`explain` explains (the rest are evidence: tries, retries, refusals)."""
 
 LED_BY = 5
@@ -105,8 +106,9 @@ def decision_sentence(d: dict[str, Any]) -> str:
     ev = d["event"]
     if ev == "breaker":
         return breaker_sentence(d)
-    if ev in ("ejected", "unejected"):
-        verb = "ejected" if ev == "ejected" else "returned"
+    if ev in ("ejected", "unejected", "probation", "probe_failed"):
+        verb = {"ejected": "ejected", "unejected": "returned", "probation": "put on probation",
+                "probe_failed": "ejected again (failed probe)"}[ev]
         return f"{d['component']} {verb} instance {d.get('instance')} at {_s(d['time'])}: {d.get('reason')}."
     if ev == "rate_limit":
         return (f"{d['component']} client rate limiter cut its fill rate to {d.get('fill_rate'):.3g}/s at "
@@ -156,7 +158,7 @@ def explain(rows: Iterable[dict[str, Any]], at: float, component: str | None = N
     out = []
     for d in found:
         lines = [decision_sentence(d)]
-        if d["event"] in ("breaker", "ejected", "rate_limit"):
+        if d["event"] in ("breaker", "ejected", "probe_failed", "rate_limit"):
             t, comp = d["time"], d["component"]
             comp_match = comp if "#" in comp or d["event"] != "breaker" else None
             tries = [r for r in rows if r["event"] == "try_failed" and t - window <= r["time"] <= t
