@@ -67,6 +67,9 @@ def test_breaker_lines_match_the_events_frame_and_carry_their_evidence(logged) -
         assert d["window"] == "count" and d["window_size"] == 20
         assert d["open_for"] == pytest.approx(5.0)
         assert {"req", "try", "parent"} <= set(d)
+    for d in lines:  # the clock, not a try, half-opens a breaker: no try to name
+        if d["reason"] == "open_elapsed":
+            assert "try" not in d
 
 
 def test_retry_lines_carry_the_delay_and_the_outcome_that_caused_them(logged) -> None:

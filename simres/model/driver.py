@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 INF = float("inf")
 NAN = float("nan")
 _BREAKER_CODE = {"closed": 0.0, "open": 1.0, "half_open": 2.0}
+_TIME_DRIVEN = frozenset({"open_elapsed", "half_open_timeout"})
+"""Breaker transitions decided by the clock, not by a try's result (no try ids in the log)."""
 _UNAVAILABLE = frozenset({CONNECTION, REJECTED, SHED})
 """Outcomes a client-side limit samples as drops (gRPC UNAVAILABLE: the server refused)."""
 
@@ -300,8 +302,9 @@ class CallSite:
             rec.event(now, "breaker", component, f"{old}->{new}: {reason}", _BREAKER_CODE.get(new, -1.0))
             log = rec.log
             if log is not None:
-                ids = log.context
-                extra = ({"req": ids[0], "try": ids[1], "parent": ids[2]} if ids is not None else {})
+                ids = log.context  # the try whose result is being judged; none for a time-driven move
+                extra = ({"req": ids[0], "try": ids[1], "parent": ids[2]}
+                         if ids is not None and reason not in _TIME_DRIVEN else {})
                 log.emit("breaker", now, component, old=old, new=new, reason=reason,
                          **self.breaker.evidence(now, new, reason), **extra)  # type: ignore[union-attr]
 
