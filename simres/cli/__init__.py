@@ -93,6 +93,7 @@ def _register() -> None:
     """Attach every command: one module per command family, each thin over the API."""
     from simres.cli.authoring import init, schema
     from simres.cli.check import check
+    from simres.cli.explain import explain_cmd
     from simres.cli.explore import explore_cmd
     from simres.cli.export import export_config
     from simres.cli.report import plot, report
@@ -103,7 +104,7 @@ def _register() -> None:
     from simres.cli.validate import validate
 
     for cmd in (run, show, check, compare, list_scenarios, init, schema, plot, report, sweep_cmd, best_cmd,
-                validate, tune_cmd, explore_cmd, trace_cmd):
+                validate, tune_cmd, explore_cmd, trace_cmd, explain_cmd):
         main.add_command(cmd)
     main.add_command(export_config)
 

@@ -37,7 +37,8 @@ from simres.metrics.display import grouped_rows
                                "simres run retry-storm-metastable --all-variants -n 5 -o results/storm",
                                "simres run baseline --json | jq .summary.latency_p99",
                                "simres run baseline --set duration=1e5 --stream results/long",
-                               "simres run dependency-outage-breaker --trace run.otlp.jsonl --trace-sample failures"))
+                               "simres run dependency-outage-breaker --trace run.otlp.jsonl --trace-sample failures",
+                               "simres run dependency-outage-breaker --variant breaker -o results/dob --log"))
 @click.argument("scenario")
 @seed_option()
 @set_option()
@@ -57,13 +58,17 @@ from simres.metrics.display import grouped_rows
               help="Metrics to show, by name or glob (repeatable; 'all' = every key) [default: the grouped view].")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole summary as JSON (for scripts).")
 @trace_options
+@click.option("--log", "log", is_flag=False, flag_value="", default=None, metavar="[FILE]",
+              help="Also write every decision (breaker transitions with their evidence, retries, budget answers, "
+                   "refusals, faults) as JSON lines to FILE; --log alone with --out DIR writes "
+                   "DIR/decisions.jsonl. Read it with simres explain (docs/observability.md).")
 @dry_run_option
 @jobs_option
 @strict_option
 @friendly
 def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | None, all_variants: bool,
         reps: int, out: str | None, stream: str | None, fmt: str, quiet: bool, metrics: tuple[str, ...], as_json: bool,
-        trace: str | None, trace_format: str, trace_sample: str, trace_epoch: str | None,
+        trace: str | None, trace_format: str, trace_sample: str, trace_epoch: str | None, log: str | None,
         dry_run: bool, strict: bool, jobs: int | None) -> None:
     """Run SCENARIO (a file or a bundled name) and print its summary.
 
@@ -87,6 +92,7 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
         raise click.UsageError("--trace writes the requests of one run; it excludes --reps and --all-variants")
     if trace:
         check_trace_path(trace, "--trace")
+    log_path = _log_path(log, out, all_variants or reps > 1)
     # started first: the workers get ready while the modules are imported and the scenario is
     # loaded, checked and estimated
     ex = command_executor(jobs, needed=(all_variants or reps > 1) and not dry_run)
@@ -128,7 +134,8 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
     prog = sim_progress(sc.name, enabled=not quiet)
     try:
         # the variant first, then --set (the explicit flag wins): the scenario `show` prints
-        result = run_once(scenario, seed=seed, variant=variant, overrides=overrides, progress=prog, stream=stream)
+        result = run_once(scenario, seed=seed, variant=variant, overrides=overrides, progress=prog, stream=stream,
+                          decision_log=log_path)
     finally:
         prog.close()
     if as_json:
@@ -161,6 +168,27 @@ def run(scenario: str, seed: int | None, sets: tuple[str, ...], variant: str | N
 
             frames = SimpleNamespace(**read_stream(stream), seed=result.seed)  # the frames it streamed
         export_trace(frames, trace, trace_format, trace_sample, trace_epoch, prefix="--trace-", quiet=quiet)
+    if log_path is not None:
+        if result.decision_log_error is not None:
+            click.echo(f"error: {result.decision_log_error} (the run's results above are complete)", err=True)
+            raise SystemExit(1)
+        size = result.decision_log.stat().st_size if result.decision_log is not None else 0
+        click.echo(f"wrote {log_path}: {result.decision_log_lines:,} decisions, {size / 1e6:.1f} MB")
+
+
+def _log_path(log: str | None, out: str | None, many: bool) -> Path | None:
+    """Where ``--log`` writes: FILE, or ``DIR/decisions.jsonl`` for ``--log`` alone with
+    ``--out DIR``; refused (one line, exit 2) before any work when it cannot be."""
+    if log is None:
+        return None
+    if many:
+        raise click.UsageError("--log writes the decisions of one run; it excludes --reps and --all-variants")
+    if log == "":
+        if not out:
+            raise click.UsageError("--log without a FILE needs --out DIR (it writes DIR/decisions.jsonl)")
+        return Path(out) / "decisions.jsonl"
+    check_trace_path(log, "--log")
+    return Path(log)
 
 
 @click.command(short_help="Print a scenario resolved, every default filled in, as YAML.",

@@ -46,6 +46,12 @@ class RunResult:
     record: str = "full"
     """``full``, or ``summary``: then ``requests`` and ``attempts`` are empty (nothing
     per-request was kept) and ``summary`` lacks the keys of ``streaming.UNAVAILABLE``."""
+    decision_log: Path | None = None
+    """The decision log the run wrote (``run(..., decision_log=path)``), or None."""
+    decision_log_lines: int = 0
+    """Lines in the decision log."""
+    decision_log_error: str | None = None
+    """Why the decision log is incomplete (one line), or None: the run's results are whole either way."""
 
     @property
     def duration(self) -> float:
@@ -125,6 +131,7 @@ def run(
     variant: str | None = None,
     progress: Callable[[float, float], None] | bool | None = None,
     stream: str | os.PathLike[str] | None = None,
+    decision_log: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run one scenario once.
 
@@ -139,6 +146,11 @@ def run(
         stream: a directory: write the requests and attempts frames there in Parquet chunks as
             the run goes (:mod:`simres.experiments.spill`), plus timeline, events and summary at
             the end; implies ``record: summary`` for what stays in memory.
+        decision_log: a file: write every decision (breaker transitions with their evidence,
+            retries, budget answers, refusals, faults) to it as JSON lines
+            (:mod:`simres.metrics.decisions`); the frames are the same with it or without it.
+            If writing fails the run still completes: ``decision_log_error`` says why and a
+            :class:`~simres.metrics.decisions.DecisionLogWarning` is issued.
 
     With ``record: summary`` (or ``stream``) the result's ``requests`` and ``attempts`` are
     empty frames and its summary comes from mergeable counts and latency sketches
@@ -147,11 +159,36 @@ def run(
     sc = load_scenario(scenario, overrides=overrides, variant=variant)
     if progress is True:
         with Progress(0, label=sc.name, unit="sim s", min_total=2.0) as bar:
-            return replace(run(sc, seed=seed, progress=bar, stream=stream), variant=variant)  # variant applied
+            return replace(run(sc, seed=seed, progress=bar, stream=stream, decision_log=decision_log),
+                           variant=variant)  # variant applied
     progress = progress or None
     seed = sc.seed if seed is None else check_seed(seed)
     t0 = time.perf_counter()
     world = build(sc, seed)
+    if decision_log is not None:
+        from simres.metrics.decisions import DecisionLog
+
+        log = DecisionLog(decision_log)
+        world.attach_log(log)
+        try:
+            result = _run_world(sc, seed, variant, world, progress, stream, t0)
+        finally:
+            log.close()
+        if log.error is not None:
+            import warnings
+
+            from simres.metrics.decisions import DecisionLogWarning
+
+            warnings.warn(log.error, DecisionLogWarning, stacklevel=2)
+        return replace(result, decision_log=log.path, decision_log_lines=log.lines,
+                       decision_log_error=log.error)
+    return _run_world(sc, seed, variant, world, progress, stream, t0)
+
+
+def _run_world(sc: Scenario, seed: int, variant: str | None, world: Any,
+               progress: Callable[[float, float], None] | None, stream: str | os.PathLike[str] | None,
+               t0: float) -> RunResult:
+    """Run a built world to the end and make its result (the body of :func:`run`)."""
     snaps: dict[str, dict[str, float]] = {}
 
     def snapshot() -> Any:

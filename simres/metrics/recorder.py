@@ -86,6 +86,9 @@ class Recorder:
         self.e_value: list[float] = []
         # timeline rows (few: one per step and service)
         self.timeline_rows: list[tuple[Any, ...]] = []
+        self.log: Any = None
+        """The run's :class:`~simres.metrics.decisions.DecisionLog`, or None (the default: no
+        log, and each decision point pays one ``is not None`` test)."""
         self.ejection_sites: dict[str, str] = {}
         """Call sites with outlier ejection (component -> target service): the timeline then
         gets an ``ejected`` column, counted from their ``ejected``/``unejected`` events."""

@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 INF = float("inf")
 NAN = float("nan")
 _BREAKER_CODE = {"closed": 0.0, "open": 1.0, "half_open": 2.0}
+_TIME_DRIVEN = frozenset({"open_elapsed", "half_open_timeout"})
+"""Breaker transitions decided by the clock, not by a try's result (no try ids in the log)."""
 _UNAVAILABLE = frozenset({CONNECTION, REJECTED, SHED})
 """Outcomes a client-side limit samples as drops (gRPC UNAVAILABLE: the server refused)."""
 
@@ -83,6 +85,17 @@ def watch_limit(env: Environment, recorder: Recorder, limiter: ConcurrencyLimite
 
         algo.arm = arm
         algo.start(to_nanos(env.now))
+
+
+def budget_fields(budget: Any) -> dict[str, Any]:
+    """A retry budget's balance as decision-log fields: its kind, ``balance`` (tokens, retries
+    left in a ratio budget's window, or free retry slots) and the counters the kind has."""
+    fields: dict[str, Any] = {"budget": type(budget).__name__, "balance": float(budget.tokens)}
+    for name in ("active", "active_retries", "retries_granted", "retries_denied"):
+        v = getattr(budget, name, None)
+        if isinstance(v, (int, float)):
+            fields[name] = v
+    return fields
 
 
 class SharedState:
@@ -287,8 +300,45 @@ class CallSite:
 
         def on_transition(now: float, old: str, new: str, reason: str) -> None:
             rec.event(now, "breaker", component, f"{old}->{new}: {reason}", _BREAKER_CODE.get(new, -1.0))
+            log = rec.log
+            if log is not None:
+                ids = log.context  # the try whose result is being judged; none for a time-driven move
+                extra = ({"req": ids[0], "try": ids[1], "parent": ids[2]}
+                         if ids is not None and reason not in _TIME_DRIVEN else {})
+                log.emit("breaker", now, component, old=old, new=new, reason=reason,
+                         **self.breaker.evidence(now, new, reason), **extra)  # type: ignore[union-attr]
 
         return on_transition
+
+    def _log_try(self, log: Any, req_id: int, attempt: int, job: Job, parent: int, shown: str,
+                 t0: float, t1: float) -> None:
+        """Decision log: this try's ids become the context a breaker transition it causes
+        carries, and a failed try is a ``try_failed`` line (the evidence ``explain`` shows)."""
+        log.context = (req_id, job.try_id, parent)
+        if shown is not OK and shown is not DEGRADED:
+            log.emit("try_failed", t1, self.component, req=req_id, attempt=attempt, outcome=shown,
+                     instance=self.target.instances[job.idx].node, duration=t1 - t0,
+                     **{"try": job.try_id, "parent": parent})
+
+    def _log_retry(self, log: Any, t1: float, req_id: int, attempt: int, job: Job, parent: int,
+                   outcome: str, delay: float | None, deadline_at: float) -> None:
+        """Decision log: the retry decision after a failed try (scheduled with its delay, or
+        given up: the policy said no, or the delay would pass the deadline)."""
+        ids = {"req": req_id, "try": job.try_id, "parent": parent, "attempt": attempt, "outcome": outcome}
+        if delay is None:
+            log.emit("retry_given_up", t1, self.component, why="policy", **ids)
+        elif t1 + delay >= deadline_at:
+            log.emit("retry_given_up", t1, self.component, why="deadline", delay=delay,
+                     deadline=deadline_at, **ids)
+        else:
+            log.emit("retry_scheduled", t1, self.component, delay=delay, next_attempt=attempt + 1,
+                     retry_at=t1 + delay, **ids)
+
+    def _log_budget(self, log: Any, t1: float, granted: bool, req_id: int, attempt: int, outcome: str,
+                    what: str = "retry") -> None:
+        """Decision log: the retry budget's answer with its balance after it."""
+        log.emit("budget_granted" if granted else "budget_denied", t1, self.component, req=req_id,
+                 attempt=attempt, outcome=outcome, what=what, **budget_fields(self.budget))
 
     def _limit_end(self, token: tuple[int, int], outcome: str, now: float) -> None:
         """One sample for the client-side limit, as Netflix's gRPC client interceptor reports it:
@@ -314,6 +364,10 @@ class CallSite:
             rl = gate.limiter
             scope = self.component if rl.cfg.scope != "shared" else self.component.split("#", 1)[0]
             self.recorder.event(now, "rate_limit", scope, outcome, rl.fill_rate)
+            if self.recorder.log is not None:
+                ids = self.recorder.log.context
+                self.recorder.log.emit("rate_limit", now, scope, outcome=outcome, fill_rate=rl.fill_rate,
+                                       req=ids[0] if ids else None, **{"try": ids[1] if ids else None})
 
     def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
                 outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
@@ -465,6 +519,9 @@ class CallSite:
             shown, job, idx = yield from self._try(req_id, priority, deadline_at, parent=parent)
             outcome = CONNECTION if shown is CONNECT_TIMEOUT else shown  # what the policies judge
             t1 = env.now
+            log = self.recorder.log
+            if log is not None:
+                self._log_try(log, req_id, attempt, job, parent, shown, t0, t1)
             if bulkhead is not None:
                 waiter = bulkhead.leave(t1)
                 if waiter is not None:
@@ -485,15 +542,21 @@ class CallSite:
                 break
             # -- retry decision: policy, then the deadline, then the budget --------------
             delay = rc.next_delay(outcome, self.rng, job.retry_after)
+            if log is not None:
+                self._log_retry(log, t1, req_id, attempt, job, parent, outcome, delay, deadline_at)
             if delay is None or t1 + delay >= deadline_at:
                 outcome = shown
                 break
             if budget is not None:
                 if not budget.try_acquire_retry(t1, outcome):
                     self.recorder.event(t1, "budget_denied", self.component, outcome, float(req_id))
+                    if log is not None:
+                        self._log_budget(log, t1, False, req_id, attempt, outcome)
                     outcome = shown
                     break
                 retry_cost = getattr(budget, "last_cost", None)
+                if log is not None:
+                    self._log_budget(log, t1, True, req_id, attempt, outcome)
             if delay > 0:
                 yield Timeout(env, delay)
             wait = delay
@@ -574,8 +637,32 @@ class CallSite:
             self.budget.on_try_end(now, outcome, attempt > 1, retry_cost, sent=False)
         if event is not None:
             self.recorder.event(now, event, self.component, "", float(req_id))
-        self._record(req_id, attempt, -1, t0, now, outcome, False, wait, self.recorder.next_try(), parent, NAN)
+        try_id = self.recorder.next_try()
+        log = self.recorder.log
+        if log is not None:
+            self._log_reject(log, now, req_id, attempt, try_id, parent, outcome, event)
+        self._record(req_id, attempt, -1, t0, now, outcome, False, wait, try_id, parent, NAN)
         return outcome
+
+    def _log_reject(self, log: Any, now: float, req_id: int, attempt: int, try_id: int, parent: int,
+                    outcome: str, why: str | None) -> None:
+        """Decision log: a try refused locally, with the state of the layer that refused it."""
+        fields: dict[str, Any] = {"req": req_id, "try": try_id, "parent": parent, "attempt": attempt,
+                                  "outcome": outcome, "why": why or outcome}
+        if outcome is BREAKER_OPEN and self.breaker is not None:
+            b = self.breaker
+            fields.update(state=b.state, open_until=b.open_until if b.state == "open" else None)
+        elif why == "bulkhead_rejected" and self.bulkhead is not None:
+            bh = self.bulkhead
+            fields.update(limit=bh.config.max_concurrent, in_flight=bh.active, waiting=bh.waiting,
+                          queue_size=bh.config.queue_size)
+        elif why == "limit_rejected" and self.limiter is not None:
+            lim = self.limiter
+            fields["limit"] = float(lim.limit)
+            fields["in_flight"] = lim.inflight
+        elif why == "throttled" and self.throttle is not None:
+            fields["reject_probability"] = self.throttle.reject_probability(now)
+        log.emit("rejected", now, self.component, **fields)
 
     def _send(self, job: Job, idx: int) -> None:
         """Put a job on the network towards instance ``idx`` (or lose it); it is outstanding
@@ -857,6 +944,9 @@ class Call:
         outcome = CONNECTION if shown is CONNECT_TIMEOUT else shown  # what the policies judge
         t1 = site.env.now
         attempt = self.attempt
+        log = site.recorder.log
+        if log is not None:
+            site._log_try(log, self.req_id, attempt, job, self.parent, shown, self.t0, t1)
         if site.breaker is not None:
             site.breaker.on_result(t1, self.permit, outcome, t1 - self.t0)
         if site.throttle is not None:
@@ -877,15 +967,21 @@ class Call:
             rc = self.rc = site.retry.new_call()  # the first failure of this call
         rc.attempts = attempt
         delay = rc.next_delay(outcome, site.rng, job.retry_after)
+        if log is not None:
+            site._log_retry(log, t1, self.req_id, attempt, job, self.parent, outcome, delay, self.deadline_at)
         if delay is None or t1 + delay >= self.deadline_at:
             self.done(self)
             return
         if budget is not None:
             if not budget.try_acquire_retry(t1, outcome):
                 site.recorder.event(t1, "budget_denied", site.component, outcome, float(self.req_id))
+                if log is not None:
+                    site._log_budget(log, t1, False, self.req_id, attempt, outcome)
                 self.done(self)
                 return
             self.retry_cost = getattr(budget, "last_cost", None)
+            if log is not None:
+                site._log_budget(log, t1, True, self.req_id, attempt, outcome)
         self.wait = delay
         if delay > 0:
             Timeout(site.env, delay).callbacks.append(self._next)

@@ -61,11 +61,17 @@ class FaultInjector:
         yield Timeout(self.env, f.at)
         apply()
         self.recorder.event(self.env.now, "fault_start", name, f.kind, f.duration or float("nan"))
+        if self.recorder.log is not None:
+            self.recorder.log.emit("fault_start", self.env.now, name, kind=f.kind, duration=f.duration,
+                                   service=getattr(f, "service", None))
         if f.duration is None:
             return
         yield Timeout(self.env, f.duration)
         revert()
         self.recorder.event(self.env.now, "fault_end", name, f.kind, f.duration)
+        if self.recorder.log is not None:
+            self.recorder.log.emit("fault_end", self.env.now, name, kind=f.kind, duration=f.duration,
+                                   service=getattr(f, "service", None))
 
     def _instances(self, service: str, instance: int | None) -> list[Instance]:
         insts = self.services[service].instances

@@ -103,6 +103,8 @@ class HedgedCall:
         if not first and budget is not None:
             if not budget.try_acquire_retry(t0, "hedge"):
                 site.recorder.event(t0, "budget_denied", site.component, "hedge", float(self.req_id))
+                if site.recorder.log is not None:
+                    site._log_budget(site.recorder.log, t0, False, self.req_id, self.attempt, "hedge", "hedge")
                 hc.stop()
                 return False
             cost = getattr(budget, "last_cost", None)
@@ -134,6 +136,10 @@ class HedgedCall:
         if not first:
             site.recorder.event(t0, "hedge", site.component, reason, float(self.req_id))
         job = site._start_try(self.req_id, self.priority, self.deadline_at, self.parent)
+        if not first and site.recorder.log is not None:
+            site.recorder.log.emit("hedge", t0, site.component, req=self.req_id, parent=self.parent,
+                                   attempt=attempt, reason=reason, in_flight=self.hc.in_flight,
+                                   **{"try": job.try_id})
         self.tries[job] = (attempt, t0, wait, permit, cost)
         job.callbacks.append(self._reply)
         self.last_send = t0
@@ -189,6 +195,9 @@ class HedgedCall:
         shown = job._value
         outcome = CONNECTION if shown is CONNECT_TIMEOUT else shown  # what the policies judge
         t1 = site.env.now
+        log = site.recorder.log
+        if log is not None:
+            site._log_try(log, self.req_id, attempt, job, self.parent, shown, t0, t1)
         if site.breaker is not None:
             site.breaker.on_result(t1, permit, outcome, t1 - t0)
         if site.throttle is not None:
@@ -205,6 +214,9 @@ class HedgedCall:
         if decision == WIN:
             if attempt > 1:
                 site.recorder.event(t1, "hedge_won", site.component, "", float(self.req_id))
+                if log is not None:
+                    log.emit("hedge_won", t1, site.component, req=self.req_id, parent=self.parent,
+                             attempt=attempt, latency=t1 - t0, **{"try": job.try_id})
             self._finish()
         elif decision == FATAL:
             self._finish()

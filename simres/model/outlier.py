@@ -53,6 +53,8 @@ class OutlierCallSite(CallSite):
 
         def listener(now: float, host: int, action: str, reason: str) -> None:
             rec.event(now, action, component, f"{target.instances[host].node}: {reason}", float(host))
+            if rec.log is not None:
+                rec.log.emit(action, now, component, instance=target.instances[host].node, reason=reason)
 
         det: OutlierDetector
 

@@ -68,6 +68,7 @@ class Instance:
         "lifo_threshold",
         "limit_tokens",
         "limiter",
+        "log",
         "managed",
         "max_wait",
         "name",
@@ -150,6 +151,8 @@ class Instance:
         self.rejected = 0
         self.shed = 0
         self.cancelled = 0
+        self.log: Any = None
+        """The run's decision log (set by the world when it is on), else None."""
 
     def add_call(self, site: CallSite, critical: bool, fallback: Callable[[], float] | None) -> None:
         """Append one downstream call to the handler (in the order the handler makes them)."""
@@ -187,6 +190,8 @@ class Instance:
             job.priority, self.busy / self.workers, len(self.queue)
         ):
             self.shed += 1
+            if self.log is not None:
+                self._log_refusal("shed", job, "shedder")
             job.reply(SHED)
             return
         if self.limiter is not None and not self._limit_admit(job):
@@ -197,6 +202,8 @@ class Instance:
             self.rejected += 1
             if self.limiter is not None:
                 self.limiter.ignore(self.limit_tokens.pop(job))
+            if self.log is not None:
+                self._log_refusal("queue_full", job, "capacity")
             job.reply(REJECTED)
         else:
             self.queue.append(job)
@@ -214,6 +221,8 @@ class Instance:
         token = self.limiter.acquire_s(self.env.now)
         if token is None:
             self.rejected += 1
+            if self.log is not None:
+                self._log_refusal("rejected", job, "limit_rejected")
             job.reply(REJECTED)
             return False
         self.limit_tokens[job] = token
@@ -349,8 +358,25 @@ class Instance:
                 continue
             self._start(job)
 
+    def _log_refusal(self, event: str, job: Job, why: str) -> None:
+        """Decision log: this instance refused ``job``, with the load that made it refuse."""
+        fields: dict[str, Any] = {
+            "req": job.req_id, "try": job.try_id, "parent": job.parent, "why": why, "priority": job.priority,
+            "queue_length": len(self.queue), "busy": self.busy, "workers": self.workers,
+            "utilization": self.busy / self.workers if self.workers else None,
+        }
+        if why == "capacity":
+            fields["capacity"] = self.capacity
+        elif why == "limit_rejected" and self.limiter is not None:
+            fields.update(limit=float(self.limiter.limit), in_flight=self.limiter.inflight)
+        elif why == "queue_delay":
+            fields.update(max_wait=self.max_wait, codel=self.codel is not None)
+        self.log.emit(event, self.env.now, self.node, **fields)
+
     def _shed_queued(self, job: Job) -> None:
         """A queued request dropped for its queueing delay: answered at once with SHED."""
+        if self.log is not None:
+            self._log_refusal("shed", job, "queue_delay")
         self.shed += 1
         if self.limiter is not None:
             self._limit_end(job)

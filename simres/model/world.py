@@ -77,6 +77,16 @@ class World:
             )
         self.faults = FaultInjector(env, self.recorder, self.network, self.services, self.clients)
 
+    def attach_log(self, log: Any) -> None:
+        """Send every decision of this run to ``log`` (a
+        :class:`~simres.metrics.decisions.DecisionLog`): the recorder carries it to the call
+        sites, breakers, faults and detectors; each instance gets it for its admission
+        decisions. Before :meth:`run`; the frames are the same with or without it."""
+        self.recorder.log = log
+        for svc in self.services.values():
+            for inst in svc.instances:
+                inst.log = log
+
     def _site(self, *, caller: str, caller_node: str, member: int | None, target: str, policy: Any,
               depth: int, throttle: Any = None, node_key: str | None = None, repeat: str = "") -> CallSite:
         cls = OutlierCallSite if getattr(policy, "outlier_detection", None) is not None else CallSite

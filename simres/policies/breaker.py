@@ -461,6 +461,39 @@ class CircuitBreaker:
             return 0, self._streak, 0
         return self._window.counts(now)
 
+    def evidence(self, now: float, new: str, reason: str) -> dict[str, object]:
+        """What a transition to ``new`` for ``reason`` decided on, as flat fields for the
+        decision log: the closed-state window's counts, the rate and the rule (rate trips),
+        the failure streak (consecutive trip), the half-open results (a half-open verdict)
+        and the open duration chosen. Call it from the listener: it reads the state the
+        transition left (an opening keeps the window; only closing resets it) and reads the
+        window only for a rate trip, whose check has just read it at the same ``now``."""
+        cfg = self.config
+        ev: dict[str, object] = {}
+        if reason in ("failure_rate", "slow_rate"):
+            total, failures, slows = self._window.counts(now)  # type: ignore[union-attr]
+            ev.update(calls=total, failures=failures, slow_calls=slows,
+                      failure_rate=failures / total if total else None,
+                      slow_rate=slows / total if total else None,
+                      threshold=cfg.threshold, slow_threshold=cfg.slow_threshold, rule=cfg.rate_rule,
+                      window=cfg.window.kind, window_size=float(cfg.window.size),
+                      minimum_calls=self._min_calls, slow_call_duration=cfg.slow_call_duration)
+        elif reason == "consecutive_failures":
+            ev.update(streak=self._streak, failure_threshold=cfg.failure_threshold)
+        elif reason.startswith("half_open") and reason != "half_open_timeout":
+            n = self._ho_results
+            ev.update(probes=n, failures=self._ho_fail, slow_calls=self._ho_slow,
+                      failure_rate=self._ho_fail / n if n else None, threshold=cfg.threshold,
+                      slow_threshold=cfg.slow_threshold, needed=self._ho_needed)
+        elif reason in ("probe_failed", "probe_succeeded"):
+            ev.update(close_after_successes=self._ok_needed)
+        elif reason == "half_open_timeout":
+            ev.update(half_open_max_wait=cfg.half_open_max_wait)
+        if new == OPEN:
+            ev.update(open_for=self.open_until - now, open_until=self.open_until,
+                      consecutive_opens=self._opens_in_row)
+        return ev
+
     @property
     def consecutive_failures(self) -> int:
         """The current run of failures (consecutive trip rule)."""

@@ -113,7 +113,7 @@ class HedgeRun:
         now = stack.clock.now()
         if (call.deadline_at is not None and now >= call.deadline_at) or not hc.may_send():
             return None  # never a try after the deadline
-        view = _Call(None, call.deadline_at)
+        view = _Call(None, call.deadline_at, call.req)
         if hc.sent > 0:
             with stack._lock:
                 budget = stack.budget

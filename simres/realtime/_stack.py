@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 import time
 import weakref
@@ -37,6 +38,7 @@ from simres.policies.hedging import HedgeConfig, HedgePolicy, check_hedge_stack
 from simres.policies.limits import ConcurrencyLimiter, LimitConfig, to_nanos
 from simres.policies.retry import RetryCall, RetryConfig
 from simres.policies.throttle import AdaptiveThrottle, ThrottleConfig
+from simres.realtime import events
 from simres.realtime.classify import Classifier, default_classify
 from simres.realtime.errors import (
     AbandonedCallsError,
@@ -89,9 +91,13 @@ class _TaskWaiter:
 class _Call:
     """Per logical call bookkeeping."""
 
-    __slots__ = ("deadline_at", "is_retry", "retry", "retry_cost")
+    __slots__ = ("attempt", "deadline_at", "is_retry", "req", "retry", "retry_cost")
 
-    def __init__(self, retry: RetryCall | None, deadline_at: float | None) -> None:
+    def __init__(self, retry: RetryCall | None, deadline_at: float | None, req: int = 0) -> None:
+        self.req = req
+        """This guard's number for the call (the decision log's ``req``)."""
+        self.attempt = 0
+        """Tries asked for so far (the decision log's ``attempt``)."""
         self.retry = retry
         self.deadline_at = deadline_at
         self.is_retry = False
@@ -148,10 +154,15 @@ class PolicyStack:
         bulkhead_counts: Literal["running", "tries"] = "running",
         max_abandoned: int | None = 32,
         breaker_serialize: bool = False,
+        name: str = "resilient",
     ) -> None:
-        for name, value in (("timeout", timeout), ("deadline", deadline)):
+        self.name = name
+        """The decision events' ``component`` (docs/observability.md, "Events from real calls")."""
+        self._ids = itertools.count(1)
+        self._ctx: tuple[int, int] | None = None
+        for name_, value in (("timeout", timeout), ("deadline", deadline)):
             if value is not None and not value > 0:
-                raise ValueError(f"{name}: must be > 0 or None, got {value}")
+                raise ValueError(f"{name_}: must be > 0 or None, got {value}")
         if timeout_via not in ("thread", "argument", "both"):
             raise ValueError(f"timeout_via: must be 'thread', 'argument' or 'both', got {timeout_via!r}")
         if bulkhead_counts not in ("running", "tries"):
@@ -191,6 +202,8 @@ class PolicyStack:
         """The retry budget; with ``hedge`` it must grant each hedge (as in the simulation)."""
         self.breaker = (breaker.build(rng=self.rng) if isinstance(breaker, BreakerConfig)
                         else breaker)
+        if self.breaker is not None:
+            self._watch_breaker(self.breaker)
         self.bulkhead = bulkhead.build() if isinstance(bulkhead, BulkheadConfig) else bulkhead
         self.throttle = throttle.build() if isinstance(throttle, ThrottleConfig) else throttle
         self.limiter = self._build_limiter(limit)
@@ -258,6 +271,28 @@ class PolicyStack:
 
     # ------------------------------------------------------------------ decisions
 
+    def _watch_breaker(self, breaker: CircuitBreaker) -> None:
+        """Report the breaker's transitions, with their evidence, as ``breaker`` events
+        (after any listener it already had)."""
+        before = breaker._listener
+
+        def on_transition(now: float, old: str, new: str, reason: str) -> None:
+            if before is not None:
+                before(now, old, new, reason)
+            if events.listening():
+                fields: dict[str, Any] = {"old": old, "new": new, "reason": reason,
+                                          **breaker.evidence(now, new, reason)}
+                if self._ctx is not None:
+                    fields.update(req=self._ctx[0], attempt=self._ctx[1])
+                events.emit("breaker", self.name, fields)
+
+        breaker._listener = on_transition
+
+    def _event(self, event: str, call: _Call, **fields: Any) -> None:
+        """One decision event of ``call`` (see :mod:`simres.realtime.events`), if anyone listens."""
+        if events.listening():
+            events.emit(event, self.name, {"req": call.req, "attempt": call.attempt, **fields})
+
     def _classify(self, value: Any) -> tuple[str, float | None, bool]:
         """(outcome, retry_after, retryable) from the classifier's 1-, 2- or 3-form answer."""
         got = self.classify(value)
@@ -271,7 +306,7 @@ class PolicyStack:
             if self.budget is not None:
                 self.budget.on_request(now)
         retry = self.retry.new_call() if self.retry is not None else None
-        return _Call(retry, None if self.deadline is None else now + self.deadline)
+        return _Call(retry, None if self.deadline is None else now + self.deadline, next(self._ids))
 
     def _rate_wait(self, call: _Call) -> None:
         """``TokenBucket.acquire`` for a thread: block until a token is there (waking when it is
@@ -318,6 +353,7 @@ class PolicyStack:
         """
         now = self.clock.now()
         with self._lock:
+            call.attempt += 1
             if call.retry is not None:
                 call.retry.on_try()
             if self.max_abandoned is not None and self._abandoned >= self.max_abandoned:
@@ -327,12 +363,17 @@ class PolicyStack:
             if self.throttle is not None and self.throttle.should_reject(now, self.rng.random()):
                 self.throttle.record_rejection(now)
                 self._end_budget(now, call, THROTTLED)
+                self._event("rejected", call, outcome=THROTTLED, why="throttled",
+                            reject_probability=self.throttle.reject_probability(now))
                 return None, "", ThrottledError("adaptive throttle rejected the call")
             permit = None
             if self.breaker is not None:
                 permit = self.breaker.allow(now)
                 if permit is None:
                     self._end_budget(now, call, BREAKER_OPEN)
+                    b = self.breaker
+                    self._event("rejected", call, outcome=BREAKER_OPEN, why="breaker_open", state=b.state,
+                                open_until=b.open_until if b.state == "open" else None)
                     return None, "", BreakerOpenError(
                         f"circuit breaker is {self.breaker.state}")
             token = None
@@ -340,6 +381,8 @@ class PolicyStack:
                 token = self.limiter.acquire(self._now_ns())
                 if token is None:
                     self._reject_bulkhead(now, call, permit, None)
+                    self._event("rejected", call, outcome=BULKHEAD_FULL, why="limit_rejected",
+                                limit=float(self.limiter.limit), in_flight=self.limiter.inflight)
                     return None, "", ConcurrencyLimitError(
                         f"concurrency limit of {self.limiter.limit} reached ({self.limiter.inflight} in flight)")
             verdict = ADMIT
@@ -347,6 +390,9 @@ class PolicyStack:
                 verdict = self.bulkhead.try_enter(now)
                 if verdict not in (ADMIT, WAIT):
                     self._reject_bulkhead(now, call, permit, token)
+                    bh = self.bulkhead
+                    self._event("rejected", call, outcome=BULKHEAD_FULL, why="bulkhead_rejected",
+                                limit=bh.config.max_concurrent, in_flight=bh.active, waiting=bh.waiting)
                     return None, "", BulkheadFullError("bulkhead is full")
             if verdict == ADMIT and self.budget is not None:
                 self.budget.on_try_start(now, call.is_retry)
@@ -459,8 +505,12 @@ class PolicyStack:
             if attempt.slot and self.bulkhead is not None and not keep:
                 attempt.slot = False
                 woken = self.bulkhead.leave(now)
+            if outcome not in SUCCESS_OUTCOMES and outcome != CANCELLED:
+                self._event("try_failed", call, outcome=outcome, duration=now - attempt.start)
+            self._ctx = (call.req, call.attempt)
             if self.breaker is not None and attempt.permit is not None:
                 self.breaker.on_result(now, attempt.permit, outcome, now - attempt.start)
+            self._ctx = None
             if attempt.token is not None:
                 self._limit_end(attempt.token, outcome)
                 attempt.token = None
@@ -496,16 +546,31 @@ class PolicyStack:
         with self._lock:
             delay = call.retry.next_delay(outcome, self.rng, hint)
             if delay is None:
+                self._event("retry_given_up", call, outcome=outcome, why="policy")
                 return None
             if call.deadline_at is not None and now + delay >= call.deadline_at:
+                self._event("retry_given_up", call, outcome=outcome, why="deadline", delay=delay)
                 raise DeadlineExceeded(
                     f"deadline of {self.deadline} s would pass during the retry wait") from last
             if self.budget is not None:
                 if not self.budget.try_acquire_retry(now, outcome):
+                    self._event("budget_denied", call, outcome=outcome, what="retry", **self._balance())
                     return None
                 call.retry_cost = getattr(self.budget, "last_cost", None)
+                self._event("budget_granted", call, outcome=outcome, what="retry", **self._balance())
+            self._event("retry_scheduled", call, outcome=outcome, delay=delay, next_attempt=call.attempt + 1)
             call.is_retry = True
         return delay
+
+    def _balance(self) -> dict[str, Any]:
+        """The retry budget's balance as event fields (the simulation's ``budget_fields``)."""
+        b = self.budget
+        fields: dict[str, Any] = {"budget": type(b).__name__, "balance": float(b.tokens)}  # type: ignore[union-attr]
+        for key in ("active", "active_retries", "retries_granted", "retries_denied"):
+            v = getattr(b, key, None)
+            if isinstance(v, (int, float)):
+                fields[key] = v
+        return fields
 
     def _settle(self, call: _Call, attempt: _Try, result: Any, error: Exception | None) -> tuple[bool, float]:
         """After a try that returned ``result`` or raised ``error``: tell the policies, then decide.
