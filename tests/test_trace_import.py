@@ -226,3 +226,21 @@ def test_round_trip_simulate_export_import_resimulate_calibrate(tmp_path: Path) 
     assert res.exit_code == 0, res.output
     assert res.output.count(": matches: KS") == 3
     assert (tmp_path / "c" / "calibration.csv").is_file() and (tmp_path / "c" / "qq.png").stat().st_size > 10_000
+
+
+def test_names_are_made_scenario_safe_and_uninstrumented_callees_are_named(tmp_path: Path) -> None:
+    """A dotted service name becomes a scenario name; a CLIENT span with no child but a
+    ``db.system`` attribute is a call to that database; a client named like a called
+    service is renamed."""
+    spans = [_ospan("c000000000000001", "", "GET", 0, 30, 2),
+             _ospan("c000000000000002", "c000000000000001", "SELECT", 5, 15, 3, **{"db.system": "postgresql"})]
+    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name",
+                                                           "value": {"stringValue": "shop.api/v1"}}]},
+                              "scopeSpans": [{"spans": spans}]}]}
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps(doc) + "\n", encoding="utf-8")
+    traces = tries_of(read_spans(p))
+    assert traces.services == ["postgresql", "shop-api-v1"] and traces.clients == ["shop-api-v1-callers"]
+    inf = infer(traces)
+    assert inf.services["shop-api-v1"].edges["postgresql"].calls == 1
+    assert self_time(next(t for t in traces.tries if t.callee == "shop-api-v1")) == pytest.approx(0.020, abs=1e-6)

@@ -37,6 +37,7 @@ import itertools
 import json
 import math
 import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,19 @@ LOCAL = frozenset({"breaker_open", "bulkhead_full", "throttled"})
 """simres outcomes of a try refused by the caller itself: never sent, no duration to learn from."""
 
 
+CALLEE_KEYS = ("peer.service", "server.address", "net.peer.name", "db.system")
+"""Attributes that name a CLIENT span's callee when it has no child span of another service
+(an uninstrumented database or API), in order of preference."""
+
+
+def service_name(name: object) -> str:
+    """A trace's service name as a scenario name: letters, digits, ``_`` and ``-`` only (dots,
+    slashes and spaces become ``-``, as paths use dots and links ``service/i``), never a
+    bare number."""
+    out = re.sub(r"[^A-Za-z0-9_-]+", "-", str(name)).strip("-") or "unknown"
+    return f"svc-{out}" if out.lstrip("+-").isdigit() else out
+
+
 class TraceImportError(SimresError, ValueError):
     """A trace file that cannot be read: the message names the file and what was expected."""
 
@@ -89,6 +103,12 @@ class Span:
     end: float
     error: bool
     attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.service = service_name(self.service)
+        for k in CALLEE_KEYS:
+            if self.attrs.get(k):
+                self.attrs[k] = service_name(self.attrs[k])
 
     @property
     def duration(self) -> float:
@@ -292,12 +312,15 @@ class _Tree:
                 self.explicit[s.span] = c
 
     def callee_of(self, s: Span) -> str | None:
-        """``peer.service``, else the service of a child span of another service."""
+        """``peer.service``, else the service of a child span of another service, else the
+        first of the other :data:`CALLEE_KEYS` a span carries."""
         peer = s.attrs.get("peer.service")
         if peer:
             return str(peer)
         other = [k.service for k in self.kids.get(s.span, ()) if k.service != s.service]
-        return other[0] if other else None
+        if other:
+            return other[0]
+        return next((str(s.attrs[k]) for k in CALLEE_KEYS[1:] if s.attrs.get(k)), None)
 
     def try_of(self, s: Span) -> Try | None:
         """``s`` as a try: an explicit one, or a span under another service's non-try span."""
@@ -368,6 +391,15 @@ def tries_of(spans: Sequence[Span]) -> Traces:
         raise TraceImportError("no request in the traces made a call: expected spans with a parent/child "
                                "relation across services (CLIENT spans with peer.service, or child spans "
                                "of another service)")
+    clash = clients & services
+    if clash:  # a client named like a called service (its root was a try of that service): rename the client
+        rename = {c: f"{c}-client" for c in clash}
+        roots = [(rename.get(c, c), t, calls) for c, t, calls in roots]
+        for client, _, calls in roots:
+            for call in calls:
+                for t in call.tries:
+                    t.caller = client
+        clients = {rename.get(c, c) for c in clients}
     services -= clients
     starts = [r[1] for r in roots]
     return Traces(roots, all_tries, sorted(services), sorted(clients), max(starts) - min(starts))
