@@ -154,6 +154,8 @@ def test_import_writes_a_scenario_that_validates(jaeger_file: Path, tmp_path: Pa
     assert out.read_text(encoding="utf-8").startswith("# Written by `simres import traces`")
     res = CliRunner().invoke(main, ["check", str(out)])
     assert res.exit_code == 0 and "0 warning(s)" in res.output
+    res = CliRunner().invoke(main, ["run", str(out), "-q"])
+    assert res.exit_code == 0 and "success" in res.output, res.output
 
 
 @pytest.mark.parametrize("content, expected", [
