@@ -112,6 +112,7 @@ class Span:
 
     @property
     def duration(self) -> float:
+        """Seconds from start to end (never negative)."""
         return max(0.0, self.end - self.start)
 
 
@@ -228,6 +229,7 @@ class Try:
 
     @property
     def failed(self) -> bool:
+        """The try's span has status ERROR."""
         return self.span.error
 
     @property
@@ -493,7 +495,8 @@ class Inferred:
     tries: int
 
 
-def _edge_note(e: Edge, handlers: int, tries_of_edge: Sequence[Call]) -> None:
+def _edge_note(e: Edge, tries_of_edge: Sequence[Call]) -> None:
+    """Add the retries, backoff gaps and failed-try durations of ``tries_of_edge`` to ``e``."""
     for c in tries_of_edge:
         e.max_tries = max(e.max_tries, len(c.tries))
         for a, b in itertools.pairwise(c.tries):
@@ -540,7 +543,7 @@ def infer(traces: Traces) -> Inferred:
             e.offsets.append(min(c.start for c in cs) - t.span.start)
             if not t.failed:
                 e.failed_under_ok += sum(c.failed for c in cs)
-            _edge_note(e, f.handlers, cs)
+            _edge_note(e, cs)
     # timed-out tries that the callee never answered also carry its self-time (censored at
     # the timeout): counted so the re-simulated call times out about as often
     for t in traces.tries:
@@ -563,7 +566,7 @@ def infer(traces: Traces) -> Inferred:
             cs = [c for c in calls if c.callee == target]
             e.calls += len(cs)
             e.parents_with += bool(cs)
-            _edge_note(e, len(reqs), cs)
+            _edge_note(e, cs)
         clients[client] = (target, len(reqs), e)
     return Inferred(services, clients, traces.duration, len(traces.tries))
 
@@ -572,6 +575,7 @@ def infer(traces: Traces) -> Inferred:
 
 
 def _sig(x: float, digits: int = 4) -> float:
+    """``x`` to ``digits`` significant digits: the YAML stays readable."""
     return float(f"{x:.{digits}g}") if x else 0.0
 
 
