@@ -2,7 +2,8 @@
 
 One module per command family (:mod:`.run`: run, show, compare, list; :mod:`.authoring`:
 init, schema; :mod:`.report`: report, plot; :mod:`.sweep`: sweep, best; :mod:`.tune`; :mod:`.explore`;
-:mod:`.validate`; :mod:`.trace`: trace), helpers in :mod:`._util`, the summary view in :mod:`.summary_view`.
+:mod:`.validate`; :mod:`.trace`: trace;
+:mod:`.importing`: import traces, calibrate), helpers in :mod:`._util`, the summary view in :mod:`.summary_view`.
 The top layer: it may import anything in the package, and nothing imports it.
 
 Bad input (a scenario file, an override, a flag) prints one line naming the field and
@@ -96,6 +97,7 @@ def _register() -> None:
     from simres.cli.explain import explain_cmd
     from simres.cli.explore import explore_cmd
     from simres.cli.export import export_config
+    from simres.cli.importing import calibrate_cmd, import_group
     from simres.cli.report import plot, report
     from simres.cli.run import compare, list_scenarios, run, show
     from simres.cli.sweep import best_cmd, sweep_cmd
@@ -104,7 +106,7 @@ def _register() -> None:
     from simres.cli.validate import validate
 
     for cmd in (run, show, check, compare, list_scenarios, init, schema, plot, report, sweep_cmd, best_cmd,
-                validate, tune_cmd, explore_cmd, trace_cmd, explain_cmd):
+                validate, tune_cmd, explore_cmd, trace_cmd, explain_cmd, import_group, calibrate_cmd):
         main.add_command(cmd)
     main.add_command(export_config)
 
