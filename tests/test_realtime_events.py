@@ -96,3 +96,29 @@ def test_events_are_span_events_on_the_current_span() -> None:
     assert attrs["old"] == "closed" and attrs["new"] == "open" and attrs["reason"] == "failure_rate"
     assert attrs["failure_rate"] == 1.0 and attrs["threshold"] == 0.5 and attrs["calls"] == 4
     assert attrs["component"] == "web->api"
+
+
+def test_a_hedged_call_logs_its_hedge_and_the_winner(caplog) -> None:
+    """The simulation's ``hedge`` and ``hedge_won`` decisions from a real hedged call: the
+    first try hangs, the hedge sent after 20 ms answers."""
+    import threading
+
+    from simres.policies.hedging import HedgeConfig
+
+    release = threading.Event()
+    calls = []
+
+    def slow_first() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            release.wait(2.0)
+        return "ok"
+
+    guard = Resilient(hedge=HedgeConfig(delay=0.02, max_attempts=2), name="web->search")
+    with caplog.at_level(logging.INFO, logger="simres.realtime"):
+        assert guard.call(slow_first) == "ok"
+    release.set()
+    recs = {r.getMessage(): r for r in caplog.records if r.name == "simres.realtime"}
+    assert recs["hedge"].attempt == 2 and recs["hedge"].in_flight == 2
+    assert recs["hedge_won"].attempt == 2 and 0 <= recs["hedge_won"].latency < 1.0
+    assert recs["hedge"].component == "web->search" and "hedge" in EVENTS and "hedge_won" in EVENTS

@@ -120,6 +120,7 @@ class HedgeRun:
                 if budget is not None:
                     if not budget.try_acquire_retry(now, "hedge"):
                         hc.stop()  # gRPC: no further hedged requests
+                        stack._event("budget_denied", call, what="hedge", attempt=hc.sent + 1, **stack._balance())
                         return None
                     view.retry_cost = getattr(budget, "last_cost", None)
             view.is_retry = True
@@ -132,6 +133,8 @@ class HedgeRun:
                 self.refused = local
             return None
         assert attempt is not None
+        if hc.sent > 1:  # the simulation's `hedge` decision: another try while the others run
+            stack._event("hedge", call, attempt=hc.sent, in_flight=hc.in_flight)
         timeout = stack._try_timeout(view)
         t = HedgeTry(attempt, view, hc.sent, now, INF if timeout is None else now + max(timeout, 0.0))
         self.tries.append(t)
@@ -191,6 +194,9 @@ class HedgeRun:
         if not retryable and outcome not in SUCCESS_OUTCOMES:
             decision = FATAL  # the classifier says this failure is not to be tried again
         self.value, self.error, self.outcome = value, error, outcome
+        if decision == WIN and t.number > 1:
+            self.stack._event("hedge_won", self.call, attempt=t.number,
+                              latency=self.stack.clock.now() - t.sent_at)
         if decision in (WIN, FATAL):
             self._end()
             return []
