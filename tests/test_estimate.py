@@ -67,12 +67,17 @@ def test_a_front_loaded_run_is_extrapolated_by_its_requests_not_its_seconds(tmp_
     from simres.experiments.runs import run
 
     run(load_scenario(str(path), overrides={"duration": 0.1}))  # imports, outside the timing
-    t0 = time.perf_counter()
-    run(str(path))
-    actual = time.perf_counter() - t0
-    per_run, covered, end = est._pilot(loaded, budget=actual / 4)
-    assert covered < end  # stopped early
-    assert actual / 2.5 < per_run < actual * 2.5, (per_run, actual, covered)
+    ratios = []
+    for _ in range(3):  # the median of three: a shared machine stalls now and then
+        t0 = time.perf_counter()
+        run(str(path))
+        actual = time.perf_counter() - t0
+        per_run, covered, end = est._pilot(loaded, budget=actual / 4)
+        assert covered < end  # stopped early
+        ratios.append(per_run / actual)
+    # extrapolating by simulated time would say ~3.5x (the pilot covers a tenth of the seconds
+    # but two thirds of the work)
+    assert 1 / 2.5 < sorted(ratios)[1] < 2.5, ratios
 
 
 def test_a_short_scenario_is_timed_whole(small: str) -> None:

@@ -30,6 +30,9 @@ from typing import Any
 BUDGET = 0.5
 """Wall seconds the pilot may take: it stops there and extrapolates."""
 
+MIN_TICKS = 3
+"""Progress ticks (chunks of simulated time) a pilot covers at least before it may stop."""
+
 SHOW_ABOVE = 5.0
 """Seconds of estimated work above which a command prints its estimate before starting."""
 
@@ -129,11 +132,16 @@ def _pilot(sc: Any, budget: float) -> tuple[float, float, float]:
     from simres.experiments.runs import run
 
     reached = [0.0, 1.0]
+    ticks = [0]
     t0 = time.perf_counter()
 
     def watch(now: float, end: float) -> None:
         reached[:] = [now, end]
-        if time.perf_counter() - t0 >= budget and 0 < now < end:
+        ticks[0] += 1
+        spent = time.perf_counter() - t0
+        # At least MIN_TICKS progress ticks (unless the budget is long gone): one stall of the
+        # machine in the first tick would otherwise be extrapolated over the whole run.
+        if spent >= budget and 0 < now < end and (ticks[0] >= MIN_TICKS or spent >= 4 * budget):
             raise _Enough
 
     try:
