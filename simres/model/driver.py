@@ -478,41 +478,11 @@ class CallSite:
                                                retry_cost, wait, parent)
                         break
                     wait += t0 - asked
-            permit = None
-            if breaker is not None:
-                permit = breaker.allow(t0, True)
-                while permit == WAIT:  # half_open_waits: wait for the probe's verdict, then ask again
-                    woken = Event(env)
-                    breaker.wait(woken.succeed)
-                    yield woken
-                    t0 = env.now
-                    permit = breaker.allow(t0, True) if t0 < deadline_at else None
-                if permit is None:
-                    outcome = self._reject(req_id, attempt, t0, BREAKER_OPEN, None, retry_cost, wait, parent)
-                    break
-            ltoken = None
-            if limiter is not None:
-                ltoken = limiter.acquire_s(t0)
-                if ltoken is None:
-                    if breaker is not None:
-                        breaker.release(permit)
-                    outcome = self._reject(req_id, attempt, t0, BULKHEAD_FULL, "limit_rejected",
-                                           retry_cost, wait, parent)
-                    break
-            if bulkhead is not None:
-                decision = bulkhead.try_enter(t0)
-                if decision != "admit":
-                    admitted = False
-                    if decision == "wait":
-                        admitted = yield from self._bulkhead_wait(bulkhead, deadline_at)
-                    if not admitted:
-                        if breaker is not None:
-                            breaker.release(permit)
-                        if ltoken is not None:
-                            limiter.ignore(ltoken)  # type: ignore[union-attr]
-                        outcome = self._reject(req_id, attempt, t0, BULKHEAD_FULL, "bulkhead_rejected",
-                                               retry_cost, wait, parent)
-                        break
+            refused, permit, ltoken, t0 = yield from self._gates(req_id, attempt, t0, deadline_at, breaker,
+                                                                 limiter, bulkhead, retry_cost, wait, parent)
+            if refused is not None:
+                outcome = refused
+                break
             # -- the try --------------------------------------------------------------
             if budget is not None:
                 budget.on_try_start(t0, attempt > 1)
@@ -570,33 +540,45 @@ class CallSite:
         """Admit a logical call through the layers ``order`` put outside the retry loop.
 
         The same gates, in the same order, as a try passes inside the loop (breaker, limit,
-        bulkhead), but once for the whole call. Returns ``(None, breaker permit, limit
-        token)``, or ``(outcome, None, None)`` when a layer refused the call: then it is
-        recorded as one unsent try, as a refused first try is.
+        bulkhead: :meth:`_gates`), but once for the whole call. Returns ``(None, breaker
+        permit, limit token)``, or ``(outcome, None, None)`` when a layer refused the call:
+        then it is recorded as one unsent try, as a refused first try is.
         """
-        env = self.env
-        t0 = env.now
         outer = self.outer
-        breaker = self.breaker if "breaker" in outer else None
-        limiter = self.limiter if "limit" in outer else None
-        bulkhead = self.bulkhead if "bulkhead" in outer else None
-        permit = token = None
+        refused, permit, token, _ = yield from self._gates(
+            req_id, 1, self.env.now, deadline_at, self.breaker if "breaker" in outer else None,
+            self.limiter if "limit" in outer else None, self.bulkhead if "bulkhead" in outer else None,
+            None, 0.0, parent)
+        return (refused, None, None) if refused is not None else (None, permit, token)
+
+    def _gates(self, req_id: int, attempt: int, t0: float, deadline_at: float, breaker: Any, limiter: Any,
+               bulkhead: Any, retry_cost: float | None, wait: float, parent: int
+               ) -> Generator[Event, Any, tuple[str | None, Any, Any, float]]:
+        """The breaker, the concurrency limit and the bulkhead (each None when not on this side
+        of the retry loop), in that order: ``(None, permit, limit token, t0)`` when all admit
+        (``t0`` moved on if the breaker made the try wait for a half-open verdict), or
+        ``(outcome, None, None, t0)`` when one refused (the try is recorded as refused and
+        what the earlier gates granted is given back)."""
+        env = self.env
+        permit = None
         if breaker is not None:
             permit = breaker.allow(t0, True)
-            while permit == WAIT:
+            while permit == WAIT:  # half_open_waits: wait for the probe's verdict, then ask again
                 woken = Event(env)
                 breaker.wait(woken.succeed)
                 yield woken
                 t0 = env.now
                 permit = breaker.allow(t0, True) if t0 < deadline_at else None
             if permit is None:
-                return self._reject(req_id, 1, t0, BREAKER_OPEN, None, None, 0.0, parent), None, None
+                return self._reject(req_id, attempt, t0, BREAKER_OPEN, None, retry_cost, wait, parent), None, None, t0
+        ltoken = None
         if limiter is not None:
-            token = limiter.acquire_s(t0)
-            if token is None:
+            ltoken = limiter.acquire_s(t0)
+            if ltoken is None:
                 if breaker is not None:
                     breaker.release(permit)
-                return self._reject(req_id, 1, t0, BULKHEAD_FULL, "limit_rejected", None, 0.0, parent), None, None
+                return (self._reject(req_id, attempt, t0, BULKHEAD_FULL, "limit_rejected", retry_cost, wait, parent),
+                        None, None, t0)
         if bulkhead is not None:
             decision = bulkhead.try_enter(t0)
             if decision != "admit":
@@ -606,11 +588,11 @@ class CallSite:
                 if not admitted:
                     if breaker is not None:
                         breaker.release(permit)
-                    if token is not None:
-                        limiter.ignore(token)  # type: ignore[union-attr]
-                    return (self._reject(req_id, 1, t0, BULKHEAD_FULL, "bulkhead_rejected", None, 0.0, parent),
-                            None, None)
-        return None, permit, token
+                    if ltoken is not None:
+                        limiter.ignore(ltoken)
+                    return (self._reject(req_id, attempt, t0, BULKHEAD_FULL, "bulkhead_rejected", retry_cost, wait,
+                                         parent), None, None, t0)
+        return None, permit, ltoken, t0
 
     def _outer_leave(self, start: float, permit: Any, token: Any, outcome: str) -> None:
         """The logical call is over: the outer layers hear its final outcome, innermost first,
