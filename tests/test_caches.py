@@ -268,3 +268,25 @@ def test_cache_faults_need_a_cache() -> None:
     sc = scenario([{"kind": "cache_flush", "service": "api", "at": 5, "duration": 1}])
     with pytest.raises(Exception, match="instantaneous"):
         load_scenario(sc)
+
+
+def test_summary_mode_has_the_same_cache_keys() -> None:
+    sc = scenario([{"kind": "cache_flush", "service": "api", "at": 5}])
+    full = run(sc).summary
+    summ = run({**sc, "record": "summary"}).summary
+    for key in ("cache_hit_ratio:api", "cache_backend_load:api"):
+        assert summ[key] == full[key]
+
+
+def test_preflight_counts_only_the_misses() -> None:
+    from simres.scenario.preflight import arrival_rates, miss_share, preflight
+
+    sc = load_scenario("cache-flush-overload")
+    rates = arrival_rates(sc)
+    # Zipf s = 1.4 over 100,000 keys, the top 10,000 held: 1.2 % miss, optimistic (the LRU run measures 2.4 %)
+    assert rates["db"] == pytest.approx(1200 * miss_share(sc.services["api"].handler.calls[0].cache, 1200))
+    assert 0.01 < rates["db"] / 1200 < 0.015
+    assert not [f for f in preflight(sc) if "overloaded" in f.message]
+    assert miss_share(CacheConfig(hit_ratio=0.9), 100.0) == pytest.approx(0.1)
+    # TTL renewal: one key at 10 lookups/s with a 1 s TTL misses once per 1.1 s, 1 in 11 lookups
+    assert miss_share(CacheConfig(keys={"n": 1}, ttl=1.0), 10.0) == pytest.approx(1 / 11)

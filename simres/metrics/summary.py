@@ -115,13 +115,14 @@ def summarize(requests: pd.DataFrame, attempts: pd.DataFrame, timeline: pd.DataF
               breaker_links=breaker_links)
     _faults(out, requests, attempts, events, warmup=warmup, duration=duration)
     if "cache_lookups" in timeline.columns:
-        _caches(out, timeline, warmup=warmup, duration=duration)
+        cache_keys(out, timeline, warmup=warmup, duration=duration)
     return out
 
 
-def _caches(out: dict[str, float], timeline: pd.DataFrame, *, warmup: float, duration: float) -> None:
+def cache_keys(out: dict[str, float], timeline: pd.DataFrame, *, warmup: float, duration: float) -> None:
     """``cache_hit_ratio:<svc>`` and ``cache_backend_load:<svc>`` (backend calls per lookup) over the
-    timeline buckets that start in ``[warmup, duration)``, for each service with a cache."""
+    timeline buckets that start in ``[warmup, duration)``, for each service with a cache (the
+    ``cache_*`` timeline columns); also used by ``record: summary`` runs."""
     t = timeline["time"].to_numpy(dtype=float)
     rows = timeline.loc[(t >= warmup) & (t < duration) & timeline["cache_lookups"].notna().to_numpy()]
     if rows.empty:
