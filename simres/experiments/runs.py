@@ -19,7 +19,7 @@ from simres.errors import SimresError
 from simres.metrics.hedging import hedge_summary
 from simres.metrics.recorder import Recorder
 from simres.metrics.streaming_recovery import schedule
-from simres.metrics.summary import HERD_PERIOD, HERD_WINDOW, RECOVERY_HOLD, RECOVERY_WINDOW, summarize
+from simres.metrics.summary import HERD_PERIOD, HERD_WINDOW, RECOVERY_HOLD, RECOVERY_WINDOW, cache_keys, summarize
 from simres.model.world import build, join_timeouts, timeline_frame, timeline_rows_frame
 from simres.progress import Progress
 from simres.rng import check_seed
@@ -322,6 +322,8 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
         events = rec.events_frame()
         summary = acc.summary(groups=rec.group_names(), sites=sites, timeline=timeline, events=events,
                               breaker_links=breaker_links(sc), service_names=service_names)
+        if "cache_lookups" in timeline.columns:
+            cache_keys(summary, timeline, warmup=sc.warmup, duration=sc.duration)
         span = sc.duration - sc.warmup
         util = {n: (snaps["end"][n] - snaps["start"][n]) / (span * s.workers * s.instances)
                 for n, s in sc.services.items()}

@@ -114,7 +114,23 @@ def summarize(requests: pd.DataFrame, attempts: pd.DataFrame, timeline: pd.DataF
     _breakers(out, requests, attempts, events, warmup=warmup, duration=duration,
               breaker_links=breaker_links)
     _faults(out, requests, attempts, events, warmup=warmup, duration=duration)
+    if "cache_lookups" in timeline.columns:
+        cache_keys(out, timeline, warmup=warmup, duration=duration)
     return out
+
+
+def cache_keys(out: dict[str, float], timeline: pd.DataFrame, *, warmup: float, duration: float) -> None:
+    """``cache_hit_ratio:<svc>`` and ``cache_backend_load:<svc>`` (backend calls per lookup) over the
+    timeline buckets that start in ``[warmup, duration)``, for each service with a cache (the
+    ``cache_*`` timeline columns); also used by ``record: summary`` runs."""
+    t = timeline["time"].to_numpy(dtype=float)
+    rows = timeline.loc[(t >= warmup) & (t < duration) & timeline["cache_lookups"].notna().to_numpy()]
+    if rows.empty:
+        return
+    sums = rows.groupby(rows["service"].astype(str))[["cache_lookups", "cache_hits", "cache_backend"]].sum()
+    for svc, (lookups, hits, backend) in sums.iterrows():
+        out[f"cache_hit_ratio:{svc}"] = float(hits / lookups) if lookups else np.nan
+        out[f"cache_backend_load:{svc}"] = float(backend / lookups) if lookups else np.nan
 
 
 def _per_group(out: dict[str, float], requests: pd.DataFrame, measured: pd.DataFrame) -> None:

@@ -17,6 +17,8 @@ from simpy.events import Timeout
 
 from simres.metrics.recorder import Recorder
 from simres.scenario.faults import (
+    CacheCrashFault,
+    CacheFlushFault,
     CapacityFault,
     ChaosFault,
     CrashFault,
@@ -28,6 +30,7 @@ from simres.scenario.faults import (
 )
 
 if TYPE_CHECKING:
+    from simres.model.cache import Cache
     from simres.model.client import ClientPopulation
     from simres.model.network import Network
     from simres.model.service import Instance, Service
@@ -44,8 +47,10 @@ class FaultInjector:
     """Builds the apply/revert actions of each fault and schedules them."""
 
     def __init__(self, env: Environment, recorder: Recorder, network: Network,
-                 services: dict[str, Service], clients: dict[str, ClientPopulation]):
+                 services: dict[str, Service], clients: dict[str, ClientPopulation],
+                 caches: list[Cache] | None = None):
         self.env = env
+        self.caches = caches or []
         self.recorder = recorder
         self.network = network
         self.services = services
@@ -183,7 +188,35 @@ class FaultInjector:
                     inst.pop_chaos(spec)
 
             return chaos_on, chaos_off
+        if isinstance(f, CacheFlushFault | CacheCrashFault):
+            return self._cache_actions(f)
         raise TypeError(f"unknown fault kind {type(f).__name__}")  # pragma: no cover
+
+    def _cache_actions(self, f: CacheFlushFault | CacheCrashFault) -> tuple[Action, Action]:
+        """cache_flush empties the targeted caches; cache_crash also makes them miss until it ends.
+        Each records a ``cache_flush`` or ``cache_crash`` event per cache with the entries lost."""
+        caches = [c for c in self.caches if c.service == f.service and (f.call is None or c.call == f.call)]
+        rec, env = self.recorder, self.env
+
+        if isinstance(f, CacheFlushFault):
+            def flush_on() -> None:
+                for c in caches:
+                    rec.event(env.now, "cache_flush", c.component, f.kind, float(c.flush()))
+
+            return flush_on, flush_on  # never reverted: a flush has no duration
+
+        store = f.store
+
+        def crash_on() -> None:
+            for c in caches:
+                rec.event(env.now, "cache_crash", c.component, f.kind, float(c.crash(store)))
+
+        def crash_off() -> None:
+            for c in caches:
+                c.restart(store)
+                rec.event(env.now, "cache_restart", c.component, f.kind, float(len(c.entries)))
+
+        return crash_on, crash_off
 
     def _end_cold(self, inst: Instance, factor: float, duration: float) -> Generator[Event, Any, None]:
         yield Timeout(self.env, duration)

@@ -16,6 +16,7 @@ from simpy import Environment, Event
 from simpy.events import Timeout
 
 from simres.metrics.recorder import Recorder
+from simres.model.cache import Cache, CachedSite, add_cache_columns
 from simres.model.client import ClientPopulation, record_unfinished
 from simres.model.driver import CallSite, SharedState, watch_limit
 from simres.model.faults import FaultInjector, max_load_factor, min_load_factor, surge_start
@@ -47,8 +48,20 @@ class World:
             for inst in svc.instances:
                 if inst.limiter is not None:
                     watch_limit(env, self.recorder, inst.limiter, inst.node)
+        self.caches: list[Cache] = []
+        """Every cache in front of a downstream call, one per calling service and call."""
+        self.recorder.caches = self.caches
         # downstream call sites, one per (instance, call)
         for name, cfg in scenario.services.items():
+            targets = [call.to for call in cfg.handler.calls]
+            caches: dict[int, Cache] = {}
+            for i, call in enumerate(cfg.handler.calls):
+                if call.cache is not None:
+                    repeat = f"@{i}" if targets.count(call.to) > 1 else ""
+                    caches[i] = Cache(env, call.cache, service=name, call=call.key,
+                                      component=f"{name}->{call.to}{repeat}", seed=seed,
+                                      step=scenario.timeline_step)
+                    self.caches.append(caches[i])
             for inst in self.services[name].instances:
                 targets = [call.to for call in cfg.handler.calls]
                 for i, call in enumerate(cfg.handler.calls):
@@ -60,7 +73,9 @@ class World:
                     if not call.critical:
                         fb = call.fallback.latency.sampler(
                             stream(seed, f"service:{inst.node}", f"fallback:{call.to}{repeat}"))
-                    inst.add_call(site, call.critical, fb)
+                    cache = caches.get(i)
+                    inst.add_call(site if cache is None else CachedSite(cache, site),  # type: ignore[arg-type]
+                                  call.critical, fb)
         self.clients: dict[str, ClientPopulation] = {}
         for name, c in scenario.clients.items():
             sites = [
@@ -75,7 +90,8 @@ class World:
                 open_requests=self.open_requests, min_load_factor=min_load_factor(scenario.faults, name),
                 surge_start=surge_start(scenario.faults, name),
             )
-        self.faults = FaultInjector(env, self.recorder, self.network, self.services, self.clients)
+        self.faults = FaultInjector(env, self.recorder, self.network, self.services, self.clients,
+                                    caches=self.caches)
 
     def attach_log(self, log: Any) -> None:
         """Send every decision of this run to ``log`` (a
@@ -210,6 +226,8 @@ def timeline_frame(recorder: Recorder, attempts: pd.DataFrame | None, step: floa
     _add_limits(tl, recorder, step)
     if recorder.ejection_sites:
         tl["ejected"] = ejected_column(recorder, tl, step)
+    if recorder.caches:
+        add_cache_columns(tl, recorder.caches, step)
     return tl
 
 

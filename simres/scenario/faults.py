@@ -172,11 +172,54 @@ class ChaosFault(_ServiceFault):
     mix: ChaosMix = Field(default_factory=ChaosMix, description="How injected failures split by kind.")
 
 
+class _CacheFault(_Fault):
+    service: str = Field(description="The service whose handler has the cache.")
+    call: str | None = Field(
+        default=None, description="The cached call, by name (its target when unnamed); null = every cached call "
+        "of the service.",
+    )
+
+    def check_references(self, path: str, *, services: Mapping[str, Any], clients: set[str]) -> None:
+        _check_service(path, self.service, None, services)
+        calls = [c for c in services[self.service].handler.calls if getattr(c, "cache", None) is not None]
+        if not calls:
+            raise ValueError(f"{path}.service: service '{self.service}' has no cached call "
+                             f"(services.{self.service}.handler.calls.N.cache)")
+        if self.call is not None and self.call not in [c.key for c in calls]:
+            names = ", ".join(c.key for c in calls)
+            raise ValueError(f"{path}.call: '{self.call}' is not a cached call of '{self.service}', expected one "
+                             f"of: {names}")
+
+
+class CacheFlushFault(_CacheFault):
+    """The cache is emptied at ``at`` (a flush, a deploy that drops it); it refills from misses."""
+
+    kind: Literal["cache_flush"] = "cache_flush"
+
+    @model_validator(mode="after")
+    def _instant(self) -> CacheFlushFault:
+        if self.duration is not None:
+            raise ValueError("duration: a cache_flush is instantaneous (use cache_crash for an outage)")
+        return self
+
+
+class CacheCrashFault(_CacheFault):
+    """The cache node is down for ``duration``: its contents are lost and every lookup misses."""
+
+    kind: Literal["cache_crash"] = "cache_crash"
+    store: bool = Field(
+        default=False,
+        description="Misses still store their answers while it is down (false: nothing is stored, the cache "
+        "comes back empty).",
+    )
+
+
 FaultConfig = Annotated[
     PartitionFault | LatencyFault | SlowdownFault | CapacityFault | CrashFault | ErrorsFault
-    | LoadFault | ChaosFault,
+    | LoadFault | ChaosFault | CacheFlushFault | CacheCrashFault,
     Field(discriminator="kind"),
 ]
 """One fault in a scenario's ``faults:`` list, selected by ``kind``."""
 
-FAULT_KINDS = ("partition", "latency", "slowdown", "capacity", "crash", "errors", "load", "chaos")
+FAULT_KINDS = ("partition", "latency", "slowdown", "capacity", "crash", "errors", "load", "chaos", "cache_flush",
+               "cache_crash")

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from simres.scenario.clients import ClosedArrivals, ProfileArrivals
 from simres.scenario.schema import Scenario
 from simres.scenario.services import CallPolicy
@@ -107,8 +109,31 @@ def arrival_rates(sc: Scenario, *, worst: bool = False, load: dict[str, float] |
         rates[c.target] += c.count * rate * load.get(name, 1.0) * (_attempts(c) if worst else 1)
     for name in order:
         for call in sc.services[name].handler.calls:
-            rates[call.to] += rates[name] * (_attempts(call) if worst else 1)
+            rates[call.to] += rates[name] * miss_share(call.cache, rates[name]) * (_attempts(call) if worst else 1)
     return rates
+
+
+def miss_share(cache: Any, rate: float) -> float:
+    """The steady share of lookups that miss a call's cache (1 without one), at ``rate`` lookups/s.
+
+    A fixed ``hit_ratio`` misses 1 - hit_ratio. With Zipf keys the cache is taken to hold the
+    ``capacity`` most popular keys (an LRU holds about those: an optimistic estimate); the
+    rest always miss. With a ``ttl``, a held key requested at Poisson rate r misses once per
+    renewal: a share 1 / (1 + r ttl) of its lookups. Faults (flushes, crashes) are not
+    steady state and not counted.
+    """
+    if cache is None:
+        return 1.0
+    if cache.hit_ratio is not None:
+        return 1.0 - float(cache.hit_ratio)
+    n = cache.keys.n
+    w = 1.0 / np.arange(1, n + 1, dtype=float) ** cache.keys.s
+    p = w / w.sum()
+    held = n if cache.capacity is None else min(n, cache.capacity)
+    top = p[:held]
+    if cache.ttl is None:
+        return float(1.0 - top.sum())
+    return float(np.sum(top / (1.0 + rate * top * cache.ttl)) + (1.0 - top.sum()))
 
 
 def _closed_rate(sc: Scenario, name: str, hold: dict[str, float]) -> float:

@@ -172,6 +172,14 @@ faults:
 faults:
   - {kind: chaos, service: api, at: 10, duration: 20, rate: 0.05, mix: {timeout: 1, error: 2, connection: 0}}
 """,
+    "CacheFlushFault": """\
+faults:
+  - {name: flush, kind: cache_flush, service: api, call: db, at: 20}
+""",
+    "CacheCrashFault": """\
+faults:
+  - {kind: cache_crash, service: api, at: 20, duration: 10, store: false}
+""",
     "Objective": """\
 objective:
   primary: success_rate
@@ -344,6 +352,20 @@ window: {kind: rolling, size: 10, buckets: 10}
     "RatePoint": """\
 # arrival.points of a profile
 points: [{at: 0, rate: 100}, {at: 20, rate: 300}]
+""",
+    "CacheConfig": """\
+# services.api.handler.calls.N.cache: Zipf keys, 60 s TTL, 10,000 entries, singleflight
+cache:
+  keys: {kind: zipf, n: 100000, s: 1.0}
+  ttl: 60
+  capacity: 10000
+  hit_latency: 0.0005
+  coalesce: true
+  stale_while_revalidate: 5
+""",
+    "ZipfKeys": """\
+# services.api.handler.calls.N.cache.keys
+keys: {kind: zipf, n: 100000, s: 1.2}
 """,
     "FallbackConfig": """\
 # services.api.handler.calls.N.fallback of a non-critical call

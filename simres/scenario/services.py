@@ -156,6 +156,66 @@ class FallbackConfig(_Model):
     latency: Dist = Field(default=0.0, description="Time to produce the fallback answer (seconds).")
 
 
+class ZipfKeys(_Model):
+    """Key popularity for a cache: key k (1..n) is requested with probability proportional to 1/k^s."""
+
+    kind: Literal["zipf"] = Field(default="zipf", description="The popularity model: zipf.")
+    n: int = Field(default=100_000, ge=1, le=10_000_000, description="Number of distinct keys.")
+    s: float = Field(default=1.0, ge=0, description="Zipf exponent (0 = uniform; 1 = classic web popularity).")
+
+
+class CacheConfig(_Model):
+    """A look-aside cache in front of one downstream call (memcached or Redis in front of a database).
+
+    The handler looks its request's key up before making the call: a hit answers after
+    ``hit_latency`` and makes no call; a miss makes the call and, when it succeeds, stores
+    the key. One cache per calling service and call, shared by the caller's instances (a
+    cache cluster). Either a key popularity model (``keys``, with ``ttl`` and an LRU
+    ``capacity``) or a fixed ``hit_ratio``.
+    """
+
+    keys: ZipfKeys | None = Field(
+        default=None, description="Key popularity: each request draws a key from its own stream; hits follow "
+        "from what is stored (TTL, LRU capacity, flushes).",
+    )
+    hit_ratio: float | None = Field(
+        default=None, ge=0, le=1,
+        description="A fixed hit probability instead of keys (a Bernoulli draw per request); a flush has no "
+        "lasting effect on it, a cache_crash makes every lookup miss while it lasts.",
+    )
+    ttl: PositiveFloat | None = Field(default=None, description="Seconds an entry stays fresh; none = forever.")
+    capacity: int | None = Field(default=None, ge=1, description="Entries kept (LRU eviction); none = unbounded.")
+    hit_latency: Dist = Field(default=0.0005, description="Time to answer a hit (seconds).")
+    coalesce: bool = Field(
+        default=False,
+        description="Request coalescing (Go's singleflight): concurrent misses of one key wait for the one "
+        "backend call in flight and share its outcome.",
+    )
+    stale_while_revalidate: PositiveFloat | None = Field(
+        default=None,
+        description="An entry expired less than this many seconds ago is served stale (as a hit) while one "
+        "background refresh goes to the backend (RFC 5861).",
+    )
+    prefill: bool = Field(
+        default=False,
+        description="Start warm: the most popular keys (all n, or the top capacity) are stored at time 0, so "
+        "with a ttl they all expire together (a TTL expiry wave).",
+    )
+
+    @model_validator(mode="after")
+    def _one_model(self) -> CacheConfig:
+        if (self.keys is None) == (self.hit_ratio is None):
+            raise ValueError("cache: give either keys (a popularity model) or hit_ratio (fixed), not both or none")
+        if self.hit_ratio is not None:
+            extra = [k for k in ("ttl", "capacity", "stale_while_revalidate") if getattr(self, k) is not None]
+            extra += [k for k in ("coalesce", "prefill") if getattr(self, k)]
+            if extra:
+                raise ValueError(f"cache: {', '.join(extra)} need keys (a fixed hit_ratio stores nothing)")
+        if self.stale_while_revalidate is not None and self.ttl is None:
+            raise ValueError("stale_while_revalidate: needs a ttl (entries never expire without one)")
+        return self
+
+
 class DownstreamCall(CallPolicy):
     """One downstream call made by a service's handler.
 
@@ -178,6 +238,10 @@ class DownstreamCall(CallPolicy):
         default_factory=FallbackConfig,
         description="Fallback used when a non-critical call fails.",
     )
+    cache: CacheConfig | None = Field(
+        default=None,
+        description="A cache consulted before this call: a hit answers without calling (see CacheConfig).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -193,7 +257,7 @@ class DownstreamCall(CallPolicy):
         out: dict[str, Any] = handler(self)
         # and, as CallPolicy's serializer (which this one replaces), no null for the fields added since
         # (`outlier_detection: null` and `limit: null` were in dumps before, and stay for the fingerprints)
-        for key in ("name", "hedge", "order", "connect_timeout", "read_timeout"):
+        for key in ("name", "hedge", "order", "connect_timeout", "read_timeout", "cache"):
             if out.get(key, 0) is None:
                 del out[key]
         return out
