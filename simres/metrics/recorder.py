@@ -92,6 +92,12 @@ class Recorder:
         self.ejection_sites: dict[str, str] = {}
         """Call sites with outlier ejection (component -> target service): the timeline then
         gets an ``ejected`` column, counted from their ``ejected``/``unejected`` events."""
+        self.autoscaled: dict[str, tuple[int, int]] = {}
+        """Services with autoscale -> their (desired, ready) counts at the start: the timeline then
+        gets ``desired`` and ``ready`` columns, from their ``scale`` and ``instance_*`` events."""
+        self.fixed_instances: dict[str, int] = {}
+        """With some service autoscaling, the other services' instance counts (their ``desired``
+        and ``ready`` in the timeline)."""
 
     def name(self, name: str) -> int:
         """The code of a caller, service or client name (the same name, the same code)."""
