@@ -11,7 +11,9 @@ decision, and starts or drains instances.
 - the raw recommendation is ``ceil(ready * metric / target)``, where ``metric`` is the mean
   over the ready instances (the controller's ``readyPodCount`` and usage ratio); when
   ``|metric / target - 1| <= tolerance`` the recommendation is the current replica count
-  (no change);
+  (no change); when scaling up with instances still starting, those count as idle
+  (``replica_calculator.go``'s unready pods at zero usage): the ratio over all of them must
+  still exceed ``1 + tolerance``, and the recommendation is ``ceil(current * ratio)``;
 - the recommendation is stabilised (``stabilizeRecommendationWithBehaviors``): every raw
   recommendation is kept with its time; the up recommendation is the *lowest* of those within
   ``scale_up_stabilization`` seconds (the new one included), the down recommendation the
@@ -21,8 +23,8 @@ decision, and starts or drains instances.
 - the result is clamped to ``[min, max]``.
 
 Not modelled: the HPA's scaling-rate policies (``behavior.*.policies``: by default at most
-double or +4 pods per 15 s up), its treatment of not-yet-ready pods in the usage ratio
-(here they are simply left out) and metric-collection delay.
+double or +4 pods per 15 s up), its CPU initialisation period, missing metrics, and the
+metric-collection delay.
 
 ``step`` is step scaling on the queue length (AWS Application Auto Scaling step
 adjustments): the metric is the mean queue length per ready instance; the step with the
@@ -115,6 +117,13 @@ class Autoscaler:
         ratio = metric / cfg.target
         if abs(ratio - 1.0) <= cfg.tolerance:
             return current
+        if ratio > 1.0 and current > ready > 0:
+            # Instances still starting count as idle (the HPA's unready pods when scaling up):
+            # the ratio over all of them must still ask for more, beyond the tolerance.
+            ratio = ready * metric / (current * cfg.target)
+            if ratio <= 1.0 + cfg.tolerance:
+                return current
+            return math.ceil(current * ratio)
         return math.ceil(ready * ratio)
 
     def decide(self, now: float, current: int, ready: int, metric: float) -> int:
