@@ -124,3 +124,15 @@ def test_no_columns_without_autoscale() -> None:
     res = run(sc)
     assert "ready" not in res.timeline.columns and "desired" not in res.timeline.columns
     assert not any(k.startswith("instances_") for k in res.summary)
+
+
+def test_decisions_are_logged(tmp_path: Any) -> None:
+    from simres.metrics.decisions import EVENTS, read_log
+
+    res = run(scenario(UP), decision_log=tmp_path / "d.jsonl")
+    lines = list(read_log(tmp_path / "d.jsonl"))
+    kinds = {d["event"] for d in lines}
+    assert {"scale", "instance_ready"} <= kinds <= set(EVENTS)
+    scale = [d for d in lines if d["event"] == "scale"]
+    assert len(scale) == len(events(res, "scale"))
+    assert scale[0]["metric"] == "inflight" and "desired" in scale[0]

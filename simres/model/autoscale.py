@@ -126,8 +126,7 @@ class ServiceAutoscaler:
             if extra > 0:
                 for k in sorted(self.ready, reverse=True)[:extra]:
                     self.ready.remove(k)
-                    self.recorder.event(self.env.now, "instance_drained", self.service.name,
-                                        insts[k].node, float(len(self.ready)))
+                    self._instance_event("instance_drained", insts[k].node)
                 self._changed()
 
     def _started(self, ev: Event) -> None:
@@ -142,8 +141,15 @@ class ServiceAutoscaler:
         if cold is not None:
             inst.cold_factor *= cold.factor
             Timeout(self.env, cold.duration, inst).callbacks.append(self._warm)
-        self.recorder.event(self.env.now, "instance_ready", self.service.name, inst.node, float(len(self.ready)))
+        self._instance_event("instance_ready", inst.node)
         self._changed()
+
+    def _instance_event(self, kind: str, node: str) -> None:
+        """An instance joined or left the balancers: an event, and a decision-log line."""
+        rec = self.recorder
+        rec.event(self.env.now, kind, self.service.name, node, float(len(self.ready)))
+        if rec.log is not None:
+            rec.log.emit(kind, self.env.now, self.service.name, instance=node, ready=len(self.ready))
 
     def _warm(self, ev: Event) -> None:
         inst: Instance = ev._value
