@@ -136,3 +136,18 @@ def test_decisions_are_logged(tmp_path: Any) -> None:
     scale = [d for d in lines if d["event"] == "scale"]
     assert len(scale) == len(events(res, "scale"))
     assert scale[0]["metric"] == "inflight" and "desired" in scale[0]
+
+
+@pytest.mark.parametrize("lb", ["random", "least_outstanding", "power_of_two"])
+def test_every_balancer_and_outlier_detection_skip_starting_instances(lb: str) -> None:
+    sc = scenario(UP)
+    data = sc.model_dump(mode="json", exclude_none=True)
+    data["services"]["api"]["load_balancer"] = lb
+    data["clients"]["web"]["outlier_detection"] = {"preset": "envoy"}
+    res = run(load_scenario(data))
+    ready = events(res, "instance_ready").drop_duplicates("detail")
+    assert len(ready) == 2
+    for _, ev in ready.iterrows():
+        k = int(str(ev["detail"]).rsplit("/", 1)[1])
+        t = tries(res, k)
+        assert len(t) > 0 and t["start"].min() >= ev["time"]
