@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from simres.experiments.runs import RunResult
+from simres.metrics.stats import mean_ci, paired_difference
 
 from ._helpers import client_tries, of, replicate_frames, success_share
 
@@ -65,3 +66,18 @@ def test_fast_scaling_outruns_the_storm_with_more_instances(reps: pd.DataFrame) 
     assert np.all(of(reps, "fast-scaling", "late_success") >= 0.99)
     assert np.all(of(reps, "fast-scaling", "instances_max:api") == 10.0)
     assert np.all(of(reps, "fast-scaling", "ready_at_60") >= 8.0)
+
+
+def test_intervals(reps: pd.DataFrame) -> None:
+    # 95 % t intervals over the replications (measured means 0.025, 1.000, 1.000 late
+    # success; 45 s recovery for fast-scaling; 2.41 vs 7.7 mean instances).
+    slow = mean_ci(of(reps, "slow-scaling", "late_success"))
+    assert slow.lo >= 0.0 and slow.hi < 0.06
+    for fix in ("retry-budget", "fast-scaling"):
+        gain = paired_difference(of(reps, fix, "late_success"), of(reps, "slow-scaling", "late_success"))
+        assert gain.lo > 0.9  # same seeds: the fix recovers what slow-scaling loses
+    fast = mean_ci(of(reps, "fast-scaling", "recovery_time:spike"))
+    assert fast.lo > 30.0 and fast.hi < 60.0
+    cost = paired_difference(of(reps, "fast-scaling", "instances_mean:api"),
+                             of(reps, "retry-budget", "instances_mean:api"))
+    assert cost.lo > 4.5 and cost.hi < 6.5  # fast scaling pays ~5.4 instances more on average
