@@ -151,3 +151,13 @@ def test_every_balancer_and_outlier_detection_skip_starting_instances(lb: str) -
         k = int(str(ev["detail"]).rsplit("/", 1)[1])
         t = tries(res, k)
         assert len(t) > 0 and t["start"].min() >= ev["time"]
+
+
+def test_utilization_is_over_the_ready_instances() -> None:
+    # 200 req/s x 10 ms (no cold start here): 2 busy workers of 50 per ready instance.
+    res = run(scenario({k: v for k, v in UP.items() if k != "cold_start"}))
+    tl = res.timeline
+    api = tl[(tl["service"].astype(str) == "api") & (tl["time"] < 60)]
+    ready_mean = float(api["ready"].mean())
+    assert ready_mean > 1.5
+    assert res.summary["utilization:api"] == pytest.approx(2.0 / (50 * ready_mean), rel=0.05)

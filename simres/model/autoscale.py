@@ -55,6 +55,9 @@ class ServiceAutoscaler:
         self.watchers: list[Callable[[], None]] = []
         """Each caller's re-pick, called when the ready set changes."""
         self._busy = [0.0] * n
+        self._cap = 0.0
+        """Worker-seconds of the ready instances up to ``_cap_at``."""
+        self._cap_at = 0.0
         self._at = 0.0
         recorder.autoscaled[service.name] = (cfg.min, cfg.min)
 
@@ -124,6 +127,7 @@ class ServiceAutoscaler:
                 del self.starting[k]
                 extra -= 1
             if extra > 0:
+                self._cap, self._cap_at = self.capacity_time(self.env.now), self.env.now
                 for k in sorted(self.ready, reverse=True)[:extra]:
                     self.ready.remove(k)
                     self._instance_event("instance_drained", insts[k].node)
@@ -134,6 +138,7 @@ class ServiceAutoscaler:
         if self.starting.get(k) != ticket:
             return  # cancelled by a scale-down meanwhile
         del self.starting[k]
+        self._cap, self._cap_at = self.capacity_time(self.env.now), self.env.now
         self.ready.append(k)
         self.ready.sort()
         inst = self.service.instances[k]
@@ -155,6 +160,11 @@ class ServiceAutoscaler:
         inst: Instance = ev._value
         assert self.cfg.cold_start is not None
         inst.cold_factor /= self.cfg.cold_start.factor
+
+    def capacity_time(self, now: float) -> float:
+        """Worker-seconds of the ready instances up to ``now`` (what ``utilization`` divides by)."""
+        insts = self.service.instances
+        return self._cap + (now - self._cap_at) * sum(insts[k].workers for k in self.ready)
 
     def _changed(self) -> None:
         for watch in self.watchers:

@@ -113,6 +113,7 @@ class World:
         step = self.scenario.timeline_step
         append = self.recorder.timeline_rows.append
         groups = [(name, svc.instances) for name, svc in self.services.items()]
+        scaled = {name: svc.autoscale for name, svc in self.services.items() if svc.autoscale is not None}
         last = {name: (0, 0, 0, 0, 0, 0) for name, _ in groups}
         k = 0
         while True:
@@ -136,6 +137,8 @@ class World:
                         q += len(i.queue)
                         b += i.busy
                         w += i.workers
+                if scaled and name in scaled:
+                    w = _serving_workers(scaled[name].ready, insts)
                 la, lc, le, lr, ls, lx = last[name]
                 last[name] = (a, c, e, r, s, x)
                 dc, de = c - lc, e - le
@@ -167,10 +170,23 @@ class World:
         record_unfinished(self.recorder, self.open_requests)
         return self.recorder
 
+    def capacity_seconds(self) -> dict[str, float]:
+        """Worker-seconds of the ready instances of each autoscaled service up to now."""
+        now = self.env.now
+        return {n: s.autoscale.capacity_time(now) for n, s in self.services.items() if s.autoscale is not None}
+
     def busy_seconds(self) -> dict[str, float]:
         """Worker-seconds of busy time per service over the whole run."""
         now = self.env.now
         return {n: sum(i.utilization_time(now) for i in s.instances) for n, s in self.services.items()}
+
+
+def _serving_workers(ready: list[int], insts: list[Any]) -> int:
+    """An autoscaled service's workers in service: its ready instances' and those of the
+    instances still draining (out of the balancers, holding work); not the starting or idle
+    ones of the pool, so ``utilization`` is over the capacity actually there."""
+    on = set(ready)
+    return sum(i.workers for k, i in enumerate(insts) if k in on or i.busy or i.queue)
 
 
 def build(scenario: Scenario, seed: int | None = None) -> World:
