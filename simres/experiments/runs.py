@@ -185,6 +185,23 @@ def run(
     return _run_world(sc, seed, variant, world, progress, stream, t0)
 
 
+def _utilization(sc: Scenario, snaps: dict[str, dict[str, float]], world: Any) -> dict[str, float]:
+    """Busy worker-seconds over the steady state / the worker-seconds there were: the pool's
+    for a fixed service, the ready instances' (integrated) for an autoscaled one."""
+    span = sc.duration - sc.warmup
+    cap0 = snaps.get("capacity_start", {})
+    cap1 = snaps.get("capacity_end") or world.capacity_seconds()
+    out = {}
+    for n, s in sc.services.items():
+        busy = snaps["end"][n] - snaps["start"][n]
+        if s.autoscale is not None:
+            cap = cap1[n] - cap0.get(n, 0.0)
+            out[n] = busy / cap if cap > 0 else float("nan")
+        else:
+            out[n] = busy / (span * s.workers * s.instances)
+    return out
+
+
 def _run_world(sc: Scenario, seed: int, variant: str | None, world: Any,
                progress: Callable[[float, float], None] | None, stream: str | os.PathLike[str] | None,
                t0: float) -> RunResult:
@@ -195,8 +212,10 @@ def _run_world(sc: Scenario, seed: int, variant: str | None, world: Any,
         if sc.warmup > 0:
             yield Timeout(world.env, sc.warmup)
         snaps["start"] = world.busy_seconds()
+        snaps["capacity_start"] = world.capacity_seconds()
         yield Timeout(world.env, sc.duration - sc.warmup)
         snaps["end"] = world.busy_seconds()
+        snaps["capacity_end"] = world.capacity_seconds()
 
     world.env.process(snapshot())
     if stream is not None or sc.record == "summary":
@@ -211,11 +230,7 @@ def _run_world(sc: Scenario, seed: int, variant: str | None, world: Any,
     attempts = rec.attempts_frame()
     timeline = timeline_frame(rec, attempts, sc.timeline_step)
     events = rec.events_frame()
-    span = sc.duration - sc.warmup
-    util = {
-        n: (snaps["end"][n] - snaps["start"][n]) / (span * s.workers * s.instances)
-        for n, s in sc.services.items()
-    }
+    util = _utilization(sc, snaps, world)
     summary = summarize(requests, attempts, timeline, events, warmup=sc.warmup,
                         duration=sc.duration, slo=sc.slo, breaker_links=breaker_links(sc))
     for n, u in util.items():
@@ -324,9 +339,7 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
                               breaker_links=breaker_links(sc), service_names=service_names)
         if "cache_lookups" in timeline.columns:
             cache_keys(summary, timeline, warmup=sc.warmup, duration=sc.duration)
-        span = sc.duration - sc.warmup
-        util = {n: (snaps["end"][n] - snaps["start"][n]) / (span * s.workers * s.instances)
-                for n, s in sc.services.items()}
+        util = _utilization(sc, snaps, world)
         for n, u in util.items():
             summary[f"utilization:{n}"] = u
         if hedges(sc):

@@ -47,6 +47,9 @@ EVENTS: dict[str, str] = {
     "probation": "an ejected instance is let back on probation (Finagle's failure accrual)",
     "probe_failed": "an instance on probation failed its probe and is ejected again",
     "rate_limit": "a throttling reply lowered the client rate limiter's fill rate",
+    "scale": "an autoscaler decision (desired, ready, the metric's name and value)",
+    "instance_ready": "an autoscaled instance became ready and joined the balancers (ready count)",
+    "instance_drained": "an autoscaled instance left the balancers at a scale-down (ready count)",
     "fault_start": "a fault began (kind, duration)",
     "fault_end": "a fault ended (kind)",
 }

@@ -95,6 +95,12 @@ class Recorder:
         self.caches: list[Any] = []
         """The run's :class:`~simres.model.cache.Cache` objects: the timeline then gets the
         ``cache_*`` columns from their per-bucket counters."""
+        self.autoscaled: dict[str, tuple[int, int]] = {}
+        """Services with autoscale -> their (desired, ready) counts at the start: the timeline then
+        gets ``desired`` and ``ready`` columns, from their ``scale`` and ``instance_*`` events."""
+        self.fixed_instances: dict[str, int] = {}
+        """With some service autoscaling, the other services' instance counts (their ``desired``
+        and ``ready`` in the timeline)."""
 
     def name(self, name: str) -> int:
         """The code of a caller, service or client name (the same name, the same code)."""

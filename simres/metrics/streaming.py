@@ -327,7 +327,7 @@ class StreamSummary:
             service_names: the service of each index :meth:`count_herds` was given (the
                 peak-to-mean and herd keys need it).
         """
-        from simres.metrics.summary import RATE_KEYS, _breakers
+        from simres.metrics.summary import RATE_KEYS, _autoscale, _breakers
         from simres.metrics.utilization import service_load
 
         span = self.duration - self.warmup
@@ -399,6 +399,7 @@ class StreamSummary:
                 out[f"recovery_time:{fault}"] = float(row["recovery_time"])  # type: ignore[arg-type]
         if self.herds is not None and service_names is not None:
             self._herd_keys(out, services, sorted({sites[s][1] for s in used}), service_names, events)
+        _autoscale(out, timeline, events, warmup=self.warmup, duration=self.duration)
         return out
 
     def _herd_keys(self, out: dict[str, float], services: list[str], seen: list[str],

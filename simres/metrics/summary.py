@@ -116,6 +116,7 @@ def summarize(requests: pd.DataFrame, attempts: pd.DataFrame, timeline: pd.DataF
     _faults(out, requests, attempts, events, warmup=warmup, duration=duration)
     if "cache_lookups" in timeline.columns:
         cache_keys(out, timeline, warmup=warmup, duration=duration)
+    _autoscale(out, timeline, events, warmup=warmup, duration=duration)
     return out
 
 
@@ -131,6 +132,32 @@ def cache_keys(out: dict[str, float], timeline: pd.DataFrame, *, warmup: float, 
     for svc, (lookups, hits, backend) in sums.iterrows():
         out[f"cache_hit_ratio:{svc}"] = float(hits / lookups) if lookups else np.nan
         out[f"cache_backend_load:{svc}"] = float(backend / lookups) if lookups else np.nan
+
+
+def _autoscale(out: dict[str, float], timeline: pd.DataFrame, events: pd.DataFrame, *,
+               warmup: float, duration: float) -> None:
+    """Per autoscaled service (one with ``scale`` events): ``instances_mean``/``instances_max``
+    (ready instances over the timeline buckets in ``[warmup, duration)``) and
+    ``scale_events`` (decisions in that window that changed the desired count)."""
+    if "ready" not in timeline.columns or not len(events):
+        return
+    scale = events[events["kind"].astype(str) == "scale"]
+    if not len(scale):
+        return
+    t = timeline["time"].to_numpy(dtype=float)
+    window = (t >= warmup) & (t < duration)
+    services = timeline["service"].astype(str).to_numpy()
+    for svc, ev in scale.groupby(scale["component"].astype(str), observed=True, sort=True):
+        rows = window & (services == svc)
+        ready = timeline["ready"].to_numpy(dtype=float)[rows]
+        out[f"instances_mean:{svc}"] = float(ready.mean()) if len(ready) else np.nan
+        out[f"instances_max:{svc}"] = float(ready.max()) if len(ready) else np.nan
+        desired = ev["value"].to_numpy(dtype=float)
+        times = ev["time"].to_numpy(dtype=float)
+        first = timeline.loc[services == svc, "desired"].to_numpy(dtype=float)
+        before = np.concatenate([[first[0] if len(first) else np.nan], desired[:-1]])
+        changed = (desired != before) & (times >= warmup) & (times < duration)
+        out[f"scale_events:{svc}"] = float(changed.sum())
 
 
 def _per_group(out: dict[str, float], requests: pd.DataFrame, measured: pd.DataFrame) -> None:

@@ -118,6 +118,7 @@ class CallSite:
     __slots__ = (
         "_apps",
         "_code",
+        "_full_pick",
         "_lbu",
         "_rr",
         "_throttling",
@@ -204,6 +205,12 @@ class CallSite:
         n = len(target.instances)
         self._rr = int(self._lbu() * n)  # each caller starts its rotation somewhere else
         self.pick = self._balancer(target.load_balancer, n)
+        self._full_pick = self.pick
+        """The balancer over every instance (``pick`` is re-pointed at a subset when the
+        target autoscales and not all its instances are ready)."""
+        if target.autoscale is not None:
+            target.autoscale.watchers.append(self._on_ready)
+            self._on_ready()
         self.u = uniform_sampler(stream(seed, ident, "decisions"))
         edge = f"{caller}->{target.name}"
 
@@ -274,6 +281,48 @@ class CallSite:
         if kind == "least_outstanding":
             return self._least_outstanding
         return self._power_of_two
+
+    def _on_ready(self) -> None:
+        """The target's ready instances changed: pick among them only."""
+        ready = self.target.autoscale.ready
+        if len(ready) == len(self.outstanding):
+            self._rr %= len(self.outstanding)
+            self.pick = self._full_pick
+        else:
+            self.pick = self._subset(self.target.load_balancer, list(ready))
+
+    def _subset(self, kind: str, hosts: list[int]) -> Any:
+        """The pick function for ``kind`` over the instances ``hosts`` only (Envoy's balancers
+        pick among the healthy hosts; round robin keeps counting through the subset)."""
+        k = len(hosts)
+        if k == 1:
+            only = hosts[0]
+            return lambda: only
+        u = self._lbu
+        out = self.outstanding
+        if kind == "random":
+            return lambda: hosts[int(u() * k)]
+        if kind == "round_robin":
+            def round_robin() -> int:
+                i = self._rr
+                self._rr = i + 1
+                return hosts[i % k]
+            return round_robin
+        if kind == "least_outstanding":
+            def least() -> int:
+                best = min(out[h] for h in hosts)
+                ties = [h for h in hosts if out[h] == best]
+                return ties[0] if len(ties) == 1 else ties[int(u() * len(ties))]
+            return least
+
+        def power_of_two() -> int:
+            a = int(u() * k)
+            b = int(u() * (k - 1))
+            if b >= a:
+                b += 1
+            ha, hb = hosts[a], hosts[b]
+            return ha if out[ha] <= out[hb] else hb
+        return power_of_two
 
     def _round_robin(self) -> int:
         i = self._rr

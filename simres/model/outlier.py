@@ -37,7 +37,7 @@ class OutlierCallSite(CallSite):
 
     def __init__(self, *, policy: Any, seed: int, repeat: str = "", **kw: Any) -> None:
         super().__init__(policy=policy, seed=seed, repeat=repeat, **kw)
-        self._base_pick = self.pick
+        self._base_pick = self._full_pick
         cfg: OutlierConfig = policy.outlier_detection
         self.outlier: OutlierDetector = self._detector(cfg, seed, f"call:{self.component}{repeat}")
 
@@ -76,6 +76,10 @@ class OutlierCallSite(CallSite):
         """Point ``pick`` at the balancer over the instances the detector leaves in."""
         det = det if det is not None else self.outlier
         hosts = det.candidates()
+        auto = self.target.autoscale
+        if auto is not None and len(auto.ready) < len(self.outstanding):
+            ready = auto.ready
+            hosts = list(ready) if hosts is None else ([h for h in hosts if h in ready] or list(ready))
         if hosts is None:
             self._rr %= len(self.outstanding)
             inner = self._base_pick
@@ -93,38 +97,10 @@ class OutlierCallSite(CallSite):
 
         self.pick = pick
 
-    def _subset(self, kind: str, hosts: list[int]) -> Any:
-        """The pick function for ``kind`` over the instances ``hosts`` only (Envoy's balancers
-        pick among the healthy hosts; round robin keeps counting through the subset)."""
-        k = len(hosts)
-        if k == 1:
-            only = hosts[0]
-            return lambda: only
-        u = self._lbu
-        out = self.outstanding
-        if kind == "random":
-            return lambda: hosts[int(u() * k)]
-        if kind == "round_robin":
-            def round_robin() -> int:
-                i = self._rr
-                self._rr = i + 1
-                return hosts[i % k]
-            return round_robin
-        if kind == "least_outstanding":
-            def least() -> int:
-                best = min(out[h] for h in hosts)
-                ties = [h for h in hosts if out[h] == best]
-                return ties[0] if len(ties) == 1 else ties[int(u() * len(ties))]
-            return least
-
-        def power_of_two() -> int:
-            a = int(u() * k)
-            b = int(u() * (k - 1))
-            if b >= a:
-                b += 1
-            ha, hb = hosts[a], hosts[b]
-            return ha if out[ha] <= out[hb] else hb
-        return power_of_two
+    def _on_ready(self) -> None:
+        """The target's ready instances changed: re-pick (once the detector exists)."""
+        if getattr(self, "outlier", None) is not None:
+            self._repick()
 
     def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
                 outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:

@@ -615,3 +615,5 @@ class Service:
         self.cfg = cfg
         self.load_balancer = cfg.load_balancer
         self.instances = [Instance(env, name, i, cfg, seed) for i in range(cfg.instances)]
+        self.autoscale: Any = None
+        """The service's :class:`~simres.model.autoscale.ServiceAutoscaler` (set by the world), or None."""

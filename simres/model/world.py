@@ -16,6 +16,7 @@ from simpy import Environment, Event
 from simpy.events import Timeout
 
 from simres.metrics.recorder import Recorder
+from simres.model.autoscale import ServiceAutoscaler
 from simres.model.cache import Cache, CachedSite, add_cache_columns
 from simres.model.client import ClientPopulation, record_unfinished
 from simres.model.driver import CallSite, SharedState, watch_limit
@@ -44,6 +45,13 @@ class World:
         self.open_requests: dict[int, tuple[Any, ...]] = {}
         env = self.env
         self.services = {name: Service(env, name, cfg, seed) for name, cfg in scenario.services.items()}
+        for name, cfg in scenario.services.items():
+            if cfg.autoscale is not None:
+                self.services[name].autoscale = ServiceAutoscaler(env, self.recorder, self.services[name],
+                                                                  cfg.autoscale)
+        if self.recorder.autoscaled:
+            self.recorder.fixed_instances = {name: cfg.instances for name, cfg in scenario.services.items()
+                                             if cfg.autoscale is None}
         for svc in self.services.values():
             for inst in svc.instances:
                 if inst.limiter is not None:
@@ -121,6 +129,7 @@ class World:
         step = self.scenario.timeline_step
         append = self.recorder.timeline_rows.append
         groups = [(name, svc.instances) for name, svc in self.services.items()]
+        scaled = {name: svc.autoscale for name, svc in self.services.items() if svc.autoscale is not None}
         last = {name: (0, 0, 0, 0, 0, 0) for name, _ in groups}
         k = 0
         while True:
@@ -144,6 +153,8 @@ class World:
                         q += len(i.queue)
                         b += i.busy
                         w += i.workers
+                if scaled and name in scaled:
+                    w = _serving_workers(scaled[name].ready, insts)
                 la, lc, le, lr, ls, lx = last[name]
                 last[name] = (a, c, e, r, s, x)
                 dc, de = c - lc, e - le
@@ -159,6 +170,9 @@ class World:
             pop.start()
         self.faults.schedule(list(sc.faults))
         self.env.process(self._sampler())
+        for svc in self.services.values():
+            if svc.autoscale is not None:
+                svc.autoscale.start()
         end = sc.end_time
         if progress is None and between is None:
             self.env.run(until=end)
@@ -172,10 +186,23 @@ class World:
         record_unfinished(self.recorder, self.open_requests)
         return self.recorder
 
+    def capacity_seconds(self) -> dict[str, float]:
+        """Worker-seconds of the ready instances of each autoscaled service up to now."""
+        now = self.env.now
+        return {n: s.autoscale.capacity_time(now) for n, s in self.services.items() if s.autoscale is not None}
+
     def busy_seconds(self) -> dict[str, float]:
         """Worker-seconds of busy time per service over the whole run."""
         now = self.env.now
         return {n: sum(i.utilization_time(now) for i in s.instances) for n, s in self.services.items()}
+
+
+def _serving_workers(ready: list[int], insts: list[Any]) -> int:
+    """An autoscaled service's workers in service: its ready instances' and those of the
+    instances still draining (out of the balancers, holding work); not the starting or idle
+    ones of the pool, so ``utilization`` is over the capacity actually there."""
+    on = set(ready)
+    return sum(i.workers for k, i in enumerate(insts) if k in on or i.busy or i.queue)
 
 
 def build(scenario: Scenario, seed: int | None = None) -> World:
@@ -228,7 +255,37 @@ def timeline_frame(recorder: Recorder, attempts: pd.DataFrame | None, step: floa
         tl["ejected"] = ejected_column(recorder, tl, step)
     if recorder.caches:
         add_cache_columns(tl, recorder.caches, step)
+    if recorder.autoscaled:
+        _add_instance_counts(tl, recorder, step)
     return tl
+
+
+def _add_instance_counts(tl: pd.DataFrame, recorder: Recorder, step: float) -> None:
+    """``desired`` and ``ready`` columns when some service autoscales: its counts at the end of
+    each bucket, from its ``scale`` (desired) and ``instance_ready``/``instance_drained``
+    (ready) events; a service without autoscale shows its fixed instance count."""
+    start = recorder.autoscaled
+    desired: dict[str, list[tuple[float, float]]] = {s: [(0.0, float(d))] for s, (d, _) in start.items()}
+    ready: dict[str, list[tuple[float, float]]] = {s: [(0.0, float(r))] for s, (_, r) in start.items()}
+    last_d = {s: float(d) for s, (d, _) in start.items()}
+    last_r = {s: float(r) for s, (_, r) in start.items()}
+    for t, kind, comp, value in zip(recorder.e_time, recorder.e_kind, recorder.e_component, recorder.e_value,
+                                    strict=True):
+        if comp not in start:
+            continue
+        if kind == "scale":
+            desired[comp].append((t, value - last_d[comp]))
+            last_d[comp] = value
+        elif kind == "instance_ready" or kind == "instance_drained":
+            ready[comp].append((t, value - last_r[comp]))
+            last_r[comp] = value
+    fixed = recorder.fixed_instances
+    services = tl["service"].astype(str).to_numpy()
+    base = np.array([fixed.get(s, 0) for s in services], dtype=float)
+    d = _levels_at_bucket_ends(tl, step, desired, np.nan)
+    r = _levels_at_bucket_ends(tl, step, ready, np.nan)
+    tl["desired"] = np.where(np.isnan(d), base, d).astype(np.int64)
+    tl["ready"] = np.where(np.isnan(r), base, r).astype(np.int64)
 
 
 def _levels_at_bucket_ends(tl: pd.DataFrame, step: float, changes: dict[str, list[tuple[float, float]]],

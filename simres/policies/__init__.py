@@ -8,6 +8,7 @@ only the foundations (``errors``, ``outcomes``) and pydantic/numpy; never SimPy,
 scenario, the model or anything above them.
 """
 
+from simres.policies.autoscale import AutoscaleConfig, Autoscaler
 from simres.policies.backoff import BackoffConfig, JitterConfig, Waiter
 from simres.policies.breaker import (
     BREAKER_STATES,
@@ -55,6 +56,8 @@ __all__ = [
     "SRE_ALIASES",
     "WAIT",
     "AdaptiveThrottle",
+    "AutoscaleConfig",
+    "Autoscaler",
     "BackoffConfig",
     "BreakerConfig",
     "BudgetConfig",

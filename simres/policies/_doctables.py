@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from simres.policies.autoscale import AutoscaleConfig, ColdStartConfig, ScaleStep
 from simres.policies.aws_adaptive import AdaptiveRateConfig
 from simres.policies.backoff import BackoffConfig, JitterConfig
 from simres.policies.breaker import BreakerConfig
@@ -47,6 +48,7 @@ CONFIGS: dict[str, type[BaseModel]] = {
         RatioBudgetConfig, ConcurrencyBudgetConfig, FailureRatioBudgetConfig, BreakerConfig,
         WindowConfig, BulkheadConfig, SheddingConfig, ThrottleConfig, LimitConfig, LimitWindowConfig,
         EnvoyGradientConfig, CodelConfig, HedgeConfig, OutlierConfig, AdaptiveRateConfig,
+        AutoscaleConfig, ColdStartConfig, ScaleStep,
     )
 }
 """Every policy config model whose options the document lists."""

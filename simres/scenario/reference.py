@@ -85,6 +85,12 @@ _SEMANTICS = """
 EXAMPLES: dict[str, str] = {
     "LimitConfig": "limit: {kind: gradient2, max_limit: 100}\n",
     "OutlierConfig": "outlier_detection: {preset: envoy, max_ejection_percent: 20}\n",
+    "AutoscaleConfig": """\
+autoscale: {kind: target_tracking, metric: utilization, target: 0.6, sync_period: 15, min: 2, max: 10,
+            startup_delay: 30, cold_start: {factor: 2, duration: 30}}
+""",
+    "ColdStartConfig": "cold_start: {factor: 2, duration: 30}  # in autoscale:\n",
+    "ScaleStep": "steps: [{lower: 0, change: -1}, {lower: 10, change: 0}, {lower: 50, change: 2}]  # kind: step\n",
     "LimitWindowConfig": "window: {min_time: 0.5, sample: percentile, percentile: 0.9}\n",
     "EnvoyGradientConfig": "envoy: {interval: 30, concurrency_update_interval: 0.05}  # kind: envoy_gradient\n",
     "CodelConfig": "codel: {target: 0.005, interval: 0.1}\n",

@@ -23,6 +23,7 @@ from simres.policies import (
     RetryConfig,
     SheddingConfig,
 )
+from simres.policies.autoscale import AutoscaleConfig
 from simres.policies.hedging import HedgeConfig, check_hedge_stack
 from simres.policies.limits import LimitConfig
 from simres.policies.outlier import OutlierConfig
@@ -452,3 +453,26 @@ class ServiceConfig(_Model):
         "version; a conditional write succeeds only if the version is unchanged (then increments it), "
         "otherwise it is answered with an error (a conflict).",
     )
+    autoscale: AutoscaleConfig | None = Field(
+        default=None,
+        description="Autoscaling (Kubernetes HPA target tracking, or step scaling on queue length): a pool of "
+        "max instances, min of them ready at the start; only ready instances get traffic. instances is then max.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _autoscale_pool(cls, data: Any) -> Any:
+        """With autoscale, the instances are the pool of ``max`` (``instances``, if given, must agree)."""
+        if not isinstance(data, dict) or data.get("autoscale") is None:
+            return data
+        auto = data["autoscale"]
+        if isinstance(auto, AutoscaleConfig):
+            top: Any = auto.max
+        else:
+            top = auto.get("max", 10) if isinstance(auto, dict) else None
+        if top is None:
+            return data
+        if "instances" in data and data["instances"] != top:
+            raise ValueError(f"instances: with autoscale the pool is autoscale.max ({top}) instances, "
+                             f"got instances: {data['instances']}")
+        return {**data, "instances": top}
