@@ -459,6 +459,15 @@ class ServiceConfig(_Model):
         "max instances, min of them ready at the start; only ready instances get traffic. instances is then max.",
     )
 
+    @model_serializer(mode="wrap")
+    def _drop_unset_autoscale(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # No `autoscale: null` in resolved scenarios: `show`, reports and sweep fingerprints of
+        # services that do not autoscale are unchanged.
+        out: dict[str, Any] = handler(self)
+        if out.get("autoscale", 0) is None:
+            del out["autoscale"]
+        return out
+
     @model_validator(mode="before")
     @classmethod
     def _autoscale_pool(cls, data: Any) -> Any:
