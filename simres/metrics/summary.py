@@ -117,7 +117,57 @@ def summarize(requests: pd.DataFrame, attempts: pd.DataFrame, timeline: pd.DataF
     if "cache_lookups" in timeline.columns:
         cache_keys(out, timeline, warmup=warmup, duration=duration)
     _autoscale(out, timeline, events, warmup=warmup, duration=duration)
+    _sagas(out, requests, timeline, events, warmup=warmup, duration=duration)
     return out
+
+
+SAGA_ENDS = ("saga_completed", "saga_compensated", "saga_inconsistent")
+"""The events that end a saga (see :mod:`simres.model.saga`)."""
+
+
+def _sagas(out: dict[str, float], requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataFrame, *,
+           warmup: float, duration: float) -> None:
+    """``sagas_completed``/``_compensated``/``_inconsistent`` (shares of the sagas whose request
+    started in ``[warmup, duration)``, a saga still running at the end in none of the three) and
+    ``saga_partial_time_p50``/``_p99``: from the first step's success (``saga_partial``) to the
+    saga's end, or to the run's end for an inconsistent or unfinished saga; 0 when no step succeeded.
+    Only for runs with saga events."""
+    if not len(events):
+        return
+    kinds = events["kind"].astype(str).to_numpy()
+    is_end = np.isin(kinds, SAGA_ENDS)
+    is_partial = kinds == "saga_partial"
+    if not (is_end.any() or is_partial.any()):
+        return
+    rid = events["value"].to_numpy(dtype=float)
+    times = events["time"].to_numpy(dtype=float)
+    saga_ids = set(rid[is_end | is_partial].tolist())
+    starts = requests["start"].to_numpy(dtype=float)
+    req_ids = requests["request_id"].to_numpy(dtype=float)
+    in_window = (starts >= warmup) & (starts < duration) & np.isin(req_ids, list(saga_ids))
+    measured = set(req_ids[in_window].tolist())
+    n = len(measured)
+    end_kind = {r: k for r, k in zip(rid[is_end].tolist(), kinds[is_end].tolist(), strict=True)}
+    end_time = {r: t for r, t in zip(rid[is_end].tolist(), times[is_end].tolist(), strict=True)}
+    partial_at = {r: t for r, t in zip(rid[is_partial].tolist(), times[is_partial].tolist(), strict=True)}
+    tl = np.unique(timeline["time"].to_numpy(dtype=float)) if len(timeline) else np.array([])
+    run_end = float(tl[-1] + (tl[-1] - tl[-2])) if len(tl) > 1 else float(times.max())
+    run_end = max(run_end, float(times.max()))
+    for key in SAGA_ENDS:
+        count = sum(1 for r in measured if end_kind.get(r) == key)
+        out["sagas_" + key.removeprefix("saga_")] = float(count / n) if n else np.nan
+    partial = []
+    for r in measured:
+        t0 = partial_at.get(r)
+        if t0 is None:
+            partial.append(0.0)
+            continue
+        kind = end_kind.get(r)
+        t1 = end_time[r] if kind in ("saga_completed", "saga_compensated") else run_end
+        partial.append(t1 - t0)
+    arr = np.asarray(partial, dtype=float)
+    out["saga_partial_time_p50"] = float(np.quantile(arr, 0.5)) if n else np.nan
+    out["saga_partial_time_p99"] = float(np.quantile(arr, 0.99)) if n else np.nan
 
 
 def cache_keys(out: dict[str, float], timeline: pd.DataFrame, *, warmup: float, duration: float) -> None:

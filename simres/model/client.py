@@ -19,6 +19,7 @@ from simpy.events import NORMAL, Timeout
 
 from simres.metrics.recorder import Recorder
 from simres.model.driver import INF, CallSite
+from simres.model.saga import SagaSites, run_saga
 from simres.outcomes import UNFINISHED
 from simres.rng import growing, stream, uniform_sampler
 from simres.scenario.clients import ClientConfig, ClosedArrivals, ConstantArrivals, PoissonArrivals, ProfileArrivals
@@ -112,7 +113,8 @@ class ClientPopulation:
     def __init__(self, *, env: Environment, name: str, cfg: ClientConfig, sites: list[CallSite],
                  recorder: Recorder, ids: itertools.count[int], seed: int, end: float,
                  max_load_factor: float, open_requests: dict[int, tuple[Any, ...]],
-                 min_load_factor: float = 1.0, surge_start: float = 0.0):
+                 min_load_factor: float = 1.0, surge_start: float = 0.0,
+                 sagas: list[SagaSites] | None = None):
         self.env = env
         self.name = name
         self.cfg = cfg
@@ -129,6 +131,8 @@ class ClientPopulation:
         self.min_load_factor = min_load_factor
         self.surge_start = surge_start
         self.open = open_requests
+        self.sagas = sagas
+        """With workflow: saga, each member's steps (:mod:`simres.model.saga`)."""
 
     def start(self) -> None:
         """Start every member's arrival process."""
@@ -223,6 +227,8 @@ class ClientPopulation:
         self.open[rid] = (self.name, m, site.target.name, self.cfg.priority, start)
         if self.cfg.workflow == "read_then_write":
             outcome, tries = yield from site.read_then_write(rid, self.cfg.priority)
+        elif self.sagas is not None:
+            outcome, tries = yield from run_saga(self.recorder, self.name, self.sagas[m], rid, self.cfg.priority)
         else:
             outcome, tries = yield from site.call(rid, self.cfg.priority, INF)
         del self.open[rid]

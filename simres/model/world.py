@@ -92,8 +92,23 @@ class World:
                            node_key=f"{name}#{m}" if c.count > 1 else None)
                 for m in range(c.count)
             ]
+            sagas = None
+            if c.saga is not None:
+                # One call site per member, step and compensation: policies keep state per step.
+                sagas = [
+                    [(step.name,
+                      self._site(caller=name, caller_node=name, member=m if c.count > 1 else None,
+                                 target=step.to, policy=step, depth=0,
+                                 node_key=f"{name}#{m}" if c.count > 1 else None, repeat=f"@{step.name}"),
+                      None if step.compensate is None else
+                      self._site(caller=name, caller_node=name, member=m if c.count > 1 else None,
+                                 target=step.compensate.to, policy=step.compensate, depth=0,
+                                 node_key=f"{name}#{m}" if c.count > 1 else None, repeat=f"@{step.name}~undo"))
+                     for step in c.saga.steps]
+                    for m in range(c.count)
+                ]
             self.clients[name] = ClientPopulation(
-                env=env, name=name, cfg=c, sites=sites, recorder=self.recorder, ids=self.ids,
+                env=env, name=name, cfg=c, sites=sites, recorder=self.recorder, ids=self.ids, sagas=sagas,
                 seed=seed, end=scenario.duration, max_load_factor=max_load_factor(scenario.faults, name),
                 open_requests=self.open_requests, min_load_factor=min_load_factor(scenario.faults, name),
                 surge_start=surge_start(scenario.faults, name),

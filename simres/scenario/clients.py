@@ -166,6 +166,41 @@ Arrivals = Annotated[
 ]
 
 
+class SagaCompensation(CallPolicy):
+    """The compensation of a saga step: a call with its own policy stack (e.g. retries)."""
+
+    to: str = Field(description="Service that undoes the step (e.g. inventory for a release).")
+
+
+class SagaStep(CallPolicy):
+    """One forward step of a saga: a logical call with this step's policy stack."""
+
+    name: str = Field(min_length=1, description="The step's name (unique in the saga; in the saga events).")
+    to: str = Field(description="Service the step calls.")
+    compensate: SagaCompensation | None = Field(
+        default=None,
+        description="The call that undoes this step once it succeeded, run when a later step fails; none = "
+        "nothing to undo.")
+
+
+class SagaConfig(_Model):
+    """A saga: steps run forward; when one fails (after its retries) the compensations of the steps
+    already done run in reverse order, each with its own policies."""
+
+    steps: list[SagaStep] = Field(min_length=1, description="The forward steps, in order.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SagaConfig:
+        names = [s.name for s in self.steps]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"steps: step names must be unique, repeated: {', '.join(dup)}")
+        for i, step in enumerate(self.steps):
+            if step.hedge is not None:
+                raise ValueError(f"steps.{i}.hedge: a saga step is not hedged")
+        return self
+
+
 class ClientConfig(CallPolicy):
     """A client population: ``count`` independent members with the same policy stack."""
 
@@ -181,11 +216,16 @@ class ClientConfig(CallPolicy):
         description="Priority class of its requests: critical, high, medium, low.",
     )
     throttle: ThrottleConfig | None = Field(default=None, description="Client-side adaptive throttling.")
-    workflow: Literal["call", "read_then_write"] = Field(
+    workflow: Literal["call", "read_then_write", "saga"] = Field(
         default="call",
         description="call: one logical call per request. read_then_write: against an occ_row service, read the "
-        "version then write conditionally; a conflict backs off (retry policy) and starts over with a read.",
+        "version then write conditionally; a conflict backs off (retry policy) and starts over with a read. "
+        "saga: the steps of ``saga`` (each with its own policies; the client's own are not used).",
     )
+    saga: SagaConfig | None = Field(
+        default=None,
+        description="With workflow: saga: the steps and their compensations. ``target`` names the service "
+        "the requests frame reports (usually the first step's).")
     requests_per_member: int | None = Field(
         default=None, ge=1,
         description="Closed loop only: each user stops after this many requests (e.g. 1 for 'N clients each want "
@@ -198,4 +238,8 @@ class ClientConfig(CallPolicy):
     def _hedge_needs_call_workflow(self) -> ClientConfig:
         if self.hedge is not None and self.workflow != "call":
             raise ValueError("hedge: only with workflow: call (a read_then_write round is not hedged)")
+        if self.workflow == "saga" and self.saga is None:
+            raise ValueError("saga: workflow: saga needs saga: {steps: [...]}")
+        if self.workflow != "saga" and self.saga is not None:
+            raise ValueError(f"saga: only with workflow: saga (this client has workflow: {self.workflow})")
         return self

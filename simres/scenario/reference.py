@@ -96,6 +96,18 @@ autoscale: {kind: target_tracking, metric: utilization, target: 0.6, sync_period
     "CodelConfig": "codel: {target: 0.005, interval: 0.1}\n",
     "AdaptiveRateConfig": "rate_limiter: {scope: per_client}  # in retry:, as the aws_adaptive preset sets it\n",
     "HedgeConfig": "hedge: {preset: grpc, max_attempts: 3, delay: 0.05}\n",
+    "SagaConfig": """\
+saga:  # in clients.C, with workflow: saga
+  steps:
+    - {name: reserve, to: inventory, timeout: 0.5, compensate: {to: inventory, timeout: 0.5}}
+    - name: charge
+      to: payment
+      retry: {max_attempts: 3}
+      compensate: {to: payment, retry: {max_attempts: 6, backoff: {kind: exponential, base: 0.1, cap: 1}}}
+    - {name: ship, to: shipping}
+""",
+    "SagaStep": "steps: [{name: charge, to: payment, timeout: 0.5, compensate: {to: payment}}]  # in saga:\n",
+    "SagaCompensation": "compensate: {to: payment, timeout: 0.5, retry: {max_attempts: 6}}  # in a saga step\n",
     "Scenario": """\
 name: checkout
 duration: 60

@@ -81,6 +81,14 @@ class Scenario(_Model):
             if c.workflow == "read_then_write" and self.services[c.target].resource != "occ_row":
                 raise ValueError(f"clients.{name}.workflow: read_then_write needs a target with resource: occ_row, "
                                  f"but '{c.target}' has resource: {self.services[c.target].resource}")
+            if c.saga is not None:
+                for i, step in enumerate(c.saga.steps):
+                    if step.to not in services:
+                        raise ValueError(_unknown(f"clients.{name}.saga.steps.{i}.to", step.to, services, "service"))
+                    comp = step.compensate
+                    if comp is not None and comp.to not in services:
+                        raise ValueError(_unknown(f"clients.{name}.saga.steps.{i}.compensate.to", comp.to, services,
+                                                  "service"))
             if c.requests_per_member is not None and not isinstance(c.arrival, ClosedArrivals):
                 raise ValueError(f"clients.{name}.requests_per_member: only valid with closed-loop arrivals")
             if c.stop is not None and c.stop <= c.start:

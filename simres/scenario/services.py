@@ -102,7 +102,7 @@ class CallPolicy(_Model):
         # scenarios: `show`, reports and
         # sweep fingerprints of scenarios that do not use them are unchanged.
         out: dict[str, Any] = handler(self)
-        for key in ("hedge", "outlier_detection", "order", "connect_timeout", "read_timeout"):
+        for key in ("hedge", "outlier_detection", "order", "connect_timeout", "read_timeout", "saga", "compensate"):
             if out.get(key, 0) is None:
                 del out[key]
         return out
