@@ -115,6 +115,7 @@ def with_client(**changes: Any) -> dict[str, Any]:
      "clients.shop.saga.steps.0.compensate.to: unknown service 'pya'"),
     ({"saga": {"steps": [{"name": "a", "to": "inv"}, {"name": "a", "to": "pay"}]}}, "repeated: a"),
     ({"saga": {"steps": []}}, "steps"),
+    ({"retry": {"max_attempts": 2}}, "retry: a saga client's policies go on its steps"),
 ])
 def test_schema_errors_name_the_field(client: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(")):
@@ -132,3 +133,10 @@ def test_a_saga_scenario_runs_and_summarises() -> None:
     assert set(res.attempts["service"].astype(str)) == {"inv", "pay"}
     assert "saga" not in Scenario.model_validate({**BASE, "clients": {"c": {
         "target": "inv", "arrival": {"kind": "poisson", "rate": 1}}}}).model_dump()["clients"]["c"]
+
+
+def test_a_step_breaker_gets_breaker_keys() -> None:
+    from simres.experiments.runs import breaker_links
+    data = with_client(saga={"steps": [{"name": "a", "to": "inv", "breaker": {},
+                                        "compensate": {"to": "pay", "breaker": {}}}]})
+    assert breaker_links(Scenario.model_validate(data)) == {"shop->inv", "shop->pay"}

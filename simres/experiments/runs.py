@@ -363,6 +363,10 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
 def breaker_links(scenario: Scenario) -> set[str]:
     """The ``caller->callee`` links of a scenario that have a circuit breaker."""
     links = {f"{name}->{c.target}" for name, c in scenario.clients.items() if c.breaker is not None}
+    for name, c in scenario.clients.items():
+        for step in c.saga.steps if c.saga is not None else ():
+            links |= {f"{name}->{call.to}" for call in (step, step.compensate)
+                      if call is not None and call.breaker is not None}
     for name, s in scenario.services.items():
         links |= {f"{name}->{call.to}" for call in s.handler.calls if call.breaker is not None}
     return links

@@ -201,6 +201,11 @@ class SagaConfig(_Model):
         return self
 
 
+SAGA_UNUSED = ("timeout", "connect_timeout", "read_timeout", "deadline", "retry", "breaker", "bulkhead", "limit",
+               "outlier_detection", "throttle")
+"""A client's own policy fields, which a saga client does not use (each step has its own)."""
+
+
 class ClientConfig(CallPolicy):
     """A client population: ``count`` independent members with the same policy stack."""
 
@@ -240,6 +245,11 @@ class ClientConfig(CallPolicy):
             raise ValueError("hedge: only with workflow: call (a read_then_write round is not hedged)")
         if self.workflow == "saga" and self.saga is None:
             raise ValueError("saga: workflow: saga needs saga: {steps: [...]}")
+        if self.workflow == "saga":
+            for key in SAGA_UNUSED:
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key}: a saga client's policies go on its steps (saga.steps.N.{key}, "
+                                     f"saga.steps.N.compensate.{key})")
         if self.workflow != "saga" and self.saga is not None:
             raise ValueError(f"saga: only with workflow: saga (this client has workflow: {self.workflow})")
         return self
