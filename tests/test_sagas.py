@@ -140,3 +140,10 @@ def test_a_step_breaker_gets_breaker_keys() -> None:
     data = with_client(saga={"steps": [{"name": "a", "to": "inv", "breaker": {},
                                         "compensate": {"to": "pay", "breaker": {}}}]})
     assert breaker_links(Scenario.model_validate(data)) == {"shop->inv", "shop->pay"}
+
+
+def test_preflight_counts_every_step_at_its_service() -> None:
+    from simres.scenario.preflight import arrival_rates
+    sc = Scenario.model_validate(BASE)
+    assert arrival_rates(sc) == {"inv": 5.0, "pay": 5.0}
+    assert arrival_rates(sc, worst=True) == {"inv": 5.0, "pay": 10.0}

@@ -106,7 +106,11 @@ def arrival_rates(sc: Scenario, *, worst: bool = False, load: dict[str, float] |
                 rates[c.target] += c.count * _closed_rate(sc, name, hold)
             continue
         rate = c.arrival.max_rate if isinstance(c.arrival, ProfileArrivals) else c.arrival.rate
-        rates[c.target] += c.count * rate * load.get(name, 1.0) * (_attempts(c) if worst else 1)
+        # A saga's steps each reach their own service (at most once per saga, plus retries).
+        calls: list[tuple[str, Any]] = ([(step.to, step) for step in c.saga.steps] if c.saga is not None
+                                        else [(c.target, c)])
+        for to, policy in calls:
+            rates[to] += c.count * rate * load.get(name, 1.0) * (_attempts(policy) if worst else 1)
     for name in order:
         for call in sc.services[name].handler.calls:
             rates[call.to] += rates[name] * miss_share(call.cache, rates[name]) * (_attempts(call) if worst else 1)
