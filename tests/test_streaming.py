@@ -240,3 +240,17 @@ def test_the_recovery_verdict_is_the_frames_in_summary_mode(variant: str) -> Non
             assert summ[k] == full[k] or (np.isnan(summ[k]) and np.isnan(full[k])), (seed, k)
         verdicts.append(full["recovered:trigger"])
     assert verdicts == ([0.0] * 3 if variant == "naive" else [1.0] * 3)
+
+
+def test_saga_keys_are_identical_in_summary_mode() -> None:
+    """Saga shares and partial times come from the saga events; the measured sagas from the
+    first request id at warmup: the same numbers as the frames give."""
+    from simres.scenario.loading import load_scenario
+
+    sc = load_scenario("saga-payment-partition")
+    full = runs.run(sc, seed=2, variant="no-compensation-retries").summary
+    summ = runs.run(load_scenario(sc, overrides={"record": "summary"}), seed=2,
+                    variant="no-compensation-retries").summary
+    keys = [k for k in full if k.startswith(("sagas_", "saga_"))]
+    assert len(keys) == 5 and full["sagas_inconsistent"] > 0
+    assert {k: summ[k] for k in keys} == {k: full[k] for k in keys}

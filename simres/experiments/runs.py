@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from simpy.events import Timeout
 
@@ -19,7 +20,15 @@ from simres.errors import SimresError
 from simres.metrics.hedging import hedge_summary
 from simres.metrics.recorder import Recorder
 from simres.metrics.streaming_recovery import schedule
-from simres.metrics.summary import HERD_PERIOD, HERD_WINDOW, RECOVERY_HOLD, RECOVERY_WINDOW, cache_keys, summarize
+from simres.metrics.summary import (
+    HERD_PERIOD,
+    HERD_WINDOW,
+    RECOVERY_HOLD,
+    RECOVERY_WINDOW,
+    cache_keys,
+    saga_keys,
+    summarize,
+)
 from simres.model.world import build, join_timeouts, timeline_frame, timeline_rows_frame
 from simres.progress import Progress
 from simres.rng import check_seed
@@ -344,6 +353,10 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
             summary[f"utilization:{n}"] = u
         if hedges(sc):
             summary.update(acc.hedge_summary(events))
+        if len(events):  # sagas: counted from their events; the measured ones from the first id at warmup
+            first = acc.first_measured_id
+            saga_keys(summary, timeline, events,
+                      lambda ids: ids >= first if first is not None else np.zeros(len(ids), dtype=bool))
         empty = Recorder()
         result = RunResult(
             scenario=sc, seed=seed, variant=variant, requests=empty.requests_frame(),

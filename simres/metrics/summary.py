@@ -13,6 +13,8 @@ herd metrics are anchored at the faults instead and look at all requests and tri
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -117,7 +119,10 @@ def summarize(requests: pd.DataFrame, attempts: pd.DataFrame, timeline: pd.DataF
     if "cache_lookups" in timeline.columns:
         cache_keys(out, timeline, warmup=warmup, duration=duration)
     _autoscale(out, timeline, events, warmup=warmup, duration=duration)
-    _sagas(out, requests, timeline, events, warmup=warmup, duration=duration)
+    if len(events):
+        starts = requests["start"].to_numpy(dtype=float)
+        window = requests["request_id"].to_numpy(dtype=float)[(starts >= warmup) & (starts < duration)]
+        saga_keys(out, timeline, events, lambda ids: np.isin(ids, window))
     return out
 
 
@@ -125,13 +130,15 @@ SAGA_ENDS = ("saga_completed", "saga_compensated", "saga_inconsistent")
 """The events that end a saga (see :mod:`simres.model.saga`)."""
 
 
-def _sagas(out: dict[str, float], requests: pd.DataFrame, timeline: pd.DataFrame, events: pd.DataFrame, *,
-           warmup: float, duration: float) -> None:
+def saga_keys(out: dict[str, float], timeline: pd.DataFrame, events: pd.DataFrame,
+              in_window: Callable[[np.ndarray], np.ndarray]) -> None:
     """``sagas_completed``/``_compensated``/``_inconsistent`` (shares of the sagas whose request
     started in ``[warmup, duration)``, a saga still running at the end in none of the three) and
     ``saga_partial_time_p50``/``_p99``: from the first step's success (``saga_partial``) to the
     saga's end, or to the run's end for an inconsistent or unfinished saga; 0 when no step succeeded.
-    Only for runs with saga events."""
+    Only for runs with saga events. ``in_window(ids)`` tells which request ids started in that
+    window (from the requests frame, or, in summary mode, from the first id at ``warmup``:
+    ids are handed out in start order)."""
     if not len(events):
         return
     kinds = events["kind"].astype(str).to_numpy()
@@ -141,11 +148,8 @@ def _sagas(out: dict[str, float], requests: pd.DataFrame, timeline: pd.DataFrame
         return
     rid = events["value"].to_numpy(dtype=float)
     times = events["time"].to_numpy(dtype=float)
-    saga_ids = set(rid[is_end | is_partial].tolist())
-    starts = requests["start"].to_numpy(dtype=float)
-    req_ids = requests["request_id"].to_numpy(dtype=float)
-    in_window = (starts >= warmup) & (starts < duration) & np.isin(req_ids, list(saga_ids))
-    measured = set(req_ids[in_window].tolist())
+    saga_ids = np.unique(rid[is_end | is_partial])
+    measured = set(saga_ids[in_window(saga_ids)].tolist())
     n = len(measured)
     end_kind = {r: k for r, k in zip(rid[is_end].tolist(), kinds[is_end].tolist(), strict=True)}
     end_time = {r: t for r, t in zip(rid[is_end].tolist(), times[is_end].tolist(), strict=True)}
