@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from simres.scenario.schema import Scenario
 
 
+
+
+M = TypeVar("M", bound=BaseModel)
+"""A pydantic model class (the spec :func:`validated` builds)."""
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -188,11 +192,18 @@ def validate_spec(data: Mapping[str, Any], *, source: str = "sweep") -> SweepSpe
     Types are as strict as in scenario files (:func:`check_strict_types`): ``reps: true`` or
     ``n: "5"`` are errors, not coerced.
     """
+    return validated(SweepSpec, data, source=source)
+
+
+def validated(model: type[M], data: Mapping[str, Any], *, source: str) -> M:
+    """``data`` validated into ``model`` (a sweep, tune or explore spec), as strictly typed as a
+    scenario file; any error is one :class:`SweepError` line: ``<source>: <field>: <what>``."""
     from simres.scenario.checks import check_strict_types
 
+    plain = dict(data)
     try:
-        spec = SweepSpec.model_validate(data)
-        check_strict_types(spec, data)
+        spec = model.model_validate(plain)
+        check_strict_types(spec, plain)
         return spec
     except ValidationError as e:
         err = e.errors(include_url=False)[0]

@@ -125,20 +125,9 @@ class ExploreSpec(BaseModel):
 
 def validate_explore_spec(data: Mapping[str, Any], *, source: str = "explore") -> ExploreSpec:
     """Validate a mapping into an :class:`ExploreSpec`; an error is one line naming the field."""
-    from simres.scenario.checks import check_strict_types
+    from simres.experiments.design import validated
 
-    try:
-        spec = ExploreSpec.model_validate(data)
-        check_strict_types(spec, data)
-        return spec
-    except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith(("function-", "literal[")))
-        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        msg = msg.removeprefix("Value error, ")
-        raise SweepError(f"{source}: {loc + ': ' if loc else ''}{msg}") from None
-    except ValueError as e:
-        raise SweepError(f"{source}: {e}") from None
+    return validated(ExploreSpec, data, source=source)
 
 
 def is_explore_file(path: str | os.PathLike[str]) -> bool:

@@ -46,7 +46,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from simres.errors import ScenarioError, SweepError
 from simres.experiments.choosing import RULE_METRIC, Constraint, parse_constraint
-from simres.experiments.design import RangeSpec, _check, _dtype, _encode, _Strict, yaml_has_keys
+from simres.experiments.design import RangeSpec, _check, _dtype, _encode, _Strict, validated, yaml_has_keys
 from simres.metrics.directions import direction
 from simres.progress import ProgressArg, reporter
 
@@ -129,19 +129,7 @@ class TuneSpec(_Strict):
 
 def validate_tune_spec(data: Mapping[str, Any], *, source: str = "tune") -> TuneSpec:
     """A mapping as a :class:`TuneSpec`; an error is one line naming the field."""
-    from simres.scenario.checks import check_strict_types
-
-    try:
-        spec = TuneSpec.model_validate(dict(data))
-        check_strict_types(spec, dict(data))
-        return spec
-    except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith(("function-", "literal[")))
-        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        raise SweepError(f"{source}: {loc + ': ' if loc else ''}{msg.removeprefix('Value error, ')}") from None
-    except ValueError as e:
-        raise SweepError(f"{source}: {e}") from None
+    return validated(TuneSpec, data, source=source)
 
 
 def is_tune_file(path: str | os.PathLike[str]) -> bool:
