@@ -59,6 +59,14 @@ def current_digest(file: str, given: str | None, info: Any) -> str:
     return sha
 
 
+def file_digest(sha: str | None, info: Any) -> str | None:
+    """The ``sha256`` field validator of a config with a ``file`` field: the file's digest now
+    (:func:`current_digest`), or ``sha`` as given when there is no file. Shared as
+    ``_digest = field_validator("sha256")(datafiles.file_digest)``."""
+    file = info.data.get("file")
+    return current_digest(file, sha, info) if file is not None else sha
+
+
 def _stat_key(path: Path, shown: str) -> tuple[str, int, int]:
     if not any(path.name.lower().endswith(s) for s in SUFFIXES):
         raise ValueError(f"{shown}: unknown file kind; expected one of {', '.join(SUFFIXES)}")

@@ -338,11 +338,7 @@ class Empirical(_DistBase):
         path, _, _ = datafiles.values(file, datafiles.base_dir_of(info), info.data["column"], info.data["unit"])
         return str(path)
 
-    @field_validator("sha256")
-    @classmethod
-    def _digest(cls, sha: str | None, info: ValidationInfo) -> str | None:
-        file = info.data.get("file")
-        return datafiles.current_digest(file, sha, info) if file is not None else sha
+    _digest = field_validator("sha256")(datafiles.file_digest)
 
     @model_validator(mode="after")
     def _one_source(self) -> Empirical:
@@ -451,11 +447,7 @@ class Histogram(_DistBase):
         path, _ = _histogram_rows(file, datafiles.base_dir_of(info))
         return str(path)
 
-    @field_validator("sha256")
-    @classmethod
-    def _digest(cls, sha: str | None, info: ValidationInfo) -> str | None:
-        file = info.data.get("file")
-        return datafiles.current_digest(file, sha, info) if file is not None else sha
+    _digest = field_validator("sha256")(datafiles.file_digest)
 
     @field_validator("buckets", mode="before")
     @classmethod

@@ -88,11 +88,7 @@ class ProfileArrivals(_Model):
                                       x_what="time", y_what="rate")
         return str(path)
 
-    @field_validator("sha256")
-    @classmethod
-    def _digest(cls, sha: str | None, info: ValidationInfo) -> str | None:
-        file = info.data.get("file")
-        return datafiles.current_digest(file, sha, info) if file is not None else sha
+    _digest = field_validator("sha256")(datafiles.file_digest)
 
     @field_validator("points", mode="before")
     @classmethod
