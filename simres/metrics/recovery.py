@@ -184,18 +184,25 @@ def _healthy(start: np.ndarray, ok: np.ndarray, latency: np.ndarray, lo: float, 
     far too noisy to compare with a limit directly.
     """
     sel = (start >= lo) & (start < hi)
-    n = int(sel.sum())
+    lat = latency[sel]
+    lat = lat[np.isfinite(lat)]
+    return healthy_counts(int(sel.sum()), int(ok[sel].sum()), int(lat.size), int((lat > p99_limit).sum()),
+                          reference, tolerance, allow_empty=allow_empty)
+
+
+def healthy_counts(n: int, n_ok: int, n_lat: int, n_slow: int, reference: float, tolerance: float, *,
+                   allow_empty: bool) -> bool:
+    """:func:`_healthy`'s test on counts: ``n`` requests, ``n_ok`` successes, ``n_lat`` latencies
+    of the p99 population, ``n_slow`` of them above the limit (the summary mode's histograms
+    give the same counts, :mod:`simres.metrics.streaming_recovery`)."""
     if n == 0:
         return allow_empty
     slack = max(tolerance, 3.0 * float(np.sqrt(reference * (1.0 - reference) / n)))
-    if ok[sel].sum() / n < reference - slack - EPS:
+    if n_ok / n < reference - slack - EPS:
         return False
-    lat = latency[sel]
-    lat = lat[np.isfinite(lat)]
-    if lat.size == 0:
+    if n_lat == 0:
         return False
-    slow = int((lat > p99_limit).sum())
-    return slow <= 0.01 * lat.size + 3.0 * float(np.sqrt(0.01 * 0.99 * lat.size))
+    return n_slow <= 0.01 * n_lat + 3.0 * float(np.sqrt(0.01 * 0.99 * n_lat))
 
 
 def stable_at_end(requests: pd.DataFrame, events: pd.DataFrame, *, t_end: float, warmup: float = 0.0,

@@ -31,6 +31,7 @@ import pandas as pd
 
 from simres.metrics._common import EPS, n_windows, window_index
 from simres.metrics.faults import fault_intervals
+from simres.metrics.recovery import healthy_counts
 
 
 class LogHistogram:
@@ -274,16 +275,9 @@ def _first_hold(passing: np.ndarray, need: int, grid: _Grid, limit: float, *, al
 
 def _healthy(n: int, n_ok: int, hist: LogHistogram, reference: float, tolerance: float, limit: float, *,
              allow_empty: bool) -> bool:
-    """:func:`simres.metrics.recovery._healthy` on counts and a histogram."""
-    if n == 0:
-        return allow_empty
-    slack = max(tolerance, 3.0 * float(np.sqrt(reference * (1.0 - reference) / n)))
-    if n_ok / n < reference - slack - EPS:
-        return False
-    if hist.n == 0:
-        return False
-    slow = hist.count_above(limit)
-    return slow <= 0.01 * hist.n + 3.0 * float(np.sqrt(0.01 * 0.99 * hist.n))
+    """:func:`simres.metrics.recovery.healthy_counts` with the slow count from a histogram."""
+    slow = hist.count_above(limit) if hist.n else 0
+    return healthy_counts(n, n_ok, hist.n, slow, reference, tolerance, allow_empty=allow_empty)
 
 
 def schedule(faults: Iterable[object]) -> list[tuple[float, float]]:
