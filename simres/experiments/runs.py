@@ -29,6 +29,7 @@ from simres.metrics.summary import (
     saga_keys,
     summarize,
 )
+from simres.model.replication import replica_keys
 from simres.model.world import build, join_timeouts, timeline_frame, timeline_rows_frame
 from simres.progress import Progress
 from simres.rng import check_seed
@@ -246,6 +247,8 @@ def _run_world(sc: Scenario, seed: int, variant: str | None, world: Any,
         summary[f"utilization:{n}"] = u  # exact busy-time integral beats bucket sampling
     if hedges(sc):
         summary.update(hedge_summary(requests, events, warmup=sc.warmup, duration=sc.duration))
+    if world.replication is not None:
+        replica_keys(summary, world.replication, warmup=sc.warmup, duration=sc.duration)
     return RunResult(
         scenario=sc, seed=seed, variant=variant, requests=requests, attempts=attempts,
         timeline=timeline, events=events, summary=summary,
@@ -353,6 +356,8 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
             summary[f"utilization:{n}"] = u
         if hedges(sc):
             summary.update(acc.hedge_summary(events))
+        if world.replication is not None:
+            replica_keys(summary, world.replication, warmup=sc.warmup, duration=sc.duration)
         if len(events):  # sagas: counted from their events; the measured ones from the first id at warmup
             first = acc.first_measured_id
             saga_keys(summary, timeline, events,

@@ -21,6 +21,7 @@ LOWER = (
     "throttled_rate", "breaker_open_rate", "bulkhead_full_rate", "unfinished_rate", "degraded_rate",
     "budget_denied_rate", "tries_per_request", "work_per_success", "amplification", "recovery_time",
     "herd_peak_to_mean", "herd_synchrony", "peak_to_mean",
+    "read_staleness", "stale_read_rate", "read_refused_rate", "ryw_violation_rate", "replication_lag",
 )
 """Prefixes of base names where less is better."""
 

@@ -92,6 +92,9 @@ class Recorder:
         self.ejection_sites: dict[str, str] = {}
         """Call sites with outlier ejection (component -> target service): the timeline then
         gets an ``ejected`` column, counted from their ``ejected``/``unejected`` events."""
+        self.replication: Any = None
+        """The run's :class:`~simres.model.replication.Replication` when some service is a
+        replica: the timeline then gets the replica columns."""
         self.caches: list[Any] = []
         """The run's :class:`~simres.model.cache.Cache` objects: the timeline then gets the
         ``cache_*`` columns from their per-bucket counters."""

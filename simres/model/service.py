@@ -610,10 +610,12 @@ class Service:
     host that swallows requests must look busy to its callers, not idle.
     """
 
-    def __init__(self, env: Environment, name: str, cfg: ServiceConfig, seed: int):
+    def __init__(self, env: Environment, name: str, cfg: ServiceConfig, seed: int,
+                 instance_cls: type[Instance] | None = None):
         self.name = name
         self.cfg = cfg
         self.load_balancer = cfg.load_balancer
-        self.instances = [Instance(env, name, i, cfg, seed) for i in range(cfg.instances)]
+        cls = Instance if instance_cls is None else instance_cls  # a replication subclass for primaries and replicas
+        self.instances = [cls(env, name, i, cfg, seed) for i in range(cfg.instances)]
         self.autoscale: Any = None
         """The service's :class:`~simres.model.autoscale.ServiceAutoscaler` (set by the world), or None."""

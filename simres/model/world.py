@@ -23,6 +23,14 @@ from simres.model.driver import CallSite, SharedState, watch_limit
 from simres.model.faults import FaultInjector, max_load_factor, min_load_factor, surge_start
 from simres.model.network import Network
 from simres.model.outlier import OutlierCallSite
+from simres.model.replication import (
+    LogInstance,
+    ReplicaInstance,
+    Replication,
+    Stream,
+    WriteLog,
+    add_replica_columns,
+)
 from simres.model.service import Service
 from simres.outcomes import TIMEOUT
 from simres.rng import stream
@@ -44,7 +52,15 @@ class World:
         self.ids = itertools.count()
         self.open_requests: dict[int, tuple[Any, ...]] = {}
         env = self.env
-        self.services = {name: Service(env, name, cfg, seed) for name, cfg in scenario.services.items()}
+        replicas = {n: c.replica for n, c in scenario.services.items() if c.replica is not None}
+        primaries = {r.of for r in replicas.values()}
+        self.services = {
+            name: Service(env, name, cfg, seed,
+                          LogInstance if name in primaries else ReplicaInstance if name in replicas else None)
+            for name, cfg in scenario.services.items()
+        }
+        self.replication: Replication | None = self._replication(replicas) if replicas else None
+        self.recorder.replication = self.replication
         for name, cfg in scenario.services.items():
             if cfg.autoscale is not None:
                 self.services[name].autoscale = ServiceAutoscaler(env, self.recorder, self.services[name],
@@ -116,6 +132,26 @@ class World:
         self.faults = FaultInjector(env, self.recorder, self.network, self.services, self.clients,
                                     caches=self.caches)
 
+    def _replication(self, replicas: dict[str, Any]) -> Replication:
+        """One write log per primary; one stream per replica instance, over its own network link
+        ``<primary>/0 -> <replica>/i`` (so partition and latency faults between them act on it)."""
+        rep = Replication(self.env, self.scenario.timeline_step)
+        for name, r in replicas.items():
+            log = rep.logs.get(r.of)
+            if log is None:
+                log = rep.logs[r.of] = WriteLog(r.of)
+                for inst in self.services[r.of].instances:
+                    inst.write_log = log  # type: ignore[attr-defined]
+            streams = []
+            for inst in self.services[name].instances:
+                link = self.network.link(f"{r.of}/0", inst.node, key=f"replication:{r.of}->{inst.node}")
+                s = Stream(self.env, log, link, r, node=inst.node, seed=self.seed, step=self.scenario.timeline_step)
+                inst.stream = s  # type: ignore[attr-defined]
+                log.streams.append(s)
+                streams.append(s)
+            rep.streams[name] = streams
+        return rep
+
     def attach_log(self, log: Any) -> None:
         """Send every decision of this run to ``log`` (a
         :class:`~simres.metrics.decisions.DecisionLog`): the recorder carries it to the call
@@ -185,6 +221,8 @@ class World:
             pop.start()
         self.faults.schedule(list(sc.faults))
         self.env.process(self._sampler())
+        if self.replication is not None:
+            self.replication.start()
         for svc in self.services.values():
             if svc.autoscale is not None:
                 svc.autoscale.start()
@@ -270,6 +308,8 @@ def timeline_frame(recorder: Recorder, attempts: pd.DataFrame | None, step: floa
         tl["ejected"] = ejected_column(recorder, tl, step)
     if recorder.caches:
         add_cache_columns(tl, recorder.caches, step)
+    if recorder.replication is not None:
+        add_replica_columns(tl, recorder.replication, step)
     if recorder.autoscaled:
         _add_instance_counts(tl, recorder, step)
     return tl

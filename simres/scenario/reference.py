@@ -385,6 +385,16 @@ cache:
 # services.api.handler.calls.N.cache.keys
 keys: {kind: zipf, n: 100000, s: 1.2}
 """,
+    "ReplicaConfig": """\
+# services.accounts-replica.replica: a read replica of accounts that refuses reads it cannot vouch for
+replica:
+  of: accounts
+  delay: {kind: exponential, mean: 0.02}
+  apply_time: 0.001
+  heartbeat: 0.25
+  mode: consistent
+  max_staleness: 1.0
+""",
     "FallbackConfig": """\
 # services.api.handler.calls.N.fallback of a non-critical call
 fallback: {latency: {kind: exponential, mean: 0.002}}

@@ -110,6 +110,7 @@ class Scenario(_Model):
                     raise ValueError(_unknown(f"services.{name}.handler.calls.{i}.to", call.to, services, "service"))
             s.handler.check(f"services.{name}.handler")
         _check_acyclic(self.services)
+        _check_replicas(self.services)
         self._check_closed_loops()
         nodes = services | set(self.clients)
         for i, link in enumerate(self.network.links):
@@ -221,3 +222,23 @@ def _check_acyclic(services: Mapping[str, ServiceConfig]) -> None:
 
 
 PRIORITY_ORDER = {p: i for i, p in enumerate(PRIORITIES)}
+
+
+def _check_replicas(services: dict[str, ServiceConfig]) -> None:
+    """A replica names an existing primary that is not itself a replica, and makes no calls."""
+    names = set(services)
+    for name, s in services.items():
+        r = s.replica
+        if r is None:
+            continue
+        path = f"services.{name}.replica.of"
+        if r.of not in names:
+            raise ValueError(_unknown(path, r.of, names, "service"))
+        if r.of == name:
+            raise ValueError(f"{path}: a service cannot be a replica of itself")
+        if services[r.of].replica is not None:
+            raise ValueError(f"{path}: '{r.of}' is itself a replica (of '{services[r.of].replica.of}'); "  # type: ignore[union-attr]
+                             "name the primary")
+        if s.handler.calls:
+            raise ValueError(f"services.{name}.handler.calls: a replica serves reads from its own state and makes "
+                             "no downstream calls")

@@ -406,6 +406,75 @@ class QueueConfig(_Model):
         return self
 
 
+class ReplicaConfig(_Model):
+    """A read replica of another service: reads are served from state rebuilt from that service's write log.
+
+    Event sourcing, log shipping and CQRS read models all work this way.
+
+    Every request the primary (``of``) completes successfully is a write appended to its log
+    at that instant. The primary streams each write, in order, to each replica instance over
+    the network link ``<of>/0 -> <this>/i`` (its latency, loss and faults: a ``partition``
+    between the two cuts the stream) plus ``delay``; the replica's consumer applies the
+    writes one at a time, ``apply_time`` each, so it falls behind when writes come faster
+    than it applies them. A stream that loses a message (a partition, a lost packet) stalls
+    and reconnects every ``reconnect`` seconds; then the backlog flows. Every ``heartbeat``
+    seconds the primary sends its log position, so an idle replica learns it is current.
+
+    A read is a request this service completes: its staleness is how long ago the oldest
+    write the replica has not applied was committed (0 when it has them all). With ``mode:
+    consistent`` a replica refuses (``rejected``) a read when it cannot vouch for data newer
+    than ``max_staleness`` seconds (the newest commit or heartbeat it has applied is older),
+    as a lease-based or ``maxStalenessSeconds`` read does; ``available`` always serves.
+    """
+
+    of: str = Field(description="The primary service whose successful requests are the writes.")
+    delay: Dist = Field(
+        default=0.0,
+        description="Propagation delay of each write beyond the link's latency (publish and consume: a "
+        "change-data-capture poll, a broker hop); writes still arrive in order.",
+    )
+    apply_time: Dist = Field(
+        default=0.0,
+        description="The consumer's time to apply one write (one at a time): above 1/mean writes per second "
+        "the replica falls behind.",
+    )
+    heartbeat: PositiveFloat = Field(
+        default=0.5,
+        description="Seconds between the primary's heartbeats (its log position) on each stream.",
+    )
+    reconnect: PositiveFloat = Field(
+        default=1.0,
+        description="A stalled stream (a message lost to a partition or to loss) retries every this many seconds.",
+    )
+    mode: Literal["available", "consistent"] = Field(
+        default="available",
+        description="During a partition (or any lag): available serves stale reads; consistent refuses reads "
+        "the replica cannot vouch for within max_staleness (the CAP choice).",
+    )
+    max_staleness: PositiveFloat | None = Field(
+        default=None,
+        description="mode: consistent: refuse a read when the newest commit or heartbeat the replica has "
+        "applied is older than this (seconds). Must exceed heartbeat.",
+    )
+    sessions: Literal["request"] | Annotated[int, Field(ge=1)] = Field(
+        default="request",
+        description="Read-your-writes sessions: 'request' (a request that wrote, then reads, e.g. handler steps "
+        "[primary, replica]) or N (request ids hashed into N user sessions).",
+    )
+
+    @model_validator(mode="after")
+    def _staleness_bound(self) -> ReplicaConfig:
+        if self.mode == "consistent" and self.max_staleness is None:
+            raise ValueError("max_staleness: mode: consistent needs the staleness (seconds) above which reads are "
+                             "refused")
+        if self.mode == "available" and self.max_staleness is not None:
+            raise ValueError("max_staleness: only used with mode: consistent (an available replica serves every read)")
+        if self.max_staleness is not None and self.max_staleness <= self.heartbeat:
+            raise ValueError(f"max_staleness: must exceed heartbeat ({self.heartbeat}): an idle replica's staleness "
+                             "estimate reaches the heartbeat interval, so it would refuse reads while healthy")
+        return self
+
+
 class ServiceConfig(_Model):
     """A service: instances behind a load balancer, each with workers and a queue."""
 
@@ -453,6 +522,11 @@ class ServiceConfig(_Model):
         "version; a conditional write succeeds only if the version is unchanged (then increments it), "
         "otherwise it is answered with an error (a conflict).",
     )
+    replica: ReplicaConfig | None = Field(
+        default=None,
+        description="This service is a read replica of another service's write log (see ReplicaConfig); it "
+        "makes no downstream calls.",
+    )
     autoscale: AutoscaleConfig | None = Field(
         default=None,
         description="Autoscaling (Kubernetes HPA target tracking, or step scaling on queue length): a pool of "
@@ -464,8 +538,9 @@ class ServiceConfig(_Model):
         # No `autoscale: null` in resolved scenarios: `show`, reports and sweep fingerprints of
         # services that do not autoscale are unchanged.
         out: dict[str, Any] = handler(self)
-        if out.get("autoscale", 0) is None:
-            del out["autoscale"]
+        for key in ("autoscale", "replica"):
+            if out.get(key, 0) is None:
+                del out[key]
         return out
 
     @model_validator(mode="before")
