@@ -155,3 +155,28 @@ def test_a_bounded_queue_that_never_filled_is_said_so() -> None:
         "In q, the bounded queue of api (40 per instance) never filled: no request was rejected in any replication.",
         "In r, the bounded queue of db (5 per instance) filled: 6.0 % of requests were rejected at once instead "
         "of waiting."]
+
+
+def _reps(values: dict[str, list[tuple[float, float]]]) -> pd.DataFrame:
+    """A replications frame: per variant, (success_rate, read_staleness_p99) per replicate."""
+    rows = [{"variant": v, "replicate": i, "seed": i, "success_rate": s, "read_staleness_p99:r": st}
+            for v, pairs in values.items() for i, (s, st) in enumerate(pairs)]
+    return pd.DataFrame(rows)
+
+
+def test_the_best_must_meet_the_objectives_constraints() -> None:
+    """A variant that fails ``subject_to`` never wins, however good its primary metric."""
+    from simres.scenario.objectives import Objective
+
+    df = _reps({"available": [(1.0, 27.5), (1.0, 27.7), (1.0, 27.4)],
+                "consistent": [(0.66, 0.08), (0.67, 0.09), (0.66, 0.08)],
+                "consistent-retry": [(0.97, 0.08), (0.971, 0.08), (0.969, 0.09)]})
+    obj = Objective(primary="success_rate", then=["read_staleness_p99:r"],
+                    subject_to=["read_staleness_p99:r <= 1.0"])
+    best = verdicts(df, objective=obj)[1]
+    assert best.startswith("Best on the objective: consistent-retry: available ("), best
+    assert "fails read_staleness_p99:r <= 1.0" in best
+    unconstrained = verdicts(df, objective=Objective(primary="success_rate"))[1]
+    assert unconstrained.startswith("Best on the objective: available")
+    none = verdicts(df, objective=Objective(primary="success_rate", subject_to=["read_staleness_p99:r <= 0.01"]))[1]
+    assert none.startswith("Best on the objective: none; no variant meets read_staleness_p99:r <= 0.01: ")

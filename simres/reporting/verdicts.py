@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from simres.errors import SimresError
+from simres.experiments.choosing import parse_constraint
 from simres.experiments.replications import recovery_verdicts
 from simres.metrics.directions import direction
 from simres.metrics.stats import PairedDifference, paired_difference
@@ -177,9 +178,30 @@ def _join(names: Sequence[str]) -> str:
 
 def _objective_winner(df: pd.DataFrame, ranked: Sequence[str], objective: Objective, confidence: float,
                       n: int) -> str | None:
-    """Lexicographic: the best on the primary, then among those indistinguishable from it, the next metric."""
+    """Lexicographic: the best on the primary, then among those indistinguishable from it, the next metric.
+
+    Only variants that meet every ``subject_to`` constraint on their mean over the
+    replications (as ``simres best`` does by default) can win; the others are named.
+    """
     cands = list(ranked)
     steps: list[str] = []
+    if objective.subject_to:
+        failing: list[str] = []
+        for text in objective.subject_to:
+            c = parse_constraint(text)
+            if c.metric not in df.columns:
+                return f"Best on the objective: none; the constraint {c} names a metric these runs do not have."
+            means = df.groupby("variant")[c.metric].mean()
+            bad = [v for v in cands if not c.holds(float(means.get(v, float("nan"))))]
+            failing += [f"{variant_label(v)} ({plots.metric_name(c.metric)} {format_metric(c.metric, means.get(v))})"
+                        for v in bad]
+            cands = [v for v in cands if v not in bad]
+        if not cands:
+            return (f"Best on the objective: none; no variant meets {' and '.join(objective.subject_to)}: "
+                    + "; ".join(failing) + ".")
+        if failing:
+            steps.append(f"{_join(failing)} {'fails' if len(failing) == 1 else 'fail'} "
+                         f"{' and '.join(objective.subject_to)}")
     decided: str | None = None
     for m in objective.metrics:
         if m not in df.columns or direction(m) is None or not df[m].notna().any():
