@@ -296,3 +296,16 @@ def test_headline_figure_has_two_panels(tmp_path, three_variants) -> None:
     assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
     path = plots.save_headline_figure(tmp_path / "headline.png", requests=three_variants, reps=reps, dpi=40)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_headline_of_a_replica_scenario_shows_read_staleness(three_variants) -> None:
+    """With one replica service, the right panel is the staleness of its reads (in ms), not latency."""
+    reps = pd.DataFrame({"variant": list(three_variants), "latency_p50": [0.03, 0.02, 0.01],
+                         "latency_p99": [0.3, 0.2, 0.1], "latency_p999": [0.5, 0.3, 0.2],
+                         "read_staleness_p90:r": [6.0, 0.03, 0.03], "read_staleness_p99:r": [27.5, 0.08, 2.6],
+                         "read_staleness_max:r": [29.9, 0.8, 4.8]})
+    right = plots.headline_figure(requests=three_variants, reps=reps).axes[1]
+    assert right.get_title().startswith("Read staleness at r")
+    assert [t.get_text() for t in right.get_xticklabels()] == ["p90", "p99", "max"]
+    heights = sorted(round(p.get_height()) for p in right.patches)
+    assert heights[-1] == 29900  # seconds drawn in ms

@@ -37,7 +37,7 @@ def format_metric(metric: str, value: float) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     scale, _ = plots.metric_scale(metric)
-    if metric.split(":", 1)[0].startswith("latency"):
+    if metric.split(":", 1)[0].startswith(plots.DURATIONS):
         ms = float(f"{value * scale:.3g}")  # 0.9996 s rounds to 1000 ms: say "1 s", never "1e+03 ms"
         return f"{plots.format_number(ms)} ms" if ms < 1000 else f"{plots.format_number(value)} s"
     if plots.is_share(metric):

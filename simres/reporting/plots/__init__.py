@@ -19,6 +19,7 @@ Three kinds of input:
 """
 
 from simres.reporting.plots._base import (
+    DURATIONS,
     OKABE_ITO,
     Palette,
     PlotError,
@@ -40,6 +41,7 @@ from simres.reporting.plots.timeseries import TimelineScale, herd, timeline, tim
 from simres.reporting.plots.topology import policy_lines, topology
 
 __all__ = [
+    "DURATIONS",
     "OKABE_ITO",
     "PERCENTILES",
     "Palette",

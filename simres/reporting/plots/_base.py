@@ -334,6 +334,8 @@ _NAMES = {
     "error_rate": "error rate", "timeout_rate": "timeout rate", "slo_attainment": "SLO attainment",
 }
 _PER_SECOND = ("goodput", "throughput", "tries_per_s")
+DURATIONS = ("latency", "read_staleness", "replication_lag")
+"""Prefixes of base names measured in seconds (drawn in ms, written as ``144 ms`` or ``2.5 s``)."""
 _SHARES = ("slo_attainment", "recovered", "breaker_open_share", "utilization", "herd_synchrony")
 
 
@@ -352,7 +354,7 @@ def metric_scale(metric: str) -> tuple[float, str]:
     """Display factor and axis label of a metric: latencies in ms, shares in %, rates per second."""
     base = metric.split(":", 1)[0]
     name = metric_name(metric)
-    if base.startswith("latency"):
+    if base.startswith(DURATIONS):
         return 1000.0, f"{name} (ms)"
     if is_share(metric):
         return 100.0, f"{name} (%)"
