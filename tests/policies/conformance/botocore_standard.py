@@ -77,7 +77,7 @@ def sequence(seed: int, steps: int = STEPS_PER_RUN) -> dict[str, Any]:
     """
     gen = np.random.default_rng(seed)
     service = str(gen.choice(["s3", "dynamodb"]))
-    override = int(gen.choice([0, 0, 1, 2, 5]))
+    override = int(gen.choice([0, 0, 1, 2, 5, 8]))
     p_fail = float(gen.choice([0.2, 0.5, 0.8]))
     out = []
     for _ in range(steps):
@@ -154,18 +154,31 @@ def client_result(step: dict[str, Any]) -> Any:
     return ClientError({**response[1], "ResponseMetadata": meta}, "GetItem")
 
 
+def mode_2_1(service: str) -> str:
+    """The retry preset that claims botocore's current standard mode (2.1) for ``service``."""
+    return "aws_standard_dynamodb" if service == "dynamodb" else "aws_standard"
+
+
+def mode_2_0(service: str) -> str:
+    """The retry preset that claims standard mode 2.0 (the same for every service)."""
+    return "aws_standard_2_0"
+
+
 def compare_simres(run: dict[str, Any], record: list[dict[str, Any]], preset: Callable[[str], str],
-                   check: Callable[[bool, Any], None], classify: Callable[[Any], Any] = aws_classify) -> None:
+                   check: Callable[[bool, Any], None], classify: Callable[[Any], Any] = aws_classify,
+                   overrides: dict[str, Any] | None = None) -> None:
     """Replay botocore's ``record`` of ``run`` through simres and ``check`` every decision.
 
-    ``preset(service)`` names the retry preset; its budget is the shared quota. The calls
+    ``preset(service)`` names the retry preset (``overrides`` change some of its fields,
+    to show a one-rule change is noticed); its budget is the shared quota. The calls
     start and end as botocore's did; each try's result is classified by ``classify`` from
     the value the client would return or raise, then decided as ``_settle`` decides: the
     budget sees the try end, a retryable failure asks the retry policy for a wait, and the
     budget for a token.
     """
     override = run["max_attempts"]
-    cfg = RetryConfig(preset=preset(run["service"]), **({"max_attempts": override} if override else {}))
+    kw = {"max_attempts": override} if override else {}
+    cfg = RetryConfig(preset=preset(run["service"]), **{**kw, **(overrides or {})})
     budget = cfg.budget.build()  # type: ignore[union-attr]
     calls: dict[int, dict[str, Any]] = {}
     for step, lib in zip(run["steps"], record, strict=True):

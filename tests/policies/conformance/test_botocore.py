@@ -29,7 +29,7 @@ from botocore.retries import quota, standard
 from simres.outcomes import CONNECTION, ERROR, OK, REJECTED, TIMEOUT
 from simres.realtime import aws_classify
 
-from .botocore_standard import compare_simres, run_botocore, sequence
+from .botocore_standard import compare_simres, mode_2_0, mode_2_1, run_botocore, sequence
 
 
 def botocore_handler(service: str, override: int, draws: list[float]) -> tuple[Any, Any, Any]:
@@ -46,11 +46,6 @@ def botocore_handler(service: str, override: int, draws: list[float]) -> tuple[A
                 service_name=service, throttling_detector=detector, random=lambda: draws[0])),
         retry_event_adapter=adapter, retry_quota=checker, service_name=service)
     return handler, checker, the_quota
-
-
-def mode_2_1(service: str) -> str:
-    """The preset that claims botocore's current standard mode for ``service``."""
-    return "aws_standard_dynamodb" if service == "dynamodb" else "aws_standard"
 
 
 def run_one(seed: int, check: Any, preset: Any = mode_2_1, classify: Any = aws_classify) -> None:
@@ -75,7 +70,7 @@ def test_the_comparison_notices_mode_2_0() -> None:
         bad[0] += not same
 
     for seed in range(5):
-        run_one(seed, check, preset=lambda service: "aws_standard_2_0")
+        run_one(seed, check, preset=mode_2_0)
     assert bad[0] > 0
 
 
