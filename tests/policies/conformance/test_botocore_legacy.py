@@ -1,4 +1,4 @@
-"""The ``aws_standard_2_0`` presets against botocore's standard retry mode 2.0 (an old botocore).
+"""The ``aws_standard_2_0`` preset against botocore's standard retry mode 2.0 (an old botocore).
 
 botocore moved standard mode to 2.1 (1 s / 50 ms bases, ``x-amz-retry-after``, quota
 costs 14 / throttling 5) behind the ``AWS_NEW_RETRIES_2026`` switch in 1.43.3 and for
