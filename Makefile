@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
+# botocore whose standard retry mode is still 2.0 (the aws_standard_2_0 preset), for its
+# conformance test: installed beside the venv's current botocore, never over it, and
+# imported only in a subprocess (tests/policies/conformance/test_botocore_legacy.py).
+BOTOCORE_2_0     := $(shell cat tests/policies/conformance/legacy-botocore.txt)
+BOTOCORE_2_0_DIR := $(VENV)/legacy/botocore-$(BOTOCORE_2_0)
 
-.PHONY: demo test lint bench validate reports clean help
+.PHONY: demo test lint bench validate reports clean help legacy-libs
 
 help:
 	@echo "make demo     set up .venv and run the flagship comparison report"
@@ -13,14 +18,25 @@ help:
 	@echo "make bench    run the benchmarks"
 	@echo "make validate queueing-theory validation (simres validate)"
 	@echo "make reports  regenerate the committed reports under reports/"
+	@echo "make legacy-libs  install the old library versions some conformance tests compare with"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml | $(PY) $(BOTOCORE_2_0_DIR)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Order-only above, so an existing venv gets it too; its dependencies (jmespath,
+# python-dateutil, urllib3) are the dev extras'. Installed into a temporary directory first
+# so that a failed download leaves no directory that looks installed.
+$(BOTOCORE_2_0_DIR): | $(PY)
+	rm -rf $@.tmp
+	$(PY) -m pip install --quiet --no-deps --target $@.tmp botocore==$(BOTOCORE_2_0)
+	mv $@.tmp $@
+
+legacy-libs: $(BOTOCORE_2_0_DIR)
 
 # The flagship comparison: a 4 s burst tips naive retries into a retry storm they never
 # leave; budgets, cancellation, a bounded queue or lower load recover.

@@ -87,7 +87,7 @@ def urllib3(m: Mapping) -> str:
 # ---------------------------------------------------------------------------- botocore
 
 _BOTOCORE_FORMS = {"aws_standard": "", "aws_standard_dynamodb": " (as botocore runs it for DynamoDB clients)",
-                   "aws_standard_2_0": " (botocore <= 1.42, retry mode 2.0)",
+                   "aws_standard_2_0": " (botocore <= 1.43, retry mode 2.0)",
                    "aws_adaptive": " (adaptive mode: standard mode plus the client rate limiter)"}
 
 
@@ -99,7 +99,7 @@ def botocore(m: Mapping) -> str:
     form = ""
     if m.has("retry"):
         tries = m.v("retry.max_attempts")
-        # botocore's standard mode is the aws_standard preset (its DynamoDB and 1.42 forms too): nothing but the
+        # botocore's standard mode is the aws_standard preset (its DynamoDB and mode 2.0 forms too): nothing but the
         # tries can be set
         preset = m.raw("retry.preset")
         # a client rate limiter is botocore's adaptive mode, whatever the preset

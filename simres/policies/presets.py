@@ -32,7 +32,8 @@ BUDGET_PRESETS: dict[str, dict[str, Any]] = {
         "refund": 1.0, "refund_retry_cost": True, "refill_per_request": 0.0,
         "min_tokens_to_retry": None,
     },
-    # botocore <= 1.42 RetryQuotaChecker (retry mode 2.0): RETRY_COST 5, TIMEOUT 10.
+    # botocore <= 1.43 RetryQuotaChecker (retry mode 2.0; 1.43.127 in the conformance suite):
+    # RETRY_COST 5, _TIMEOUT_RETRY_REQUEST 10 (ConnectTimeoutError, ReadTimeoutError).
     "aws_standard_2_0": {
         "kind": "token_bucket", "capacity": 500.0, "cost": 5.0, "timeout_cost": 10.0,
         "throttling_cost": None, "refund": 1.0, "refund_retry_cost": True,
@@ -135,7 +136,8 @@ RETRY_PRESETS: dict[str, dict[str, Any]] = {
     # The same for DynamoDB and DynamoDB Streams: 4 tries, 25 ms base for other errors.
     "aws_standard_dynamodb": {**_AWS_STANDARD, "max_attempts": 4,
                               "backoff": {"kind": "exponential", "base": 0.025, "cap": 20.0, "multiplier": 2.0}},
-    # AWS SDK standard mode 2.0 (botocore <= 1.42): rand() * min(2^(attempt-1), 20 s) for every
+    # AWS SDK standard mode 2.0 (botocore <= 1.43; 1.43.3 to 1.43.127 have 2.1 behind the
+    # AWS_NEW_RETRIES_2026 switch, off by default): rand() * min(2^(attempt-1), 20 s) for every
     # error, no x-amz-retry-after, quota 500 / 5 / timeout 10 / refund 1.
     "aws_standard_2_0": {
         "max_attempts": 3,

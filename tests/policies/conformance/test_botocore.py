@@ -23,40 +23,18 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
-import numpy as np
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.retries import quota, standard
 
-from simres.outcomes import CONNECTION, ERROR, OK, REJECTED, SHED, SUCCESS_OUTCOMES, TIMEOUT
-from simres.policies import RetryConfig
+from simres.outcomes import CONNECTION, ERROR, OK, REJECTED, TIMEOUT
 from simres.realtime import aws_classify
 
-
-class Response:
-    """The two attributes botocore's retry code reads from an HTTP response."""
-
-    def __init__(self, status_code: int, headers: dict[str, str]) -> None:
-        self.status_code = status_code
-        self.headers = headers
+from .botocore_standard import compare_simres, mode_2_0, mode_2_1, run_botocore, sequence
 
 
-class Operation:
-    """An operation model with no modeled errors (what the retry checkers read)."""
-
-    def __init__(self, service: str) -> None:
-        self.name = "GetItem"
-        self.error_shapes: list[Any] = []
-        self.service_model = type("ServiceModel", (), {"service_name": service})()
-
-
-NOT_FOUND, NOT_IMPLEMENTED, INVALID = "404", "501", "400"
-_REPLIES = {OK: (200, None), ERROR: (500, "InternalError"), REJECTED: (400, "ThrottlingException"),
-            SHED: (503, "SlowDown"), NOT_FOUND: (404, "NoSuchKey"),
-            NOT_IMPLEMENTED: (501, "NotImplemented"), INVALID: (400, "ValidationException")}
-
-
-def botocore_handler(service: str, max_attempts: int, draws: list[float]) -> tuple[Any, Any, Any]:
+def botocore_handler(service: str, override: int, draws: list[float]) -> tuple[Any, Any, Any]:
     """(needs_retry handler, quota checker, quota) as ``register_retry_handler`` builds them."""
+    max_attempts = override or standard._SERVICE_MAX_ATTEMPTS.get(service, standard.DEFAULT_MAX_ATTEMPTS)
     adapter = standard.RetryEventAdapter()
     detector = standard.ThrottlingErrorDetector(adapter)
     the_quota = quota.RetryQuota()
@@ -70,73 +48,10 @@ def botocore_handler(service: str, max_attempts: int, draws: list[float]) -> tup
     return handler, checker, the_quota
 
 
-def run_one(seed: int, check: Any) -> None:
-    gen = np.random.default_rng(seed)
-    service = str(gen.choice(["s3", "dynamodb"]))
-    override = int(gen.choice([0, 0, 1, 2, 5]))
-    lib_max = override or standard._SERVICE_MAX_ATTEMPTS.get(service, standard.DEFAULT_MAX_ATTEMPTS)
-    draws = [0.0]
-    operation = Operation(service)
-    handler, checker, the_quota = botocore_handler(service, lib_max, draws)
-    preset = "aws_standard_dynamodb" if service == "dynamodb" else "aws_standard"
-    cfg = RetryConfig(preset=preset, **({"max_attempts": override} if override else {}))
-    budget = cfg.budget.build()  # type: ignore[union-attr]
-    p_fail = float(gen.choice([0.2, 0.5, 0.8]))
-    calls: list[dict[str, Any]] = []
-    for _ in range(400):
-        if not calls or (len(calls) < 8 and gen.random() < 0.3):
-            budget.on_request(0.0)
-            calls.append({"ctx": {}, "attempt": 1, "rc": cfg.new_call(), "cost": None})
-            calls[-1]["rc"].on_try()
-        call = calls[int(gen.integers(len(calls)))]
-        failed = gen.random() < p_fail
-        outcome = str(gen.choice([ERROR, ERROR, TIMEOUT, CONNECTION, REJECTED, SHED, NOT_FOUND,
-                                  NOT_IMPLEMENTED, INVALID])) if failed else OK
-        hint_ms = None
-        if outcome not in (OK, TIMEOUT, CONNECTION) and gen.random() < 0.3:
-            hint_ms = int(gen.choice([int(gen.integers(0, 30_000)), -5]))
-        draws[0] = float(gen.random())
-        # -- botocore
-        response, exc = None, None
-        if outcome == TIMEOUT:
-            exc = ReadTimeoutError(endpoint_url="https://x")
-        elif outcome == CONNECTION:
-            exc = EndpointConnectionError(endpoint_url="https://x")
-        else:
-            status, code = _REPLIES[outcome]
-            headers = {} if hint_ms is None else {"x-amz-retry-after": str(hint_ms)}
-            parsed = {} if code is None else {"Error": {"Code": code}}
-            response = (Response(status, headers), parsed)
-        lib_delay = handler.needs_retry(response=response, attempts=call["attempt"], operation=operation,
-                                        caught_exception=exc, request_dict={"context": call["ctx"]})
-        if lib_delay is None and response is not None:  # after-call: the call ends with a response
-            checker.release_retry_quota(call["ctx"], response[0])
-        # -- simres: what botocore would raise (or return), classified, in _settle's order
-        if exc is None:
-            status, headers = response[0].status_code, response[0].headers  # type: ignore[index]
-            meta = {"HTTPStatusCode": status, "HTTPHeaders": headers}
-            raised: Any = ({"ResponseMetadata": meta} if status < 300
-                           else ClientError({**response[1], "ResponseMetadata": meta}, "GetItem"))  # type: ignore[index]
-        else:
-            raised = exc
-        got = aws_classify(raised)
-        sim_outcome, hint, retryable = (*got, True)[:3] if isinstance(got, tuple) else (got, None, True)
-        is_retry = call["attempt"] > 1
-        budget.on_try_end(0.0, sim_outcome, is_retry, call["cost"])
-        sim_delay = None
-        if sim_outcome not in SUCCESS_OUTCOMES and retryable:
-            delay = call["rc"].next_delay(sim_outcome, lambda: draws[0], hint)
-            if delay is not None and budget.try_acquire_retry(0.0, sim_outcome):
-                sim_delay = delay
-                call["cost"] = budget.last_cost
-        same = lib_delay == sim_delay and the_quota.available_capacity == budget.tokens
-        check(same, (seed, call["attempt"], outcome, hint_ms, lib_delay, sim_delay,
-                     the_quota.available_capacity, budget.tokens))
-        if lib_delay is None:
-            calls.remove(call)
-        else:
-            call["attempt"] += 1
-            call["rc"].on_try()
+def run_one(seed: int, check: Any, preset: Any = mode_2_1, classify: Any = aws_classify) -> None:
+    """One randomised run of 400 tries through botocore and through simres, compared."""
+    run = sequence(seed)
+    compare_simres(run, run_botocore(run, botocore_handler), preset, check, classify)
 
 
 def test_botocore_standard_mode_with_a_shared_quota(tally: Any) -> None:
@@ -147,25 +62,19 @@ def test_botocore_standard_mode_with_a_shared_quota(tally: Any) -> None:
     t.assert_clean()
 
 
-def test_the_comparison_notices_mode_2_0(monkeypatch: Any) -> None:
+def test_the_comparison_notices_mode_2_0() -> None:
     """The harness is sharp: the legacy (mode 2.0) preset diverges from current botocore."""
     bad = [0]
 
     def check(same: bool, what: Any) -> None:
         bad[0] += not same
 
-    real = RetryConfig
-
-    def legacy(*, preset: str, **kw: Any) -> RetryConfig:
-        return real(preset="aws_standard_2_0", **kw)
-
-    monkeypatch.setattr(f"{__name__}.RetryConfig", legacy)
     for seed in range(5):
-        run_one(seed, check)
+        run_one(seed, check, preset=mode_2_0)
     assert bad[0] > 0
 
 
-def test_the_comparison_notices_404_and_501_as_default_classify_sees_them(monkeypatch: Any) -> None:
+def test_the_comparison_notices_404_and_501_as_default_classify_sees_them() -> None:
     """A classifier that calls a raised 404 a success (refund) and retries a 501 diverges."""
     from simres.realtime import default_classify
 
@@ -174,9 +83,8 @@ def test_the_comparison_notices_404_and_501_as_default_classify_sees_them(monkey
     def check(same: bool, what: Any) -> None:
         bad[0] += not same
 
-    monkeypatch.setattr(f"{__name__}.aws_classify", default_classify)
     for seed in range(5):
-        run_one(seed, check)
+        run_one(seed, check, classify=default_classify)
     assert bad[0] > 0
 
 
