@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from simres.outcomes import RETRYABLE_KINDS, SUCCESS_OUTCOMES, TIMEOUT
+from simres.outcomes import CONNECT_TIMEOUT, RETRYABLE_KINDS, SUCCESS_OUTCOMES, TIMEOUT
 from simres.policies._base import PolicyModel
 from simres.policies._budget_base import _PRESET_DOC, _SCOPE_DOC, RetryBudget, Scope, _check_failure_outcomes
 
@@ -28,8 +28,9 @@ class TokenBucketBudgetConfig(PolicyModel):
     cost: float = Field(default=5.0, ge=0,
                         description="Tokens a retry takes (AWS RETRY_COST 5).")
     timeout_cost: float = Field(default=10.0, ge=0,
-                                description="Tokens a retry after a timeout takes (AWS mode 2.0: "
-                                            "10; mode 2.1 has no separate timeout cost: 14).")
+                                description="Tokens a retry after a timeout (a read or a connect "
+                                            "timeout) takes (AWS mode 2.0: 10; mode 2.1 has no separate "
+                                            "timeout cost: 14).")
     throttling_cost: float | None = Field(
         default=None, ge=0,
         description="Tokens a retry after a throttling outcome takes (AWS mode 2.1: 5); None = "
@@ -102,7 +103,7 @@ class TokenBucketBudget(RetryBudget):
         if self._thr_cost is not None and outcome in self._thr:
             cost = self._thr_cost
         else:
-            cost = self._tcost if outcome == TIMEOUT else self._cost
+            cost = self._tcost if outcome in (TIMEOUT, CONNECT_TIMEOUT) else self._cost
         tokens = self._tokens
         if cost > tokens or (self._min is not None and tokens <= self._min):
             self.retries_denied += 1

@@ -8,7 +8,14 @@ the same policy objects the simulation drives, so it may import only the foundat
 experiments, reporting or the CLI.
 """
 
-from simres.realtime.classify import Classification, Classifier, aws_classify, default_classify, http_classify
+from simres.realtime.classify import (
+    Classification,
+    Classifier,
+    aws_classify,
+    aws_classify_2_0,
+    default_classify,
+    http_classify,
+)
 from simres.realtime.errors import (
     AttemptTimeout,
     BreakerOpenError,
@@ -21,6 +28,6 @@ from simres.realtime.resilient import Resilient
 
 __all__ = [
     "AttemptTimeout", "BreakerOpenError", "BulkheadFullError", "Classification", "Classifier",
-    "ConcurrencyLimitError", "DeadlineExceeded", "Resilient", "ThrottledError", "aws_classify", "default_classify",
-    "http_classify",
+    "ConcurrencyLimitError", "DeadlineExceeded", "Resilient", "ThrottledError", "aws_classify", "aws_classify_2_0",
+    "default_classify", "http_classify",
 ]

@@ -23,6 +23,7 @@ from simres.outcomes import (
     BREAKER_OPEN,
     BULKHEAD_FULL,
     CANCELLED,
+    CONNECT_TIMEOUT,
     CONNECTION,
     REJECTED,
     SHED,
@@ -538,8 +539,12 @@ class PolicyStack:
             limiter.ignore(token)
 
     def _retry_delay(self, call: _Call, outcome: str, hint: float | None,
-                     last: BaseException | None) -> float | None:
-        """The wait before the next try, None to give up; raises DeadlineExceeded."""
+                     last: BaseException | None, shown: str | None = None) -> float | None:
+        """The wait before the next try, None to give up; raises DeadlineExceeded.
+
+        ``shown``: the try's outcome before policies judge it (a ``connect_timeout`` is judged
+        a ``connection`` failure); the retry budget prices the retry by it.
+        """
         if call.retry is None:
             return None
         now = self.clock.now()
@@ -553,7 +558,7 @@ class PolicyStack:
                 raise DeadlineExceeded(
                     f"deadline of {self.deadline} s would pass during the retry wait") from last
             if self.budget is not None:
-                if not self.budget.try_acquire_retry(now, outcome):
+                if not self.budget.try_acquire_retry(now, outcome if shown is None else shown):
                     self._event("budget_denied", call, outcome=outcome, what="retry", **self._balance())
                     return None
                 call.retry_cost = getattr(self.budget, "last_cost", None)
@@ -580,12 +585,15 @@ class PolicyStack:
         the call is over with it. One decision for the sync and asyncio entry points.
         """
         outcome, hint, retryable = self._classify(error if error is not None else result)
+        shown = outcome
+        if outcome == CONNECT_TIMEOUT:
+            outcome = CONNECTION  # what the policies judge, as in the simulation; the budget sees `shown`
         self._finish(call, attempt, outcome)
         if outcome in SUCCESS_OUTCOMES:
             if error is not None:
                 raise error
             return True, 0.0
-        delay = self._retry_delay(call, outcome, hint, error) if retryable else None
+        delay = self._retry_delay(call, outcome, hint, error, shown) if retryable else None
         if delay is None:
             if outcome == TIMEOUT:
                 self._check_deadline(call, error)

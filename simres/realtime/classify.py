@@ -16,7 +16,8 @@ failure for the breaker and refunds no budget token, but no library retries it).
   urllib, requests and urllib3 responses and errors.
 - :func:`aws_classify`: botocore's standard retry conditions (``retries/standard.py``)
   on ``ClientError`` and botocore's own exceptions, with ``x-amz-retry-after`` in
-  milliseconds; anything else goes to :func:`http_classify`.
+  milliseconds; anything else goes to :func:`http_classify`. :func:`aws_classify_2_0`:
+  the same as mode 2.0 decides (botocore <= 1.43, the ``aws_standard_2_0`` preset).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simres.outcomes import (
+    CONNECT_TIMEOUT,
     CONNECTION,
     ERROR,
     OK,
@@ -203,6 +205,9 @@ def aws_classify(value: Any) -> Classification:
     ``aws_standard`` presets clamp it to ``[t, t + 5]``). Any other ``ClientError`` (a 404,
     a 501, a 400 ``ValidationException``) -> ``error`` that is not retried and, being no
     2xx, refunds no quota token. botocore's ``ReadTimeoutError`` -> ``timeout``; its
+    ``ConnectTimeoutError`` -> ``connect_timeout`` (the policies judge it a ``connection``
+    failure, as in the simulation; a token bucket's ``timeout_cost`` applies to it, as
+    botocore's mode 2.0 quota charges its ``_TIMEOUT_EXCEPTIONS``); the rest of its
     ``ConnectionError``/``HTTPClientError`` family -> ``connection``; any other
     ``BotoCoreError`` -> ``error``, not retried. Modeled retryable errors of an operation
     model and the service-specific checks (STS ``IDPCommunicationError``, DynamoDB CRC32)
@@ -225,6 +230,8 @@ def aws_classify(value: Any) -> Classification:
             names = _mro_names(value)
             if "ReadTimeoutError" in names:
                 return TIMEOUT, None
+            if "ConnectTimeoutError" in names:
+                return CONNECT_TIMEOUT, None  # judged a connection failure; mode 2.0's quota charges it as a timeout
             if names & {"ConnectionError", "HTTPClientError"}:
                 return CONNECTION, None
             return ERROR, None, False
@@ -232,3 +239,17 @@ def aws_classify(value: Any) -> Classification:
     if isinstance(value, dict):
         return OK, None
     return http_classify(value)
+
+
+def aws_classify_2_0(value: Any) -> Classification:
+    """:func:`aws_classify` as botocore's standard mode 2.0 decides (botocore <= 1.43, the
+    ``aws_standard_2_0`` preset): a 429 whose error code is neither a throttling nor a
+    transient one is not retried (mode 2.1 added the rule that makes every 429 a throttling
+    error). Everything else as :func:`aws_classify`."""
+    response = getattr(value, "response", None) if isinstance(value, BaseException) else None
+    if isinstance(response, dict) and ("Error" in response or "ResponseMetadata" in response):
+        code = (response.get("Error") or {}).get("Code")
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        if status == THROTTLING_STATUS and code not in AWS_THROTTLING_CODES and code not in AWS_TRANSIENT_CODES:
+            return ERROR, None, False
+    return aws_classify(value)

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from simres.outcomes import CONNECTION, ERROR, OK, REJECTED, SHED, SUCCESS_OUTCOMES, TIMEOUT
+from simres.outcomes import CONNECT_TIMEOUT, CONNECTION, ERROR, OK, REJECTED, SHED, SUCCESS_OUTCOMES, TIMEOUT
 from simres.policies import RetryConfig
 from simres.realtime import aws_classify
 
@@ -39,15 +39,18 @@ MAX_IN_FLIGHT = 8
 STEPS_PER_RUN = 400
 """Tries per randomised run."""
 
-NOT_FOUND, NOT_IMPLEMENTED, INVALID = "404", "501", "400"
+NOT_FOUND, NOT_IMPLEMENTED, INVALID, TOO_MANY = "404", "501", "400", "429"
 REPLIES: dict[str, tuple[int, str | None]] = {
     OK: (200, None), ERROR: (500, "InternalError"), REJECTED: (400, "ThrottlingException"),
     SHED: (503, "SlowDown"), NOT_FOUND: (404, "NoSuchKey"),
-    NOT_IMPLEMENTED: (501, "NotImplemented"), INVALID: (400, "ValidationException")}
+    NOT_IMPLEMENTED: (501, "NotImplemented"), INVALID: (400, "ValidationException"),
+    TOO_MANY: (429, "UnrecognizedError")}
 """Status and error code of each reply a try can get (``OK`` has no error body)."""
 
-FAILURES = [ERROR, ERROR, TIMEOUT, CONNECTION, REJECTED, SHED, NOT_FOUND, NOT_IMPLEMENTED, INVALID]
-"""A failed try's result, drawn uniformly (a 500 twice as often)."""
+FAILURES = [ERROR, ERROR, TIMEOUT, CONNECT_TIMEOUT, CONNECTION, REJECTED, SHED, NOT_FOUND, NOT_IMPLEMENTED, INVALID,
+            TOO_MANY]
+"""A failed try's result, drawn uniformly (a 500 twice as often). A 429 with a code that is
+neither a throttling nor a transient one: mode 2.1 retries it as throttling, mode 2.0 not."""
 
 
 class Response:
@@ -84,7 +87,7 @@ def sequence(seed: int, steps: int = STEPS_PER_RUN) -> dict[str, Any]:
         opened, pick = float(gen.random()), float(gen.random())
         outcome = str(gen.choice(FAILURES)) if gen.random() < p_fail else OK
         hint_ms = None
-        if outcome not in (OK, TIMEOUT, CONNECTION) and gen.random() < 0.3:
+        if outcome not in (OK, TIMEOUT, CONNECT_TIMEOUT, CONNECTION) and gen.random() < 0.3:
             hint_ms = int(gen.choice([int(gen.integers(0, 30_000)), -5]))
         out.append({"open": opened, "pick": pick, "outcome": outcome, "hint_ms": hint_ms,
                     "draw": float(gen.random())})
@@ -96,6 +99,8 @@ def botocore_reply(step: dict[str, Any]) -> tuple[tuple[Response, dict[str, Any]
     outcome, hint_ms = step["outcome"], step["hint_ms"]
     if outcome == TIMEOUT:
         return None, ReadTimeoutError(endpoint_url="https://x")
+    if outcome == CONNECT_TIMEOUT:
+        return None, ConnectTimeoutError(endpoint_url="https://x")
     if outcome == CONNECTION:
         return None, EndpointConnectionError(endpoint_url="https://x")
     status, code = REPLIES[outcome]
@@ -188,12 +193,13 @@ def compare_simres(run: dict[str, Any], record: list[dict[str, Any]], preset: Ca
             call = calls[lib["call"]] = {"attempt": 1, "rc": cfg.new_call(), "cost": None}
             call["rc"].on_try()
         got = classify(client_result(step))
-        outcome, hint, retryable = (*got, True)[:3] if isinstance(got, tuple) else (got, None, True)
+        shown, hint, retryable = (*got, True)[:3] if isinstance(got, tuple) else (got, None, True)
+        outcome = CONNECTION if shown == CONNECT_TIMEOUT else shown  # judged a connection failure
         budget.on_try_end(0.0, outcome, call["attempt"] > 1, call["cost"])
         delay = None
         if outcome not in SUCCESS_OUTCOMES and retryable:
             wait = call["rc"].next_delay(outcome, lambda draw=step["draw"]: draw, hint)
-            if wait is not None and budget.try_acquire_retry(0.0, outcome):
+            if wait is not None and budget.try_acquire_retry(0.0, shown):  # priced by the try's own outcome
                 delay = wait
                 call["cost"] = budget.last_cost
         same = lib["attempt"] == call["attempt"] and lib["delay"] == delay and lib["quota"] == budget.tokens

@@ -26,7 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.retries import quota, standard
 
-from simres.outcomes import CONNECTION, ERROR, OK, REJECTED, TIMEOUT
+from simres.outcomes import CONNECT_TIMEOUT, CONNECTION, ERROR, OK, REJECTED, TIMEOUT
 from simres.realtime import aws_classify
 
 from .botocore_standard import compare_simres, mode_2_0, mode_2_1, run_botocore, sequence
@@ -105,6 +105,6 @@ def test_aws_classify_reads_botocore_errors() -> None:
     assert aws_classify(ReadTimeoutError(endpoint_url="https://x")) == (TIMEOUT, None)
     assert aws_classify(EndpointConnectionError(endpoint_url="https://x")) == (CONNECTION, None)
     from botocore.exceptions import ConnectTimeoutError, NoCredentialsError
-    assert aws_classify(ConnectTimeoutError(endpoint_url="https://x")) == (CONNECTION, None)
+    assert aws_classify(ConnectTimeoutError(endpoint_url="https://x")) == (CONNECT_TIMEOUT, None)
     assert aws_classify(NoCredentialsError()) == (ERROR, None, False)
     assert aws_classify({"ResponseMetadata": {"HTTPStatusCode": 200}}) == (OK, None)

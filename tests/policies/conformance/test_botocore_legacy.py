@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from simres.realtime import aws_classify, aws_classify_2_0
+
 from .botocore_standard import compare_simres, mode_2_0, mode_2_1, sequence
 
 HERE = Path(__file__).resolve().parent
@@ -69,11 +71,12 @@ def test_botocore_mode_2_0_with_a_shared_quota(tally: Any, legacy_runs: Any) -> 
     t = tally("botocore standard mode 2.0 (shared quota) vs retry preset aws_standard_2_0",
               f"botocore {VERSION}")
     for run, record in legacy_runs:
-        compare_simres(run, record, mode_2_0, t.check)
+        compare_simres(run, record, mode_2_0, t.check, classify=aws_classify_2_0)
     t.assert_clean()
 
 
-def divergences(legacy_runs: Any, preset: Any = mode_2_0, overrides: dict[str, Any] | None = None) -> int:
+def divergences(legacy_runs: Any, preset: Any = mode_2_0, overrides: dict[str, Any] | None = None,
+                classify: Any = aws_classify_2_0) -> int:
     """Decisions on which simres (``preset`` with ``overrides``) and the old botocore differ."""
     bad = [0]
 
@@ -81,8 +84,13 @@ def divergences(legacy_runs: Any, preset: Any = mode_2_0, overrides: dict[str, A
         bad[0] += not same
 
     for run, record in legacy_runs:
-        compare_simres(run, record, preset, check, overrides=overrides)
+        compare_simres(run, record, preset, check, classify=classify, overrides=overrides)
     return bad[0]
+
+
+def test_the_comparison_notices_the_2_1_classifier(legacy_runs: Any) -> None:
+    """Mode 2.1's classifier retries a 429 with an unknown code, which mode 2.0 does not."""
+    assert divergences(legacy_runs, classify=aws_classify) > 0
 
 
 def test_the_comparison_notices_mode_2_1(legacy_runs: Any) -> None:
