@@ -242,3 +242,14 @@ def test_summary_mode_has_the_same_replica_keys() -> None:
                                                    "ryw_violation_rate", "replication_lag_max")]
     assert len(keys) == 5
     assert {k: summ[k] for k in keys} == {k: full[k] for k in keys}
+
+
+def test_preflight_warns_when_the_consumer_cannot_keep_up_with_the_writes() -> None:
+    from simres.scenario.preflight import preflight
+
+    slow = load_scenario(scenario(replica={"apply_time": {"kind": "constant", "value": 0.025}}))
+    found = [f for f in preflight(slow) if f.path == "services.replica.replica.apply_time"]
+    assert len(found) == 1 and found[0].level == "warning"
+    assert "applies at most 40 writes/s but accounts is offered 50 req/s" in found[0].message
+    fast = load_scenario(scenario(replica={"apply_time": {"kind": "constant", "value": 0.01}}))
+    assert not [f for f in preflight(fast) if f.path.endswith("replica.apply_time")]

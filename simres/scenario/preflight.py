@@ -189,7 +189,23 @@ def _pct(x: float) -> str:
 
 def preflight(sc: Scenario) -> list[Finding]:
     """Every finding for ``sc``, warnings and notes, in a fixed order."""
-    return [*_load_findings(sc), *_policy_findings(sc), *_timing_findings(sc)]
+    return [*_load_findings(sc), *_policy_findings(sc), *_timing_findings(sc), *_replica_findings(sc)]
+
+
+def _replica_findings(sc: Scenario) -> Iterator[Finding]:
+    """A replica whose consumer applies writes slower than its primary is offered them falls
+    behind without bound: the lag grows for the whole run, fault or not."""
+    lam = arrival_rates(sc)
+    for name, s in sc.services.items():
+        r = s.replica
+        if r is None:
+            continue
+        apply = _mean(r.apply_time)
+        writes = lam.get(r.of, 0.0)  # every request the primary serves successfully is a write
+        if apply > 0 and writes * apply >= 1:
+            yield Finding("warning", f"services.{name}.replica.apply_time",
+                          f"the consumer applies at most {1 / apply:.3g} writes/s but {r.of} is offered "
+                          f"{writes:.3g} req/s (each success a write): the replication lag grows without bound")
 
 
 def warnings_of(sc: Scenario) -> list[Finding]:
