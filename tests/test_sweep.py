@@ -112,6 +112,17 @@ def test_sweep_file_loads_and_the_bundled_examples_plan(tmp_path: Path) -> None:
     assert len(plan_sweep(load_sweep(tmp_path / "doc.yaml")).points) == 4 * 3 * 50 * 5
 
 
+def test_zip_paths_valid_only_together_are_checked_together() -> None:
+    """A mode and its bound vary together in ``zip``; crossed in ``grid`` the first point
+    (mode consistent, no bound yet) is invalid and named."""
+    scenario = str(ROOT / "scenarios" / "replica-partition-cap.yaml")
+    mode, bound = "services.accounts-replica.replica.mode", "services.accounts-replica.replica.max_staleness"
+    plan = plan_sweep(SweepSpec(scenario=scenario, zip={mode: ["consistent", "available"], bound: [2.0, None]}))
+    assert [c[bound] for c in plan.combinations] == [2.0, None]
+    with pytest.raises(SweepError, match="mode: consistent needs the staleness"):
+        plan_sweep(SweepSpec(scenario=scenario, grid={mode: ["consistent"], bound: [2.0]}))
+
+
 def test_typo_or_bad_value_fails_before_any_point_runs() -> None:
     calls: list[int] = []
     with pytest.raises(SweepError, match=r"max_atempts: unknown field \(did you mean 'max_attempts'\?\)"):

@@ -308,9 +308,14 @@ def plan_sweep(spec: SweepSpec, *, source: str | None = None) -> Plan:
     combos = spec.combinations()
     sections = {p: "grid" for p in spec.grid} | {p: "zip" for p in spec.zip}
     sections |= {p: "sample" for p in (spec.sample.ranges if spec.sample else {})}
-    # Each path alone first (a typo is reported as such), then every combination.
+    # Each path alone first (a typo is reported as such), then every combination. The paths
+    # of ``zip`` vary together (fields that are only valid together, such as a mode and its
+    # bound), so they are checked together.
     for path in spec.params:
-        _check(base, {**spec.overrides, path: combos[0][path]}, f"{where}: {sections[path]}")
+        if path not in spec.zip:
+            _check(base, {**spec.overrides, path: combos[0][path]}, f"{where}: {sections[path]}")
+    if spec.zip:
+        _check(base, {**spec.overrides, **{p: combos[0][p] for p in spec.zip}}, f"{where}: zip")
     for v in variants:
         data = base if v is None else apply_overrides(base, scenario.variants[v], source=f"variant {v}")
         if v is not None:
