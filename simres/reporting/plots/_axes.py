@@ -66,6 +66,8 @@ class SweepAxis:
 
 
 def _value_text(v: Any) -> str:
+    if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v)):
+        return "null"  # a parameter left unset at this point (a `null` in the sweep), as YAML writes it
     if isinstance(v, (float, np.floating)) and not float(v).is_integer():
         return format_number(float(v))
     if isinstance(v, (float, np.floating)):
