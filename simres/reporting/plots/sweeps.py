@@ -59,6 +59,13 @@ def _points(df: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str], confi
     return pd.DataFrame(rows)
 
 
+def _tick(ticks: list[Any], value: Any) -> int:
+    """Position of ``value`` among ``ticks``; a null is the null tick (``pd.NA`` never equals itself)."""
+    if pd.isna(value):
+        return next(i for i, t in enumerate(ticks) if pd.isna(t))
+    return ticks.index(value)
+
+
 def _numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
@@ -110,6 +117,12 @@ def amplification(results: pd.DataFrame, *, x: str, metric: str = "tries_per_req
     else:  # zipped parameters: one tick per combination
         df, ticks, labels = add_levels(df, axis, nbins=6)
         xkey, numeric = axis.column, False
+    if numeric and df[xkey].isna().any():
+        # A null at some points (a field left unset there, e.g. an available replica's
+        # max_staleness) has no place on a number line: one tick per value, null last.
+        numeric = False
+        ticks = [*_sorted_values(df[xkey]), pd.NA]
+        labels = [_value_text(t) for t in ticks]
     pts = _points(df, ["variant", "_split", xkey], [metric], confidence)
     scale, label = metric_scale(metric)
     fig = _figure(6.4 if len(series) <= 4 else 8.4, 4.0)
@@ -118,7 +131,7 @@ def amplification(results: pd.DataFrame, *, x: str, metric: str = "tries_per_req
     pal = _palette(palette, variants) if len(splits) == 1 else Palette([f"{v}\x00{s}" for v, s in series])
     for v, s in series:
         p = pts.loc[(pts["variant"] == v) & (pts["_split"] == s)]
-        xs = p[xkey].to_numpy(dtype=float) if numeric else np.array([ticks.index(c) for c in p[xkey]], float)
+        xs = p[xkey].to_numpy(dtype=float) if numeric else np.array([_tick(ticks, c) for c in p[xkey]], float)
         hw = p[f"{metric}_hw"].to_numpy(dtype=float) * scale
         st = pal[v] if len(splits) == 1 else pal[f"{v}\x00{s}"]
         name = ", ".join(t for t in (variant_label(v) if (v or len(variants) > 1) else "", s) if t)
