@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from simpy import Environment, Event
+from simpy import Event
 from simpy.events import Timeout
 
 from simres.metrics.recorder import Recorder
@@ -20,6 +20,7 @@ from simres.model.autoscale import ServiceAutoscaler
 from simres.model.cache import Cache, CachedSite, add_cache_columns
 from simres.model.client import ClientPopulation, record_unfinished
 from simres.model.driver import CallSite, SharedState, watch_limit
+from simres.model.engine import Engine
 from simres.model.faults import FaultInjector, max_load_factor, min_load_factor, surge_start
 from simres.model.network import Network
 from simres.model.outlier import OutlierCallSite
@@ -37,7 +38,7 @@ class World:
     def __init__(self, scenario: Scenario, seed: int):
         self.scenario = scenario
         self.seed = seed
-        self.env = Environment()
+        self.env = Engine()
         self.recorder = Recorder()
         self.network = Network(scenario.network, seed)
         self.shared = SharedState()
