@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_right
 from collections.abc import Generator
+from functools import partial
 from heapq import heappush
 from typing import Any
 
@@ -19,6 +20,7 @@ from simpy.events import NORMAL, Timeout
 
 from simres.metrics.recorder import Recorder
 from simres.model.driver import INF, CallSite
+from simres.model.engine import Fired, new
 from simres.model.saga import SagaSites, run_saga
 from simres.outcomes import UNFINISHED
 from simres.rng import growing, stream, uniform_sampler
@@ -38,11 +40,15 @@ class _PoissonSource:
         self.fire = fire
 
     def schedule(self) -> None:
-        """Schedule the next arrival."""
-        Timeout(self.env, self.gaps() / self.lam).callbacks.append(self._arrive)
+        """Schedule the next arrival: ``Timeout(env, gaps() / lam)`` with :meth:`_arrive` as its
+        callback, made inline (one per request)."""
+        env = self.env
+        ev = new(Fired)
+        ev.callbacks = [self._arrive]
+        heappush(env._queue, (env._now + self.gaps() / self.lam, NORMAL, next(env._eid), ev))  # type: ignore[attr-defined]
 
     def _arrive(self, _ev: Event) -> None:
-        if self.env.now >= self.stop:
+        if self.env._now >= self.stop:  # type: ignore[attr-defined]
             return
         self.fire()
         self.schedule()
@@ -133,6 +139,11 @@ class ClientPopulation:
         self.open = open_requests
         self.sagas = sagas
         """With workflow: saga, each member's steps (:mod:`simres.model.saga`)."""
+        self._target = cfg.target
+        self._priority = cfg.priority
+        self._fast_done_cb = self._fast_done
+        """The bound :meth:`_fast_done`, made once (the callback of every policy-free request)."""
+        self._callback_done_cb = self._callback_done
 
     def start(self) -> None:
         """Start every member's arrival process."""
@@ -169,7 +180,7 @@ class ClientPopulation:
         # own uniform stream (drawn only while f < 1); the part of f > 1 above 1 is a second,
         # independent Poisson process (superposition) that starts with the first load fault.
         if fast:
-            fire = lambda: self._fast_request(m, site)  # noqa: E731
+            fire = partial(self._fast_request, m, site)  # a partial calls faster than a lambda
         elif site.callbacks and self.cfg.workflow == "call":
             fire = lambda: self._callback_request(m, site)  # noqa: E731
         else:
@@ -237,32 +248,33 @@ class ClientPopulation:
     def _fast_request(self, m: int, site: CallSite) -> None:
         """A request with no client policy, driven by callbacks (no SimPy process)."""
         rid = next(self.ids)
-        start = self.env.now
-        self.open[rid] = (self.name, m, site.target.name, self.cfg.priority, start)
-        job = site.send(rid, self.cfg.priority)
-        job.callbacks.append(self._fast_done)
+        start = self.env._now  # type: ignore[attr-defined]
+        self.open[rid] = (self.name, m, self._target, self._priority, start)
+        job = site.send(rid, self._priority)
+        job.callbacks.append(self._fast_done_cb)
         job.member = m
 
     def _fast_done(self, job: Any) -> None:
-        site = self.sites[job.member]
-        site.record_simple(job)
-        del self.open[job.req_id]
-        self._record(job.req_id, self._group, job.member, job.t0, self.env.now, job._value, 1)
+        self.sites[job.member].record_simple(job)
+        rid = job.req_id
+        del self.open[rid]
+        self._record(rid, self._group, job.member, job.t0, self.env._now, job._value, 1)  # type: ignore[attr-defined]
 
     def _callback_request(self, m: int, site: CallSite) -> None:
         """A request whose call runs on callbacks (:class:`~simres.model.driver.Call`): the
         same request as :meth:`_request`, without a SimPy process."""
-        start = self.env.now
+        start = self.env._now  # type: ignore[attr-defined]
         rid = next(self.ids)
-        self.open[rid] = (self.name, m, site.target.name, self.cfg.priority, start)
-        call = site.new_call(rid, self.cfg.priority, self._callback_done)
+        self.open[rid] = (self.name, m, self._target, self._priority, start)
+        call = site.new_call(rid, self._priority, self._callback_done_cb)
         call.tag = (m, start)
         call.start()
 
     def _callback_done(self, call: Any) -> None:
         m, start = call.tag
         del self.open[call.req_id]
-        self._record(call.req_id, self._group, m, start, self.env.now, call.outcome, call.attempt)
+        self._record(call.req_id, self._group, m, start, self.env._now, call.outcome,  # type: ignore[attr-defined]
+                     call.attempt)
 
     def _user(self, m: int, site: CallSite, think: Any) -> Generator[Event, Any, None]:
         env = self.env

@@ -29,6 +29,7 @@ from simpy import Environment, Event
 from simpy.events import NORMAL, PENDING, Timeout
 
 from simres.metrics.recorder import ATTEMPT_CODES, Recorder
+from simres.model.engine import Fired, new
 from simres.model.hedging import HedgedCall, hedged_process
 from simres.model.job import READ, WRITE, Job, PhasedJob
 from simres.model.rate_gate import RateGate
@@ -119,7 +120,9 @@ class CallSite:
         "_apps",
         "_code",
         "_full_pick",
+        "_instances",
         "_lbu",
+        "_next_try",
         "_rr",
         "_throttling",
         "_wheel",
@@ -261,6 +264,9 @@ class CallSite:
         self.callbacks = self.bulkhead is None and self.limiter is None and not self.outer
         """No bulkhead, limit or reordered stack: a logical call can run on callbacks (see :meth:`new_call`)."""
         a = recorder
+        self._next_try = recorder.next_try
+        self._instances = target.instances
+        """The target's instances (the service's own list, bound once)."""
         self._code = a.site(caller, target.name, depth)
         """This site's code in the recorder (its caller, service and depth)."""
         self._apps = (
@@ -444,16 +450,18 @@ class CallSite:
         """
         env = self.env
         idx = self.pick()
-        job = Job(env, req_id, priority, INF, self.back_links[idx], self.recorder.next_try())
-        job.t0 = env.now
+        job = Job(env, req_id, priority, INF, self.back_links[idx], self._next_try())
+        job.t0 = env._now  # type: ignore[attr-defined]
         job.idx = idx
         self._send(job, idx)
         return job
 
     def record_simple(self, job: Job) -> None:
         """Record the attempt row of a try made by :meth:`send` (which has now ended)."""
-        self.outstanding[job.idx] -= 1
-        self._record(job.req_id, 1, job.idx, job.t0, self.env.now, job._value, True, 0.0, job.try_id, -1, job.served)
+        idx = job.idx
+        self.outstanding[idx] -= 1
+        self._record(job.req_id, 1, idx, job.t0, self.env._now, job._value, True, 0.0,  # type: ignore[attr-defined]
+                     job.try_id, -1, job.served)
 
     def new_call(self, req_id: int, priority: str, done: Any, parent_deadline: float = INF,
                  parent: int = -1) -> Call | HedgedCall:
@@ -699,13 +707,24 @@ class CallSite:
         """Put a job on the network towards instance ``idx`` (or lose it); it is outstanding
         for this caller until the try ends (reply or timeout)."""
         self.outstanding[idx] += 1
-        d = self.out_links[idx].delay()
-        if d is not None:
-            inst = self.target.instances[idx]
-            if d > 0:
-                Timeout(self.env, d, job).callbacks.append(inst.deliver)
-            else:
-                inst.submit(job)
+        lk = self.out_links[idx]
+        if lk.blocked or lk.loss:
+            d = lk.delay()
+            if d is None:
+                return
+        elif lk.sample is None:
+            d = lk.add  # Link.delay() inlined for a link that cannot lose the message
+        else:
+            d = lk.sample() * lk.mult + lk.add
+        inst = self._instances[idx]
+        if d > 0:
+            env = self.env
+            ev = new(Fired)  # Timeout(env, d, job) with inst.deliver as its callback, made inline
+            ev.callbacks = [inst.deliver]
+            ev._value = job
+            heappush(env._queue, (env._now + d, NORMAL, next(env._eid), ev))  # type: ignore[attr-defined]
+        else:
+            inst.submit(job)
 
     def _start_try(self, req_id: int, priority: str, deadline_at: float, parent: int = -1,
                    op: int = 0, version: int = 0) -> Job:
