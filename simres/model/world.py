@@ -7,13 +7,13 @@ to ``duration + drain`` (optionally reporting progress) and returns the recorder
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from simpy import Event
-from simpy.events import Timeout
+from simpy.events import URGENT, Timeout
 
 from simres.metrics.recorder import Recorder
 from simres.model.autoscale import ServiceAutoscaler
@@ -136,46 +136,6 @@ class World:
             seed=self.seed, shared=self.shared, throttle_cfg=throttle, node_key=node_key, repeat=repeat,
         )
 
-    def _sampler(self) -> Generator[Event, Any, None]:
-        """Sample every service's state at the end of each timeline bucket.
-
-        Counters are cumulative on each instance and differenced here, so the per-request
-        path only increments integers.
-        """
-        step = self.scenario.timeline_step
-        append = self.recorder.timeline_rows.append
-        groups = [(name, svc.instances) for name, svc in self.services.items()]
-        scaled = {name: svc.autoscale for name, svc in self.services.items() if svc.autoscale is not None}
-        last = {name: (0, 0, 0, 0, 0, 0) for name, _ in groups}
-        k = 0
-        while True:
-            yield Timeout(self.env, step)
-            t = k * step
-            k += 1
-            for name, insts in groups:
-                if len(insts) == 1:
-                    i = insts[0]
-                    a, c, e, r, s, x = i.arrivals, i.completions, i.errors, i.rejected, i.shed, i.cancelled
-                    q, b, w = len(i.queue), i.busy, i.workers
-                else:
-                    a = c = e = r = s = x = q = b = w = 0
-                    for i in insts:
-                        a += i.arrivals
-                        c += i.completions
-                        e += i.errors
-                        r += i.rejected
-                        s += i.shed
-                        x += i.cancelled
-                        q += len(i.queue)
-                        b += i.busy
-                        w += i.workers
-                if scaled and name in scaled:
-                    w = _serving_workers(scaled[name].ready, insts)
-                la, lc, le, lr, ls, lx = last[name]
-                last[name] = (a, c, e, r, s, x)
-                dc, de = c - lc, e - le
-                append((t, name, a - la, dc, dc - min(dc, de), de, 0, r - lr, s - ls, x - lx, q, b, q + b, w))
-
     def run(self, progress: Progress | None = None, chunks: int = 50,
             between: Callable[[], None] | None = None) -> Recorder:
         """Run to the end of the drain period; ``progress(now, end)`` and ``between()`` (the
@@ -185,7 +145,7 @@ class World:
         for pop in self.clients.values():
             pop.start()
         self.faults.schedule(list(sc.faults))
-        self.env.process(self._sampler())
+        _TimelineSampler(self)
         for svc in self.services.values():
             if svc.autoscale is not None:
                 svc.autoscale.start()
@@ -211,6 +171,65 @@ class World:
         """Worker-seconds of busy time per service over the whole run."""
         now = self.env.now
         return {n: sum(i.utilization_time(now) for i in s.instances) for n, s in self.services.items()}
+
+
+class _TimelineSampler:
+    """Sample every service's state at the end of each timeline bucket.
+
+    Counters are cumulative on each instance and differenced here, so the per-request path
+    only increments integers. Runs on Timeout callbacks (a run of 10^5 simulated seconds
+    has 10^5 buckets): the same events, made at the same points, as the process it
+    replaces, which started with an urgent event (its initialisation) and then, at each
+    bucket's end, sampled and made the next bucket's Timeout.
+    """
+
+    __slots__ = ("append", "env", "groups", "k", "last", "scaled", "step")
+
+    def __init__(self, world: World) -> None:
+        env = self.env = world.env
+        self.step = world.scenario.timeline_step
+        self.append = world.recorder.timeline_rows.append
+        self.groups = [(name, svc.instances) for name, svc in world.services.items()]
+        self.scaled = {name: svc.autoscale for name, svc in world.services.items() if svc.autoscale is not None}
+        self.last = {name: (0, 0, 0, 0, 0, 0) for name, _ in self.groups}
+        self.k = 0
+        start = Event(env)  # where the process's initialisation event was (urgent, now)
+        start.callbacks.append(self._arm)
+        start._ok = True
+        start._value = None
+        env.schedule(start, URGENT)
+
+    def _arm(self, _ev: Event) -> None:
+        Timeout(self.env, self.step).callbacks.append(self._sample)
+
+    def _sample(self, _ev: Event) -> None:
+        t = self.k * self.step
+        self.k += 1
+        append, scaled, last = self.append, self.scaled, self.last
+        for name, insts in self.groups:
+            if len(insts) == 1:
+                i = insts[0]
+                a, c, e, r, s, x = i.arrivals, i.completions, i.errors, i.rejected, i.shed, i.cancelled
+                q, b, w = len(i.queue), i.busy, i.workers
+            else:
+                a = c = e = r = s = x = q = b = w = 0
+                for i in insts:
+                    a += i.arrivals
+                    c += i.completions
+                    e += i.errors
+                    r += i.rejected
+                    s += i.shed
+                    x += i.cancelled
+                    q += len(i.queue)
+                    b += i.busy
+                    w += i.workers
+            if scaled and name in scaled:
+                w = _serving_workers(scaled[name].ready, insts)
+            la, lc, le, lr, ls, lx = last[name]
+            last[name] = (a, c, e, r, s, x)
+            dc, de = c - lc, e - le
+            append((t, name, a - la, dc, dc - min(dc, de), de, 0, r - lr, s - ls, x - lx, q, b, q + b, w))
+        self._arm(_ev)
 
 
 def _serving_workers(ready: list[int], insts: list[Any]) -> int:
