@@ -18,13 +18,15 @@ from typing import Any
 from simpy import Environment, Event
 from simpy.events import NORMAL, Timeout
 
-from simres.metrics.recorder import Recorder
+from simres.metrics.recorder import REQUEST_CODES, REQUEST_ROW, Recorder
 from simres.model.driver import INF, CallSite
 from simres.model.engine import Fired, new
 from simres.model.saga import SagaSites, run_saga
 from simres.outcomes import UNFINISHED
 from simres.rng import growing, stream, uniform_sampler
 from simres.scenario.clients import ClientConfig, ClosedArrivals, ConstantArrivals, PoissonArrivals, ProfileArrivals
+
+_REQUEST_ROW = REQUEST_ROW.pack
 
 
 class _PoissonSource:
@@ -48,10 +50,13 @@ class _PoissonSource:
         heappush(env._queue, (env._now + self.gaps() / self.lam, NORMAL, next(env._eid), ev))  # type: ignore[attr-defined]
 
     def _arrive(self, _ev: Event) -> None:
-        if self.env._now >= self.stop:  # type: ignore[attr-defined]
+        env = self.env
+        if env._now >= self.stop:  # type: ignore[attr-defined]
             return
         self.fire()
-        self.schedule()
+        ev = new(Fired)  # schedule(), inlined
+        ev.callbacks = [self._arrive]
+        heappush(env._queue, (env._now + self.gaps() / self.lam, NORMAL, next(env._eid), ev))  # type: ignore[attr-defined]
 
 
 class _ProfileSource:
@@ -127,6 +132,8 @@ class ClientPopulation:
         self.sites = sites
         self.recorder = recorder
         self._record = recorder.request_coded
+        self._add_row = recorder.add_request_row
+        """Appends one packed request row (the callback paths record their rows themselves)."""
         self._group = recorder.group(name, cfg.target, cfg.priority)
         """This population's code for its request rows (client, target, priority)."""
         self.ids = ids
@@ -182,7 +189,7 @@ class ClientPopulation:
         if fast:
             fire = partial(self._fast_request, m, site)  # a partial calls faster than a lambda
         elif site.callbacks and self.cfg.workflow == "call":
-            fire = lambda: self._callback_request(m, site)  # noqa: E731
+            fire = partial(self._callback_request, m, site)
         else:
             fire = lambda: env.process(self._request(m, site))  # noqa: E731
         if self.max_load_factor > 1.0:
@@ -255,10 +262,16 @@ class ClientPopulation:
         job.member = m
 
     def _fast_done(self, job: Any) -> None:
-        self.sites[job.member].record_simple(job)
+        m = job.member
+        idx = job.idx
+        site = self.sites[m]
+        site.outstanding[idx] -= 1  # CallSite.record_simple(job), inlined
         rid = job.req_id
+        now = self.env._now  # type: ignore[attr-defined]
+        outcome = job._value
+        site._record(rid, 1, idx, job.t0, now, outcome, True, 0.0, job.try_id, -1, job.served)
         del self.open[rid]
-        self._record(rid, self._group, job.member, job.t0, self.env._now, job._value, 1)  # type: ignore[attr-defined]
+        self._add_row(_REQUEST_ROW(rid, self._group, m, job.t0, now, REQUEST_CODES[outcome], 1))  # request_coded
 
     def _callback_request(self, m: int, site: CallSite) -> None:
         """A request whose call runs on callbacks (:class:`~simres.model.driver.Call`): the
@@ -272,9 +285,10 @@ class ClientPopulation:
 
     def _callback_done(self, call: Any) -> None:
         m, start = call.tag
-        del self.open[call.req_id]
-        self._record(call.req_id, self._group, m, start, self.env._now, call.outcome,  # type: ignore[attr-defined]
-                     call.attempt)
+        rid = call.req_id
+        del self.open[rid]
+        self._add_row(_REQUEST_ROW(rid, self._group, m, start, self.env._now,  # type: ignore[attr-defined]
+                                   REQUEST_CODES[call.outcome], call.attempt))  # Recorder.request_coded, inlined
 
     def _user(self, m: int, site: CallSite, think: Any) -> Generator[Event, Any, None]:
         env = self.env

@@ -28,7 +28,7 @@ import numpy as np
 from simpy import Environment, Event
 from simpy.events import NORMAL, PENDING, Timeout
 
-from simres.metrics.recorder import ATTEMPT_CODES, Recorder
+from simres.metrics.recorder import ATTEMPT_CODES, ATTEMPT_ROW, Recorder
 from simres.model.engine import Fired, new
 from simres.model.hedging import HedgedCall, hedged_process
 from simres.model.job import READ, WRITE, Job, PhasedJob
@@ -62,6 +62,7 @@ NAN = float("nan")
 _BREAKER_CODE = {"closed": 0.0, "open": 1.0, "half_open": 2.0}
 _TIME_DRIVEN = frozenset({"open_elapsed", "half_open_timeout"})
 """Breaker transitions decided by the clock, not by a try's result (no try ids in the log)."""
+_ATTEMPT_ROW = ATTEMPT_ROW.pack
 _UNAVAILABLE = frozenset({CONNECTION, REJECTED, SHED})
 """Outcomes a client-side limit samples as drops (gRPC UNAVAILABLE: the server refused)."""
 
@@ -117,7 +118,7 @@ class CallSite:
     """One caller's logical calls to ``target`` with one policy stack (see module doc)."""
 
     __slots__ = (
-        "_apps",
+        "_add_row",
         "_code",
         "_full_pick",
         "_instances",
@@ -269,11 +270,8 @@ class CallSite:
         """The target's instances (the service's own list, bound once)."""
         self._code = a.site(caller, target.name, depth)
         """This site's code in the recorder (its caller, service and depth)."""
-        self._apps = (
-            a.a_req.append, a.a_attempt.append, a.a_site.append, a.a_instance.append, a.a_start.append,
-            a.a_end.append, a.a_outcome.append, a.a_sent.append, a.a_wait.append, a.a_try.append,
-            a.a_parent.append, a.a_served.append,
-        )
+        self._add_row = recorder.add_attempt_row
+        """Appends one packed attempt row (see :meth:`_record`)."""
 
     def _balancer(self, kind: str, n: int) -> Any:
         """The pick function for ``kind`` over ``n`` instances."""
@@ -426,19 +424,8 @@ class CallSite:
 
     def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
                 outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
-        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11 = self._apps
-        r0(req_id)
-        r1(attempt)
-        r2(self._code)
-        r3(inst)
-        r4(start)
-        r5(end)
-        r6(ATTEMPT_CODES[outcome])
-        r7(sent)
-        r8(wait)
-        r9(try_id)
-        r10(parent)
-        r11(served)
+        self._add_row(_ATTEMPT_ROW(req_id, attempt, self._code, inst, start, end, ATTEMPT_CODES[outcome], sent, wait,
+                                   try_id, parent, served))  # Recorder.attempt, inlined
 
     def send(self, req_id: int, priority: str) -> Job:
         """Send a single try with no policy and return its job (an event) without a process.
@@ -736,18 +723,19 @@ class CallSite:
         """
         env = self.env
         idx = self.pick()
-        now = env.now
+        now = env._now  # type: ignore[attr-defined]
         limit = deadline_at - now
         if self.timeout is not None and self.timeout < limit:
             limit = self.timeout
         ct, rt = self.connect_timeout, self.read_timeout
         if ct is None and rt is None:
-            job = Job(env, req_id, priority, now + limit, self.back_links[idx], self.recorder.next_try(), parent)
+            job = Job(env, req_id, priority, now + limit, self.back_links[idx], self._next_try(), parent)
         else:
-            job = PhasedJob(env, req_id, priority, now + limit, self.back_links[idx], self.recorder.next_try(),
+            job = PhasedJob(env, req_id, priority, now + limit, self.back_links[idx], self._next_try(),
                             parent, now + ct if ct is not None else INF, rt if rt is not None else INF)
-        job.op = op
-        job.version = version
+        if op:  # a new Job is a plain call (op 0, version 0)
+            job.op = op
+            job.version = version
         job.idx = idx
         if limit < INF:
             if limit == self.timeout:  # every such try's timer is due `timeout` after its start: one queue
@@ -900,7 +888,7 @@ class Call:
     def start(self) -> None:
         """Begin the call now (the top of :meth:`CallSite.call`)."""
         site = self.site
-        now = site.env.now
+        now = site.env._now
         if site.deadline is not None and now + site.deadline < self.deadline_at:
             self.deadline_at = now + site.deadline
         if site.budget is not None:
@@ -910,7 +898,7 @@ class Call:
     def _next(self, _ev: Event | None = None) -> None:
         """The next try: local gates, then the try itself (or the end of the call)."""
         site = self.site
-        t0 = site.env.now
+        t0 = site.env._now
         if t0 >= self.deadline_at:
             self.done(self)  # a try is never started after the deadline
             return
@@ -932,7 +920,7 @@ class Call:
         """The client rate limiter's answer for a try that waited: a token (go on to the
         breaker), or the deadline passed first (the try is refused locally as throttled)."""
         site = self.site
-        now = site.env.now
+        now = site.env._now
         if not granted:
             self.outcome = site._reject(self.req_id, self.attempt, self.asked, THROTTLED, "rate_limit_expired",
                                         self.retry_cost, self.wait, self.parent)
@@ -968,7 +956,7 @@ class Call:
         """The half-open verdict is in: ask the breaker again (the throttle already let
         this try through); past the deadline the try is refused as breaker_open."""
         site = self.site
-        t0 = site.env.now
+        t0 = site.env._now
         breaker = site.breaker
         self.permit = breaker.allow(t0, True) if t0 < self.deadline_at else None  # type: ignore[union-attr]
         if self.permit == WAIT:
@@ -992,7 +980,7 @@ class Call:
         site.outstanding[job.idx] -= 1
         shown = self.outcome = job._value
         outcome = CONNECTION if shown is CONNECT_TIMEOUT else shown  # what the policies judge
-        t1 = site.env.now
+        t1 = site.env._now
         attempt = self.attempt
         log = site.recorder.log
         if log is not None:
