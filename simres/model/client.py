@@ -21,6 +21,7 @@ from simpy.events import NORMAL, Timeout
 from simres.metrics.recorder import REQUEST_CODES, REQUEST_ROW, Recorder
 from simres.model.driver import INF, CallSite
 from simres.model.engine import Fired, new
+from simres.model.job import Job
 from simres.model.saga import SagaSites, run_saga
 from simres.outcomes import UNFINISHED
 from simres.rng import growing, stream, uniform_sampler
@@ -253,19 +254,30 @@ class ClientPopulation:
         self._record(rid, self._group, m, start, self.env.now, outcome, tries)
 
     def _fast_request(self, m: int, site: CallSite) -> None:
-        """A request with no client policy, driven by callbacks (no SimPy process)."""
+        """A request with no client policy, driven by callbacks (no SimPy process).
+
+        Only for a ``simple`` call site (no policy at all): one try, sent at once, whose job
+        (an event) ends with the reply and calls :meth:`_fast_done`. The same try that
+        :meth:`CallSite.call` makes when every policy is off, minus the process.
+        """
         rid = next(self.ids)
-        start = self.env._now  # type: ignore[attr-defined]
+        env = self.env
+        start = env._now  # type: ignore[attr-defined]
         self.open[rid] = (self.name, m, self._target, self._priority, start)
-        job = site.send(rid, self._priority)
+        idx = site.pick()
+        job = Job(env, rid, self._priority, INF, site.back_links[idx], site._next_try())
+        job.t0 = start
+        job.idx = idx
+        site._send(job, idx)
         job.callbacks.append(self._fast_done_cb)
         job.member = m
 
     def _fast_done(self, job: Any) -> None:
+        """The try of :meth:`_fast_request` ended: its attempt row, then its request row."""
         m = job.member
         idx = job.idx
         site = self.sites[m]
-        site.outstanding[idx] -= 1  # CallSite.record_simple(job), inlined
+        site.outstanding[idx] -= 1
         rid = job.req_id
         now = self.env._now  # type: ignore[attr-defined]
         outcome = job._value

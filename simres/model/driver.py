@@ -259,7 +259,7 @@ class CallSite:
             and self.connect_timeout is None and self.read_timeout is None
             and self.bulkhead is None and self.throttle is None and self.limiter is None and self.hedge is None
         )
-        """No policy at all: a request can be driven by callbacks alone (see :meth:`send`)."""
+        """No policy at all: a request can be driven by callbacks alone (a client's ``_fast_request``)."""
         self.outer: frozenset[str] = getattr(policy, "outside_retry", frozenset())
         """The layers (breaker, limit, bulkhead) that wrap the whole logical call instead of each try."""
         self.callbacks = self.bulkhead is None and self.limiter is None and not self.outer
@@ -426,29 +426,6 @@ class CallSite:
                 outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
         self._add_row(_ATTEMPT_ROW(req_id, attempt, self._code, inst, start, end, ATTEMPT_CODES[outcome], sent, wait,
                                    try_id, parent, served))  # Recorder.attempt, inlined
-
-    def send(self, req_id: int, priority: str) -> Job:
-        """Send a single try with no policy and return its job (an event) without a process.
-
-        Only for ``simple`` call sites with no deadline from a parent: the caller attaches a
-        callback to the returned job, reads the outcome from its value and calls
-        :meth:`record_simple`. This is the same try that :meth:`call` makes when every
-        policy is off, minus the per-request SimPy process.
-        """
-        env = self.env
-        idx = self.pick()
-        job = Job(env, req_id, priority, INF, self.back_links[idx], self._next_try())
-        job.t0 = env._now  # type: ignore[attr-defined]
-        job.idx = idx
-        self._send(job, idx)
-        return job
-
-    def record_simple(self, job: Job) -> None:
-        """Record the attempt row of a try made by :meth:`send` (which has now ended)."""
-        idx = job.idx
-        self.outstanding[idx] -= 1
-        self._record(job.req_id, 1, idx, job.t0, self.env._now, job._value, True, 0.0,  # type: ignore[attr-defined]
-                     job.try_id, -1, job.served)
 
     def new_call(self, req_id: int, priority: str, done: Any, parent_deadline: float = INF,
                  parent: int = -1) -> Call | HedgedCall:
