@@ -7,6 +7,7 @@ to ``duration + drain`` (optionally reporting progress) and returns the recorder
 from __future__ import annotations
 
 import itertools
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -245,6 +246,35 @@ def build(scenario: Scenario, seed: int | None = None) -> World:
     return World(scenario, scenario.seed if seed is None else int(seed))
 
 
+def _timeline_rows(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """The sampler's rows as a frame: ``DataFrame.from_records`` column by column.
+
+    from_records converts every value through an object array; numpy converts a column of
+    Python numbers at once, to the dtype from_records infers (int64, or float64 for the
+    times), and the service names go through pandas as from_records sends them. A run of
+    10^5 buckets builds its timeline several times faster.
+    """
+    names = list(Recorder.TIMELINE_COLUMNS)
+    if not rows:
+        return pd.DataFrame.from_records(rows, columns=names)
+    cols = list(zip(*rows, strict=True))
+    data: dict[str, Any] = {name: _numbers(col) for name, col in zip(names, cols, strict=True) if name != "service"}
+    data["service"] = list(cols[1])  # a list: pandas infers the string dtype from_records gives
+    return pd.DataFrame({name: data[name] for name in names})
+
+
+def _numbers(col: tuple[Any, ...]) -> np.ndarray:
+    """A column of Python ints (int64) or floats (float64), as from_records types it; a
+    typed array converts ten times faster than ``np.array`` does. Anything else: numpy."""
+    kind = type(col[0])
+    if kind is int or kind is float:
+        try:
+            return np.frombuffer(array("q" if kind is int else "d", col), dtype=np.int64 if kind is int else float)
+        except (TypeError, OverflowError):  # mixed ints and floats, or huge ints
+            pass
+    return np.array(col)
+
+
 def timeline_rows_frame(recorder: Recorder, before: float) -> pd.DataFrame:
     """The timeline rows of buckets starting before ``before`` as a frame of machine numbers
     (about a third of the memory of the tuples), removed from the recorder in place so the
@@ -254,7 +284,7 @@ def timeline_rows_frame(recorder: Recorder, before: float) -> pd.DataFrame:
     n = 0
     while n < len(rows) and rows[n][0] < before:  # rows are in time order
         n += 1
-    df = pd.DataFrame.from_records(rows[:n], columns=list(Recorder.TIMELINE_COLUMNS))
+    df = _timeline_rows(rows[:n])
     del rows[:n]
     return df
 
@@ -272,7 +302,7 @@ def timeline_frame(recorder: Recorder, attempts: pd.DataFrame | None, step: floa
     (or, in summary mode, from ``timeouts``: counts by (bucket time, service) accumulated
     chunk by chunk with the same binning). ``earlier``: rows already compacted by
     :func:`timeline_rows_frame` (their timeouts joined), in order."""
-    tl = pd.DataFrame.from_records(recorder.timeline_rows, columns=list(Recorder.TIMELINE_COLUMNS))
+    tl = _timeline_rows(recorder.timeline_rows)
     if tl.empty and not earlier:
         return tl
     counts = timeouts
