@@ -19,7 +19,7 @@ from simpy import Environment, Event
 from simpy.events import NORMAL, Timeout
 
 from simres.metrics.recorder import REQUEST_CODES, REQUEST_ROW, Recorder
-from simres.model.driver import INF, CallSite
+from simres.model.driver import INF, Call, CallSite
 from simres.model.engine import Fired, new
 from simres.model.job import Job
 from simres.model.saga import SagaSites, run_saga
@@ -291,7 +291,8 @@ class ClientPopulation:
         start = self.env._now  # type: ignore[attr-defined]
         rid = next(self.ids)
         self.open[rid] = (self.name, m, self._target, self._priority, start)
-        call = site.new_call(rid, self._priority, self._callback_done_cb)
+        call = (Call(site, rid, self._priority, self._callback_done_cb, INF, -1) if site.hedge is None
+                else site.new_call(rid, self._priority, self._callback_done_cb))  # new_call, inlined
         call.tag = (m, start)
         call.start()
 

@@ -891,7 +891,14 @@ class Call:
         if rl is not None and rl.enabled and not rl.ask(self.deadline_at, self._granted):
             self.asked = t0  # resume in _granted with the token
             return
-        self._admit(t0)
+        if site.breaker is not None:
+            self._admit(t0)
+            return
+        # _admit(t0) without a breaker, inlined (the common case)
+        if site.budget is not None:
+            site.budget.on_try_start(t0, attempt > 1)
+        self.t0 = t0
+        site._start_try(self.req_id, self.priority, self.deadline_at, self.parent).callbacks.append(self._reply)
 
     def _granted(self, granted: bool) -> None:
         """The client rate limiter's answer for a try that waited: a token (go on to the
