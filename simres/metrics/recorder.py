@@ -179,12 +179,6 @@ class Recorder:
         client population gets it once)."""
         self.add_request_row(REQUEST_ROW.pack(req_id, group, member, start, end, REQUEST_CODES[outcome], tries))
 
-    def attempt(self, req_id: int, attempt: int, site: int, instance: int, start: float, end: float,
-                outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
-        """Record one try (``site``: a :meth:`site` code; ``instance`` -1 when refused locally)."""
-        self.add_attempt_row(ATTEMPT_ROW.pack(req_id, attempt, site, instance, start, end, ATTEMPT_CODES[outcome],
-                                              sent, wait, try_id, parent, served))
-
     def _unstage(self) -> None:
         """Move the staged rows into the columns, oldest first, a chunk at a time.
 

@@ -425,7 +425,7 @@ class CallSite:
     def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
                 outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
         self._add_row(_ATTEMPT_ROW(req_id, attempt, self._code, inst, start, end, ATTEMPT_CODES[outcome], sent, wait,
-                                   try_id, parent, served))  # Recorder.attempt, inlined
+                                   try_id, parent, served))  # one packed row (see Recorder._unstage)
 
     def new_call(self, req_id: int, priority: str, done: Any, parent_deadline: float = INF,
                  parent: int = -1) -> Call | HedgedCall:
