@@ -317,7 +317,7 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
         if not compact and len(rec.timeline_rows) >= TIMELINE_ROWS:
             flush(force=True, compact=True)
             return
-        if force or len(rec.a_req) >= FLUSH_ROWS:
+        if force or rec.attempts_recorded() >= FLUSH_ROWS:
             cols = rec.take_attempts()
             acc.add_attempts(cols["a_req"], cols["a_site"], cols["a_attempt"], cols["a_start"], cols["a_end"],
                              cols["a_outcome"], cols["a_sent"])
@@ -332,7 +332,7 @@ def _run_summary(sc: Scenario, seed: int, variant: str | None, world: Any, snaps
                     site_services.update((i, s[1]) for i, s in enumerate(rec.site_names()))
                 join_timeouts(chunk, acc.timeout_counts(site_services, upto=float(chunk["time"].iloc[-1])))
                 timeline_chunks.append(chunk)
-        if force or len(rec.r_id) >= FLUSH_ROWS:
+        if force or rec.requests_recorded() >= FLUSH_ROWS:
             cols = rec.take_requests()
             acc.add_requests(cols["r_group"], cols["r_member"], cols["r_start"], cols["r_end"], cols["r_outcome"])
             if spill is not None:

@@ -11,18 +11,23 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_right
 from collections.abc import Generator
+from functools import partial
 from heapq import heappush
 from typing import Any
 
 from simpy import Environment, Event
 from simpy.events import NORMAL, Timeout
 
-from simres.metrics.recorder import Recorder
-from simres.model.driver import INF, CallSite
+from simres.metrics.recorder import REQUEST_CODES, REQUEST_ROW, Recorder
+from simres.model.driver import INF, Call, CallSite
+from simres.model.engine import Fired, new
+from simres.model.job import Job
 from simres.model.saga import SagaSites, run_saga
 from simres.outcomes import UNFINISHED
 from simres.rng import growing, stream, uniform_sampler
 from simres.scenario.clients import ClientConfig, ClosedArrivals, ConstantArrivals, PoissonArrivals, ProfileArrivals
+
+_REQUEST_ROW = REQUEST_ROW.pack
 
 
 class _PoissonSource:
@@ -38,14 +43,21 @@ class _PoissonSource:
         self.fire = fire
 
     def schedule(self) -> None:
-        """Schedule the next arrival."""
-        Timeout(self.env, self.gaps() / self.lam).callbacks.append(self._arrive)
+        """Schedule the next arrival: ``Timeout(env, gaps() / lam)`` with :meth:`_arrive` as its
+        callback, made inline (one per request)."""
+        env = self.env
+        ev = new(Fired)
+        ev.callbacks = [self._arrive]
+        heappush(env._queue, (env._now + self.gaps() / self.lam, NORMAL, next(env._eid), ev))  # type: ignore[attr-defined]
 
     def _arrive(self, _ev: Event) -> None:
-        if self.env.now >= self.stop:
+        env = self.env
+        if env._now >= self.stop:  # type: ignore[attr-defined]
             return
         self.fire()
-        self.schedule()
+        ev = new(Fired)  # schedule(), inlined
+        ev.callbacks = [self._arrive]
+        heappush(env._queue, (env._now + self.gaps() / self.lam, NORMAL, next(env._eid), ev))  # type: ignore[attr-defined]
 
 
 class _ProfileSource:
@@ -121,6 +133,8 @@ class ClientPopulation:
         self.sites = sites
         self.recorder = recorder
         self._record = recorder.request_coded
+        self._add_row = recorder.add_request_row
+        """Appends one packed request row (the callback paths record their rows themselves)."""
         self._group = recorder.group(name, cfg.target, cfg.priority)
         """This population's code for its request rows (client, target, priority)."""
         self.ids = ids
@@ -133,6 +147,11 @@ class ClientPopulation:
         self.open = open_requests
         self.sagas = sagas
         """With workflow: saga, each member's steps (:mod:`simres.model.saga`)."""
+        self._target = cfg.target
+        self._priority = cfg.priority
+        self._fast_done_cb = self._fast_done
+        """The bound :meth:`_fast_done`, made once (the callback of every policy-free request)."""
+        self._callback_done_cb = self._callback_done
 
     def start(self) -> None:
         """Start every member's arrival process."""
@@ -169,9 +188,9 @@ class ClientPopulation:
         # own uniform stream (drawn only while f < 1); the part of f > 1 above 1 is a second,
         # independent Poisson process (superposition) that starts with the first load fault.
         if fast:
-            fire = lambda: self._fast_request(m, site)  # noqa: E731
+            fire = partial(self._fast_request, m, site)  # a partial calls faster than a lambda
         elif site.callbacks and self.cfg.workflow == "call":
-            fire = lambda: self._callback_request(m, site)  # noqa: E731
+            fire = partial(self._callback_request, m, site)
         else:
             fire = lambda: env.process(self._request(m, site))  # noqa: E731
         if self.max_load_factor > 1.0:
@@ -235,34 +254,54 @@ class ClientPopulation:
         self._record(rid, self._group, m, start, self.env.now, outcome, tries)
 
     def _fast_request(self, m: int, site: CallSite) -> None:
-        """A request with no client policy, driven by callbacks (no SimPy process)."""
+        """A request with no client policy, driven by callbacks (no SimPy process).
+
+        Only for a ``simple`` call site (no policy at all): one try, sent at once, whose job
+        (an event) ends with the reply and calls :meth:`_fast_done`. The same try that
+        :meth:`CallSite.call` makes when every policy is off, minus the process.
+        """
         rid = next(self.ids)
-        start = self.env.now
-        self.open[rid] = (self.name, m, site.target.name, self.cfg.priority, start)
-        job = site.send(rid, self.cfg.priority)
-        job.callbacks.append(self._fast_done)
+        env = self.env
+        start = env._now  # type: ignore[attr-defined]
+        self.open[rid] = (self.name, m, self._target, self._priority, start)
+        idx = site.pick()
+        job = Job(env, rid, self._priority, INF, site.back_links[idx], site._next_try())
+        job.t0 = start
+        job.idx = idx
+        site._send(job, idx)
+        job.callbacks.append(self._fast_done_cb)
         job.member = m
 
     def _fast_done(self, job: Any) -> None:
-        site = self.sites[job.member]
-        site.record_simple(job)
-        del self.open[job.req_id]
-        self._record(job.req_id, self._group, job.member, job.t0, self.env.now, job._value, 1)
+        """The try of :meth:`_fast_request` ended: its attempt row, then its request row."""
+        m = job.member
+        idx = job.idx
+        site = self.sites[m]
+        site.outstanding[idx] -= 1
+        rid = job.req_id
+        now = self.env._now  # type: ignore[attr-defined]
+        outcome = job._value
+        site._record(rid, 1, idx, job.t0, now, outcome, True, 0.0, job.try_id, -1, job.served)
+        del self.open[rid]
+        self._add_row(_REQUEST_ROW(rid, self._group, m, job.t0, now, REQUEST_CODES[outcome], 1))  # request_coded
 
     def _callback_request(self, m: int, site: CallSite) -> None:
         """A request whose call runs on callbacks (:class:`~simres.model.driver.Call`): the
         same request as :meth:`_request`, without a SimPy process."""
-        start = self.env.now
+        start = self.env._now  # type: ignore[attr-defined]
         rid = next(self.ids)
-        self.open[rid] = (self.name, m, site.target.name, self.cfg.priority, start)
-        call = site.new_call(rid, self.cfg.priority, self._callback_done)
+        self.open[rid] = (self.name, m, self._target, self._priority, start)
+        call = (Call(site, rid, self._priority, self._callback_done_cb, INF, -1) if site.hedge is None
+                else site.new_call(rid, self._priority, self._callback_done_cb))  # new_call, inlined
         call.tag = (m, start)
         call.start()
 
     def _callback_done(self, call: Any) -> None:
         m, start = call.tag
-        del self.open[call.req_id]
-        self._record(call.req_id, self._group, m, start, self.env.now, call.outcome, call.attempt)
+        rid = call.req_id
+        del self.open[rid]
+        self._add_row(_REQUEST_ROW(rid, self._group, m, start, self.env._now,  # type: ignore[attr-defined]
+                                   REQUEST_CODES[call.outcome], call.attempt))  # Recorder.request_coded, inlined
 
     def _user(self, m: int, site: CallSite, think: Any) -> Generator[Event, Any, None]:
         env = self.env

@@ -28,7 +28,8 @@ import numpy as np
 from simpy import Environment, Event
 from simpy.events import NORMAL, PENDING, Timeout
 
-from simres.metrics.recorder import ATTEMPT_CODES, Recorder
+from simres.metrics.recorder import ATTEMPT_CODES, ATTEMPT_ROW, Recorder
+from simres.model.engine import Fired, new
 from simres.model.hedging import HedgedCall, hedged_process
 from simres.model.job import READ, WRITE, Job, PhasedJob
 from simres.model.rate_gate import RateGate
@@ -61,6 +62,7 @@ NAN = float("nan")
 _BREAKER_CODE = {"closed": 0.0, "open": 1.0, "half_open": 2.0}
 _TIME_DRIVEN = frozenset({"open_elapsed", "half_open_timeout"})
 """Breaker transitions decided by the clock, not by a try's result (no try ids in the log)."""
+_ATTEMPT_ROW = ATTEMPT_ROW.pack
 _UNAVAILABLE = frozenset({CONNECTION, REJECTED, SHED})
 """Outcomes a client-side limit samples as drops (gRPC UNAVAILABLE: the server refused)."""
 
@@ -116,10 +118,12 @@ class CallSite:
     """One caller's logical calls to ``target`` with one policy stack (see module doc)."""
 
     __slots__ = (
-        "_apps",
+        "_add_row",
         "_code",
         "_full_pick",
+        "_instances",
         "_lbu",
+        "_next_try",
         "_rr",
         "_throttling",
         "_wheel",
@@ -255,19 +259,19 @@ class CallSite:
             and self.connect_timeout is None and self.read_timeout is None
             and self.bulkhead is None and self.throttle is None and self.limiter is None and self.hedge is None
         )
-        """No policy at all: a request can be driven by callbacks alone (see :meth:`send`)."""
+        """No policy at all: a request can be driven by callbacks alone (a client's ``_fast_request``)."""
         self.outer: frozenset[str] = getattr(policy, "outside_retry", frozenset())
         """The layers (breaker, limit, bulkhead) that wrap the whole logical call instead of each try."""
         self.callbacks = self.bulkhead is None and self.limiter is None and not self.outer
         """No bulkhead, limit or reordered stack: a logical call can run on callbacks (see :meth:`new_call`)."""
         a = recorder
+        self._next_try = recorder.next_try
+        self._instances = target.instances
+        """The target's instances (the service's own list, bound once)."""
         self._code = a.site(caller, target.name, depth)
         """This site's code in the recorder (its caller, service and depth)."""
-        self._apps = (
-            a.a_req.append, a.a_attempt.append, a.a_site.append, a.a_instance.append, a.a_start.append,
-            a.a_end.append, a.a_outcome.append, a.a_sent.append, a.a_wait.append, a.a_try.append,
-            a.a_parent.append, a.a_served.append,
-        )
+        self._add_row = recorder.add_attempt_row
+        """Appends one packed attempt row (see :meth:`_record`)."""
 
     def _balancer(self, kind: str, n: int) -> Any:
         """The pick function for ``kind`` over ``n`` instances."""
@@ -420,40 +424,8 @@ class CallSite:
 
     def _record(self, req_id: int, attempt: int, inst: int, start: float, end: float,
                 outcome: str, sent: bool, wait: float, try_id: int, parent: int, served: float) -> None:
-        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11 = self._apps
-        r0(req_id)
-        r1(attempt)
-        r2(self._code)
-        r3(inst)
-        r4(start)
-        r5(end)
-        r6(ATTEMPT_CODES[outcome])
-        r7(sent)
-        r8(wait)
-        r9(try_id)
-        r10(parent)
-        r11(served)
-
-    def send(self, req_id: int, priority: str) -> Job:
-        """Send a single try with no policy and return its job (an event) without a process.
-
-        Only for ``simple`` call sites with no deadline from a parent: the caller attaches a
-        callback to the returned job, reads the outcome from its value and calls
-        :meth:`record_simple`. This is the same try that :meth:`call` makes when every
-        policy is off, minus the per-request SimPy process.
-        """
-        env = self.env
-        idx = self.pick()
-        job = Job(env, req_id, priority, INF, self.back_links[idx], self.recorder.next_try())
-        job.t0 = env.now
-        job.idx = idx
-        self._send(job, idx)
-        return job
-
-    def record_simple(self, job: Job) -> None:
-        """Record the attempt row of a try made by :meth:`send` (which has now ended)."""
-        self.outstanding[job.idx] -= 1
-        self._record(job.req_id, 1, job.idx, job.t0, self.env.now, job._value, True, 0.0, job.try_id, -1, job.served)
+        self._add_row(_ATTEMPT_ROW(req_id, attempt, self._code, inst, start, end, ATTEMPT_CODES[outcome], sent, wait,
+                                   try_id, parent, served))  # one packed row (see Recorder._unstage)
 
     def new_call(self, req_id: int, priority: str, done: Any, parent_deadline: float = INF,
                  parent: int = -1) -> Call | HedgedCall:
@@ -699,13 +671,24 @@ class CallSite:
         """Put a job on the network towards instance ``idx`` (or lose it); it is outstanding
         for this caller until the try ends (reply or timeout)."""
         self.outstanding[idx] += 1
-        d = self.out_links[idx].delay()
-        if d is not None:
-            inst = self.target.instances[idx]
-            if d > 0:
-                Timeout(self.env, d, job).callbacks.append(inst.deliver)
-            else:
-                inst.submit(job)
+        lk = self.out_links[idx]
+        if lk.blocked or lk.loss:
+            d = lk.delay()
+            if d is None:
+                return
+        elif lk.sample is None:
+            d = lk.add  # Link.delay() inlined for a link that cannot lose the message
+        else:
+            d = lk.sample() * lk.mult + lk.add
+        inst = self._instances[idx]
+        if d > 0:
+            env = self.env
+            ev = new(Fired)  # Timeout(env, d, job) with inst.deliver as its callback, made inline
+            ev.callbacks = [inst.deliver]
+            ev._value = job
+            heappush(env._queue, (env._now + d, NORMAL, next(env._eid), ev))  # type: ignore[attr-defined]
+        else:
+            inst.submit(job)
 
     def _start_try(self, req_id: int, priority: str, deadline_at: float, parent: int = -1,
                    op: int = 0, version: int = 0) -> Job:
@@ -717,18 +700,19 @@ class CallSite:
         """
         env = self.env
         idx = self.pick()
-        now = env.now
+        now = env._now  # type: ignore[attr-defined]
         limit = deadline_at - now
         if self.timeout is not None and self.timeout < limit:
             limit = self.timeout
         ct, rt = self.connect_timeout, self.read_timeout
         if ct is None and rt is None:
-            job = Job(env, req_id, priority, now + limit, self.back_links[idx], self.recorder.next_try(), parent)
+            job = Job(env, req_id, priority, now + limit, self.back_links[idx], self._next_try(), parent)
         else:
-            job = PhasedJob(env, req_id, priority, now + limit, self.back_links[idx], self.recorder.next_try(),
+            job = PhasedJob(env, req_id, priority, now + limit, self.back_links[idx], self._next_try(),
                             parent, now + ct if ct is not None else INF, rt if rt is not None else INF)
-        job.op = op
-        job.version = version
+        if op:  # a new Job is a plain call (op 0, version 0)
+            job.op = op
+            job.version = version
         job.idx = idx
         if limit < INF:
             if limit == self.timeout:  # every such try's timer is due `timeout` after its start: one queue
@@ -881,7 +865,7 @@ class Call:
     def start(self) -> None:
         """Begin the call now (the top of :meth:`CallSite.call`)."""
         site = self.site
-        now = site.env.now
+        now = site.env._now
         if site.deadline is not None and now + site.deadline < self.deadline_at:
             self.deadline_at = now + site.deadline
         if site.budget is not None:
@@ -891,7 +875,7 @@ class Call:
     def _next(self, _ev: Event | None = None) -> None:
         """The next try: local gates, then the try itself (or the end of the call)."""
         site = self.site
-        t0 = site.env.now
+        t0 = site.env._now
         if t0 >= self.deadline_at:
             self.done(self)  # a try is never started after the deadline
             return
@@ -907,13 +891,20 @@ class Call:
         if rl is not None and rl.enabled and not rl.ask(self.deadline_at, self._granted):
             self.asked = t0  # resume in _granted with the token
             return
-        self._admit(t0)
+        if site.breaker is not None:
+            self._admit(t0)
+            return
+        # _admit(t0) without a breaker, inlined (the common case)
+        if site.budget is not None:
+            site.budget.on_try_start(t0, attempt > 1)
+        self.t0 = t0
+        site._start_try(self.req_id, self.priority, self.deadline_at, self.parent).callbacks.append(self._reply)
 
     def _granted(self, granted: bool) -> None:
         """The client rate limiter's answer for a try that waited: a token (go on to the
         breaker), or the deadline passed first (the try is refused locally as throttled)."""
         site = self.site
-        now = site.env.now
+        now = site.env._now
         if not granted:
             self.outcome = site._reject(self.req_id, self.attempt, self.asked, THROTTLED, "rate_limit_expired",
                                         self.retry_cost, self.wait, self.parent)
@@ -949,7 +940,7 @@ class Call:
         """The half-open verdict is in: ask the breaker again (the throttle already let
         this try through); past the deadline the try is refused as breaker_open."""
         site = self.site
-        t0 = site.env.now
+        t0 = site.env._now
         breaker = site.breaker
         self.permit = breaker.allow(t0, True) if t0 < self.deadline_at else None  # type: ignore[union-attr]
         if self.permit == WAIT:
@@ -973,7 +964,7 @@ class Call:
         site.outstanding[job.idx] -= 1
         shown = self.outcome = job._value
         outcome = CONNECTION if shown is CONNECT_TIMEOUT else shown  # what the policies judge
-        t1 = site.env.now
+        t1 = site.env._now
         attempt = self.attempt
         log = site.recorder.log
         if log is not None:

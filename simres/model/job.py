@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from heapq import heappush
 from typing import TYPE_CHECKING
 
 from simpy import Environment, Event
@@ -77,17 +78,29 @@ class Job(Event):
         arrive at or after the timer is dropped: the timer wins a tie, whichever of the two
         events SimPy runs first at that instant, and the caller sees TIMEOUT either way.
         """
-        d = self.back.delay()
-        if d is None or self._value is not PENDING:
+        if self._value is not PENDING:
+            self.back.delay()  # the reply is still drawn (and lost): the link's streams move on
             return
+        lk = self.back
+        if lk.blocked or lk.loss:
+            d = lk.delay()
+            if d is None:
+                return
+        elif lk.sample is None:
+            d = lk.add  # Link.delay() inlined for a link that cannot lose the message
+        else:
+            d = lk.sample() * lk.mult + lk.add
         env = self.env
+        now = env._now  # type: ignore[attr-defined]
         if d > 0:
-            if env.now + d < self.deadline:
+            if now + d < self.deadline:
                 self._ok = True
                 self._value = outcome
-                env.schedule(self, NORMAL, d)
-        elif env.now < self.deadline:  # a reply at the timer's instant loses, whichever event runs first
-            self.succeed(outcome)
+                heappush(env._queue, (now + d, NORMAL, next(env._eid), self))  # type: ignore[attr-defined]
+        elif now < self.deadline:  # a reply at the timer's instant loses, whichever event runs first
+            self._ok = True  # succeed(outcome), inlined
+            self._value = outcome
+            heappush(env._queue, (now, NORMAL, next(env._eid), self))  # type: ignore[attr-defined]
 
 
 class PhasedJob(Job):

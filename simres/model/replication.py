@@ -258,6 +258,7 @@ class LogInstance(Instance):
     """A primary's instance: every request it completes successfully is a write to the log."""
 
     __slots__ = ("write_log",)
+    observed = True
 
     def _complete(self, job: Job, outcome: str) -> None:
         if outcome in SUCCESS_OUTCOMES:
@@ -269,6 +270,7 @@ class ReplicaInstance(Instance):
     """A replica's instance: reads are served from the state its stream has applied."""
 
     __slots__ = ("stream",)
+    observed = True
 
     def submit(self, job: Job) -> None:
         if self.stream.cfg.mode == "consistent" and not self.down and self.stream.refuses(self.env.now):

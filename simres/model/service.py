@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 from simpy import Environment, Event
-from simpy.events import AllOf, Timeout
+from simpy.events import NORMAL, AllOf, Timeout
 
+from simres.model.engine import Fired, new
 from simres.model.job import INF, READ, Job
 from simres.outcomes import (
     CANCELLED,
@@ -40,6 +42,9 @@ class Instance:
     """One instance of a service: ``workers`` servers, a queue, and fault state."""
 
     __slots__ = (
+        "_eid",
+        "_finish_cb",
+        "_queue",
         "arrivals",
         "base_err",
         "base_workers",
@@ -89,6 +94,11 @@ class Instance:
         "u",
         "workers",
     )
+
+    observed = False
+    """Whether a subclass must see every completion in :meth:`_complete` (the replication
+    instances: a primary logs its writes, a replica records its reads); ``_finish`` then does
+    not inline the common one. A class constant, so it costs an instance nothing."""
 
     def __init__(self, env: Environment, service: str, index: int, cfg: ServiceConfig, seed: int):
         self.env = env
@@ -153,6 +163,11 @@ class Instance:
         self.cancelled = 0
         self.log: Any = None
         """The run's decision log (set by the world when it is on), else None."""
+        self._finish_cb = self._finish
+        """The bound :meth:`_finish`, made once (the callback of every plain service time)."""
+        self._queue = env._queue  # type: ignore[attr-defined]
+        self._eid = env._eid  # type: ignore[attr-defined]
+        """The environment's event queue and id counter: :meth:`_start` schedules inline."""
 
     def add_call(self, site: CallSite, critical: bool, fallback: Callable[[], float] | None) -> None:
         """Append one downstream call to the handler (in the order the handler makes them)."""
@@ -247,9 +262,11 @@ class Instance:
     # -- work -------------------------------------------------------------------------
 
     def _start(self, job: Job) -> None:
+        env = self.env
+        now = env._now
         self.busy += 1
         job.epoch = self.epoch
-        job.served = self.env.now
+        job.served = now
         self.running[job] = None
         st = self.sample() * self.slow * self.cold_factor
         if self.k:
@@ -258,10 +275,15 @@ class Instance:
             if self.callback_handler:
                 Handling(self, job, st)
             else:
-                self.env.process(self._handle(job, st))
+                env.process(self._handle(job, st))
         else:
-            Timeout(self.env, st, job).callbacks.append(self._finish)
-        self.busy_time -= self.env.now  # closed by adding the finish time
+            if st < 0:
+                raise ValueError(f"Negative delay {st}")  # as Timeout would
+            ev = new(Fired)  # Timeout(env, st, job) with _finish as its callback, made inline
+            ev.callbacks = [self._finish_cb]
+            ev._value = job
+            heappush(self._queue, (now + st, NORMAL, next(self._eid), ev))
+        self.busy_time -= now  # closed by adding the finish time
 
     def _finish(self, ev: Event) -> None:
         job: Job = ev._value
@@ -276,19 +298,35 @@ class Instance:
             else:
                 self._complete(job, ERROR)  # write conflict
                 return
-        self._complete(job, ERROR if self.err and self.u() < self.err else OK)
+        if self.err and self.u() < self.err:
+            self._complete(job, ERROR)
+            return
+        if self.observed:
+            self._complete(job, OK)  # a subclass watches every completion there (replication)
+            return
+        # _complete(job, OK), inlined: most requests end here
+        self.busy -= 1
+        self.busy_time += self.env._now  # type: ignore[attr-defined]
+        self.running.pop(job, None)
+        self.completions += 1
+        if self.limiter is not None:
+            self._limit_end(job)
+        job.reply(OK)
+        if self.queue:
+            self._next()
 
     def _complete(self, job: Job, outcome: str) -> None:
         self.busy -= 1
-        self.busy_time += self.env.now
+        self.busy_time += self.env._now
         self.running.pop(job, None)
         self.completions += 1
-        if outcome not in SUCCESS_OUTCOMES:
+        if outcome is not OK and outcome not in SUCCESS_OUTCOMES:
             self.errors += 1
         if self.limiter is not None:
             self._limit_end(job)
         job.reply(outcome)
-        self._next()
+        if self.queue:
+            self._next()
 
     def _drop_cancelled(self, job: Job) -> None:
         """Work in service whose caller is gone is dropped after its downstream calls (cancel mode)."""
