@@ -115,3 +115,17 @@ def test_unset_connect_and_read_timeouts_stay_out_of_the_resolved_scenario() -> 
     assert "connect_timeout" not in dumped and "read_timeout" not in dumped
     dumped = load_scenario(_scenario(faults=[], connect_timeout=0.5)).model_dump()["clients"]["web"]
     assert dumped["connect_timeout"] == 0.5
+
+
+@pytest.mark.parametrize(("preset", "granted"), [("aws_standard_2_0", 50), ("aws_standard", 35)])
+def test_a_connect_timeout_is_priced_as_a_timeout_by_the_aws_quota(preset: str, granted: int) -> None:
+    """botocore's mode 2.0 quota charges a ConnectTimeoutError its timeout cost (10 of 500
+    tokens), mode 2.1 its one cost for every non-throttling error (14): with nothing ever
+    succeeding, the quota grants exactly 500 // cost retries, then refuses them all."""
+    sc = _scenario(faults=[{"kind": "partition", "from": ["web"], "to": ["api"], "at": 0}],
+                   connect_timeout=0.1, timeout=2.0, retry={"preset": preset})
+    r = run(load_scenario(sc), seed=1)
+    assert (r.attempts.outcome == "connect_timeout").all()
+    retries = int((r.attempts.sent & (r.attempts.attempt > 1)).sum())
+    assert retries == granted
+    assert (r.events.kind == "budget_denied").sum() > 100  # every later request's first retry is refused

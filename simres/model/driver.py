@@ -539,7 +539,8 @@ class CallSite:
                 outcome = shown
                 break
             if budget is not None:
-                if not budget.try_acquire_retry(t1, outcome):
+                # priced by the try's own outcome: a connect timeout costs a timeout's tokens (botocore 2.0)
+                if not budget.try_acquire_retry(t1, shown):
                     self.recorder.event(t1, "budget_denied", self.component, outcome, float(req_id))
                     if log is not None:
                         self._log_budget(log, t1, False, req_id, attempt, outcome)
@@ -995,7 +996,8 @@ class Call:
             self.done(self)
             return
         if budget is not None:
-            if not budget.try_acquire_retry(t1, outcome):
+            # priced by the try's own outcome: a connect timeout costs a timeout's tokens (botocore 2.0)
+            if not budget.try_acquire_retry(t1, shown):
                 site.recorder.event(t1, "budget_denied", site.component, outcome, float(self.req_id))
                 if log is not None:
                     site._log_budget(log, t1, False, self.req_id, attempt, outcome)
