@@ -309,3 +309,14 @@ def test_headline_of_a_replica_scenario_shows_read_staleness(three_variants) -> 
     assert [t.get_text() for t in right.get_xticklabels()] == ["p90", "p99", "max"]
     heights = sorted(round(p.get_height()) for p in right.patches)
     assert heights[-1] == 29900  # seconds drawn in ms
+
+
+def test_topology_names_the_replication_stream_in_both_boxes() -> None:
+    from simres.scenario.loading import load_scenario
+
+    fig = plots.topology(load_scenario("replica-partition-cap"))
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "replica of accounts" in texts and "available (AP)" in texts
+    assert "write log → accounts-replica" in texts
+    cp = plots.topology(load_scenario("replica-partition-cap", variant="consistent"))
+    assert "consistent (CP, ≤ 1\u00a0s)" in " ".join(t.get_text() for t in cp.axes[0].texts)

@@ -222,6 +222,15 @@ def _graph(scenario: Any, variants: Mapping[str, Mapping[str, Any]]) -> tuple[di
         calls = _calls(svc.handler)
         if len(calls) > 1:
             lines.append(f"{getattr(svc.handler, 'mode', 'sequential')} calls")
+        rep = getattr(svc, "replica", None)
+        if rep is not None:  # the replication stream is no call: named in both boxes, not drawn as an arrow
+            lines.append(f"replica of {rep.of}")
+            bound = _seconds(rep.max_staleness)
+            lines.append("available (AP)" if rep.mode == "available" else f"consistent (CP, ≤ {bound})")
+        readers = [r for r, s in scenario.services.items() if getattr(s, "replica", None) is not None
+                   and s.replica.of == name]
+        if readers:
+            lines.append("write log → " + ", ".join(readers))
         nodes[name] = _Node(name, "service", lines)
     for name, c in scenario.clients.items():
         key = f"client:{name}"
