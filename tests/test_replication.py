@@ -253,20 +253,3 @@ def test_preflight_warns_when_the_consumer_cannot_keep_up_with_the_writes() -> N
     assert "applies at most 40 writes/s but accounts is offered 50 req/s" in found[0].message
     fast = load_scenario(scenario(replica={"apply_time": {"kind": "constant", "value": 0.01}}))
     assert not [f for f in preflight(fast) if f.path.endswith("replica.apply_time")]
-
-
-def test_sessions_every_replica_has_caught_up_with_are_forgotten() -> None:
-    """The read-your-writes maps stay as small as the backlog: a session whose last write every
-    replica applied can no longer be violated, so it is dropped (and reads still count right)."""
-    env, log, s, _ = make_stream({"delay": 0.05})
-    for k in range(5000):
-        log.append(0.001 * k, k)
-    _, last = log.sessions[None]
-    assert len(last) == 5000
-    at(env, 6.0)  # the last write (committed at 5 s) arrived at 5.05 s
-    s.advance(env.now)
-    log.forget_applied(keep=100)
-    assert s.applied == 5000 and len(last) == 0
-    log.append(env.now, 7)  # a new write of request 7: tracked again, and missed by a read right now
-    s.read(env.now, 7)
-    assert s.read_ryw[-1] == 1

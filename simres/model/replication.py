@@ -79,19 +79,6 @@ class WriteLog:
         """Writes committed so far (the log's head offset)."""
         return len(self.commits)
 
-    def forget_applied(self, keep: int = 4096) -> None:
-        """Drop the sessions whose last write every replica has applied: none of their reads can
-        violate read-your-writes any more (a replica's applied offset only grows), so the maps
-        stay as small as the replication backlog instead of growing with every writing request.
-        Only when a map holds more than ``keep`` sessions (the scan is then cheap per write)."""
-        if not self.streams:
-            return
-        applied = min(s.applied for s in self.streams)
-        for _, last in self.sessions.values():
-            if len(last) > keep:
-                for key in [k for k, v in last.items() if v <= applied]:
-                    del last[key]
-
     def append(self, now: float, req_id: int) -> None:
         """A write is committed now: log it and push it down every stream."""
         self.commits.append(now)
@@ -323,8 +310,6 @@ class Replication:
             for streams in self.streams.values():
                 for s in streams:
                     s.sample(b)
-            for log in self.logs.values():
-                log.forget_applied()
             b += 1
 
 
