@@ -130,3 +130,17 @@ def test_compare_fits_120_columns_in_units_and_says_what_it_hides(tmp_path) -> N
     picked = CliRunner().invoke(main, ["compare", "retry-storm-metastable", "-n", "3", "-j", "1", "--quiet",
                                        "--set", "duration=40", "--metrics", "latency_all_p99"])
     assert picked.exit_code == 0 and "latency_all_p99" in picked.output and "goodput" not in picked.output
+
+
+def test_the_run_table_shows_the_consistency_cache_and_saga_keys_when_a_scenario_has_them() -> None:
+    rows = grouped_rows({"count": 10.0, "stale_read_rate:r": 0.25, "read_staleness_p99:r": 2.5,
+                         "read_refused_rate:r": 0.0, "ryw_violation_rate:r": 0.5, "cache_hit_ratio:api": 0.94,
+                         "sagas_inconsistent": 0.0315, "saga_partial_time_p99": 57.8})
+    got = {(g, label): v for g, label, v in rows}
+    assert got[("consistency", "stale reads at r")] == "25 %"
+    assert got[("consistency", "p99 read staleness at r")] == "2.5 s"
+    assert got[("consistency", "reads refused at r")] == "0 %"  # a zero refusal share says something: shown
+    assert got[("caches", "hit ratio at api")] == "94 %"
+    assert got[("sagas", "left inconsistent")] == "3.15 %"
+    assert got[("sagas", "p99 time partially applied")] == "57.8 s"
+    assert not [r for r in grouped_rows({"count": 10.0}) if r[0] in ("consistency", "caches", "sagas")]

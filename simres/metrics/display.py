@@ -2,10 +2,11 @@
 
 A run's summary is a flat mapping of ~70 keys (docs/metrics.md); most are empty or zero
 for any one scenario. :func:`grouped_rows` is the view a reader wants first (requests,
-latency, failures, work, services, breakers, faults, stability) with latencies in
-milliseconds and shares in percent, hiding NaN values (a priority with no traffic), zero
-failure shares, and per-client or per-priority rows when there is only one class. The
-terminal (``simres run``) and notebooks (``RunResult._repr_html_``) both render it.
+latency, failures, work, services, caches, autoscaling, consistency, sagas, breakers,
+faults, stability) with latencies in milliseconds and shares in percent, hiding NaN
+values (a priority with no traffic), zero failure shares, and per-client or per-priority
+rows when there is only one class. The terminal (``simres run``) and notebooks
+(``RunResult._repr_html_``) both render it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,20 @@ _ROWS: tuple[tuple[str, str, str, Formatter, bool], ...] = (
     ("work", "amplification:*", "amplification at {}", _times, False),
     ("services", "utilization:*", "utilization of {}", _pct, False),
     ("services", "queue_len:*", "mean queue at {}", _num, True),
+    ("caches", "cache_hit_ratio:*", "hit ratio at {}", _pct, False),
+    ("caches", "cache_backend_load:*", "backend calls per lookup at {}", _num, False),
+    ("autoscaling", "instances_mean:*", "mean instances of {}", _num, False),
+    ("autoscaling", "instances_max:*", "most instances of {}", _num, False),
+    ("consistency", "stale_read_rate:*", "stale reads at {}", _pct, False),
+    ("consistency", "read_staleness_p99:*", "p99 read staleness at {}", _ms, False),
+    ("consistency", "read_staleness_max:*", "max read staleness at {}", _ms, False),
+    ("consistency", "read_refused_rate:*", "reads refused at {}", _pct, False),
+    ("consistency", "ryw_violation_rate:*", "read-your-writes violations at {}", _pct, False),
+    ("consistency", "replication_lag_max:*", "max replication lag of {}", _ms, False),
+    ("sagas", "sagas_completed", "completed", _pct, False),
+    ("sagas", "sagas_compensated", "compensated", _pct, False),
+    ("sagas", "sagas_inconsistent", "left inconsistent", _pct, False),
+    ("sagas", "saga_partial_time_p99", "p99 time partially applied", _sec, False),
     ("breakers", "breaker_open_share:*", "open share of {}", _pct, False),
     ("breakers", "breaker_transitions:*", "transitions of {}", _num, False),
     ("faults", "recovered:*", "recovered from {}", _yes, False),
@@ -91,6 +106,7 @@ FORMATS: dict[str, Formatter] = {
     "latency": _ms, "recovery_time": _sec, "goodput": _per_s, "throughput": _per_s, "tries_per_s": _per_s,
     "utilization": _pct, "breaker_open_share": _pct, "slo_attainment": _pct, "recovered": _yes,
     "relapsed": _yes, "stable_at_end": _yes, "amplification": _times, "work_per_success": _times,
+    "read_staleness": _ms, "replication_lag": _ms, "cache_hit_ratio": _pct, "sagas_": _pct, "saga_partial_time": _sec,
 }
 """The formatter of a key by its prefix, for ``--metrics`` (everything else is a plain number)."""
 
